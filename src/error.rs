@@ -1,0 +1,54 @@
+//! The two kinds of failure and their exit codes (SPEC §6): bad input (2)
+//! and a failure while running (1).
+use thiserror::Error;
+
+/// Bad input: a wrong spec or data file. Names where, what was found and
+/// what is allowed. Exit code 2.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[error("{location}: {problem}")]
+pub struct InputError {
+    /// The field path (`flow.rtol`), or file and position (`train.csv:3:2`).
+    pub location: String,
+    /// What was found and what is allowed.
+    pub problem: String,
+}
+
+impl InputError {
+    pub fn new(location: impl Into<String>, problem: impl Into<String>) -> Self {
+        InputError {
+            location: location.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A failure while integrating. Carries the time and the last finite loss.
+/// Exit code 1.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum RunError {
+    #[error("the flow diverged at t = {t}: {what} (last finite loss {loss})")]
+    Diverged { t: f64, loss: f64, what: String },
+    #[error("the adaptive step fell to {h:e}, below the floor, at t = {t} (loss {loss})")]
+    StepTooSmall { t: f64, h: f64, loss: f64 },
+    #[error("the run reached max_steps = {max_steps} at t = {t} before t_end (loss {loss})")]
+    TooManySteps { t: f64, max_steps: usize, loss: f64 },
+}
+
+/// Any failure of a pathkernel command.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl Error {
+    /// The documented process exit code: 2 for bad input, 1 for a run failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input(_) => 2,
+            Error::Run(_) => 1,
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The command line (SPEC §6): argument parsing, the commands, and the
+//! human-readable summaries. Exit codes: 0 success, 2 bad input, 1 a
+//! failure while running.
+use crate::data::Dataset;
+use crate::error::{Error, InputError};
+use crate::experiment::{Experiment, Outcome};
+use crate::report::Report;
+use crate::spec::{Format, Method, Spec};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The built-in example: a small tanh mlp on synthetic data, integrated by dop853.
+pub const EXAMPLE_SPEC: &str = include_str!("example.json");
+
+#[derive(Debug, Parser)]
+#[command(name = "pathkernel", version, about = "Checks numerically that a model trained by gradient flow is a kernel machine (Domingos 2020).")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the experiment of a spec and write its report.
+    Run {
+        /// The spec (JSON, or TOML by extension); `-` reads standard input.
+        spec: PathBuf,
+        /// Where to write the JSON report.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Rerun a fixed-step spec at step h, h/2, h/4, … and show the order at which the residual falls.
+    Converge {
+        spec: PathBuf,
+        /// How many times to halve the step.
+        #[arg(long, default_value_t = 4)]
+        halvings: u32,
+    },
+    /// Print the built-in example spec, a starting point for your own.
+    Example,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let result = match cli.command {
+        None => run_text(EXAMPLE_SPEC, Path::new("."), None),
+        Some(Command::Run { spec, out }) => read_spec(&spec).and_then(|(text, fmt, base)| {
+            let spec = Spec::parse(&text, fmt)?;
+            run_spec(spec, &base, out.as_deref())
+        }),
+        Some(Command::Converge { spec, halvings }) => {
+            read_spec(&spec).and_then(|(text, fmt, base)| converge(Spec::parse(&text, fmt)?, &base, halvings))
+        }
+        Some(Command::Example) => {
+            print!("{EXAMPLE_SPEC}");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("pathkernel: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// The spec's text, format and the directory its relative paths start from.
+fn read_spec(path: &Path) -> Result<(String, Format, PathBuf), Error> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| InputError::new("standard input", format!("cannot read the spec: {e}")))?;
+        return Ok((text, Format::Json, PathBuf::from(".")));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path.display().to_string(), format!("cannot read the spec: {e}")))?;
+    let format = if path.extension().is_some_and(|e| e == "toml") { Format::Toml } else { Format::Json };
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    Ok((text, format, base))
+}
+
+fn run_text(text: &str, base: &Path, out: Option<&Path>) -> Result<(), Error> {
+    run_spec(Spec::parse(text, Format::Json)?, base, out)
+}
+
+fn run_spec(spec: Spec, base: &Path, out: Option<&Path>) -> Result<(), Error> {
+    let data = Dataset::resolve(&spec, base)?;
+    let exp = Experiment::new(spec, data);
+    let outcome = run_with_progress(&exp)?;
+    if let Some(path) = out {
+        Report::new(&exp, &outcome).write_atomic(path)?;
+    }
+    print!("{}", summary(&exp, &outcome));
+    Ok(())
+}
+
+/// Runs with a progress bar on standard error (drawn only on a terminal).
+fn run_with_progress(exp: &Experiment) -> Result<Outcome, Error> {
+    let t_end = exp.spec.flow.t_end;
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} t {msg} [{bar:30}] {elapsed}").expect("a valid template"),
+    );
+    let mut progress = |t: f64| {
+        bar.set_position((1000.0 * t / t_end) as u64);
+        bar.set_message(format!("{t:.4}"));
+    };
+    let outcome = exp.run(&mut progress);
+    bar.finish_and_clear();
+    Ok(outcome?)
+}
+
+/// The readable summary printed after a run.
+pub fn summary(exp: &Experiment, out: &Outcome) -> String {
+    use std::fmt::Write;
+    let flow = &exp.spec.flow;
+    let (n, m) = (exp.data.train_x.nrows(), exp.data.test_x.nrows());
+    let mut s = String::new();
+    let method = match (flow.method, flow.step.or(flow.lr)) {
+        (method, Some(h)) => format!("{method:?} with step {h}").to_lowercase(),
+        (method, None) => format!(
+            "{} (rtol {:e}, atol {:e})",
+            format!("{method:?}").to_lowercase(),
+            flow.rtol.unwrap_or(crate::experiment::DEFAULT_RTOL),
+            flow.atol.unwrap_or(crate::experiment::DEFAULT_ATOL)
+        ),
+    };
+    let _ = writeln!(s, "pathkernel: gradient flow to T = {} by {method}", flow.t_end);
+    let _ = writeln!(s, "  P = {} parameters, N = {n} training points, M = {m} query points", exp.model.n_params());
+    let st = out.stats;
+    let _ = writeln!(s, "  {} steps ({} rejected), {} right-hand-side evaluations", st.steps, st.rejected_steps, st.rhs_evals);
+    let _ = writeln!(s, "  loss {:.6e} -> {:.6e}", out.loss0, out.loss_end);
+    let change = out.y_end.iter().zip(&out.y0).fold(0.0_f64, |a, (e, b)| a.max((e - b).abs()));
+    let _ = writeln!(
+        s,
+        "  max |residual| {:.3e}   (max |y_end - y0| {:.3e})",
+        out.max_abs_residual(),
+        change
+    );
+    if let Some(r) = out.exact_max_abs_residual() {
+        let _ = writeln!(s, "  exact path kernel: max |residual| {r:.3e}");
+    }
+    let _ = writeln!(s, "  {:>5} {:>14} {:>14} {:>16} {:>11}", "query", "y0", "y_end", "kernel machine", "residual");
+    let (km, res) = (out.kernel_machine(), out.residual());
+    for q in 0..m.min(5) {
+        let _ = writeln!(
+            s,
+            "  {q:>5} {:>14.8} {:>14.8} {:>16.8} {:>11.2e}",
+            out.y0[q], out.y_end[q], km[q], res[q]
+        );
+    }
+    if m > 5 {
+        let _ = writeln!(s, "  ({} more query points in the report)", m - 5);
+    }
+    s
+}
+
+/// The `converge` study: the same experiment at step h / 2^k.
+fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
+    let step = match spec.flow.method {
+        Method::Gd => spec.flow.lr,
+        _ => spec.flow.step,
+    };
+    let Some(h) = step else {
+        return Err(InputError::new(
+            "flow.step",
+            "converge needs a fixed-step spec: found no step; give flow.step (or flow.lr for gd)",
+        )
+        .into());
+    };
+    let data = Dataset::resolve(&spec, base)?;
+    println!("{:>12} {:>8} {:>10} {:>14} {:>8}", "step", "steps", "rhs_evals", "max |r|", "order");
+    let mut previous: Option<f64> = None;
+    for k in 0..=halvings {
+        let mut s = spec.clone();
+        let hk = h / 2f64.powi(k as i32);
+        match s.flow.method {
+            Method::Gd => s.flow.lr = Some(hk),
+            _ => s.flow.step = Some(hk),
+        }
+        let exp = Experiment::new(s, data.clone());
+        let out = run_with_progress(&exp)?;
+        let r = out.max_abs_residual();
+        let order = previous.map(|p| format!("{:8.3}", (p / r).log2())).unwrap_or_else(|| format!("{:>8}", "-"));
+        println!("{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}", out.stats.steps, out.stats.rhs_evals);
+        previous = Some(r);
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! An experiment: a validated spec with its resolved data, the model it
+//! describes and w0; running it integrates the augmented flow and collects
+//! everything the report needs.
+use crate::data::Dataset;
+use crate::error::RunError;
+use crate::exact::ExactPathKernel;
+use crate::flow::FlowProblem;
+use crate::model::{self, Model};
+use crate::rng::{generator, RngStream};
+use crate::spec::{FlowSpec, Method, Spec};
+use crate::stepper::{Control, RungeKutta, Stats, Step, StepFailure};
+use crate::tableau::Tableau;
+use nalgebra::DMatrix;
+
+/// Default tolerances of the adaptive methods (SPEC §4).
+pub const DEFAULT_RTOL: f64 = 1e-8;
+pub const DEFAULT_ATOL: f64 = 1e-10;
+
+pub struct Experiment {
+    pub spec: Spec,
+    pub data: Dataset,
+    pub model: Box<dyn Model>,
+    pub w0: Vec<f64>,
+}
+
+/// What a run produces; M x N matrices have query points as rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub w_end: Vec<f64>,
+    pub stats: Stats,
+    pub loss0: f64,
+    pub loss_end: f64,
+    pub y0: Vec<f64>,
+    pub y_end: Vec<f64>,
+    pub path_kernel: DMatrix<f64>,
+    pub coef_integral: DMatrix<f64>,
+    pub tangent_kernel0: DMatrix<f64>,
+    pub tangent_kernel_end: DMatrix<f64>,
+    /// gd with exact_path_kernel: Σ_k ε (−l'_i) K^e_k(q_m, x_i).
+    pub exact_coef_integral: Option<DMatrix<f64>>,
+}
+
+impl Outcome {
+    /// yhat(q_m) = f(w0; q_m) + Σ_i A_i(q_m).
+    pub fn kernel_machine(&self) -> Vec<f64> {
+        machine(&self.y0, &self.coef_integral)
+    }
+    /// r(q_m) = f(w(T); q_m) − yhat(q_m).
+    pub fn residual(&self) -> Vec<f64> {
+        self.y_end.iter().zip(self.kernel_machine()).map(|(y, k)| y - k).collect()
+    }
+    pub fn max_abs_residual(&self) -> f64 {
+        max_abs(&self.residual())
+    }
+    /// a_i(q_m) = A_i(q_m) / K^p(q_m, x_i); None where K^p = 0.
+    pub fn coefficients(&self) -> DMatrix<Option<f64>> {
+        self.coef_integral.zip_map(&self.path_kernel, |a, k| (k != 0.0).then(|| a / k))
+    }
+    pub fn exact_kernel_machine(&self) -> Option<Vec<f64>> {
+        self.exact_coef_integral.as_ref().map(|a| machine(&self.y0, a))
+    }
+    pub fn exact_max_abs_residual(&self) -> Option<f64> {
+        let km = self.exact_kernel_machine()?;
+        Some(max_abs(&self.y_end.iter().zip(km).map(|(y, k)| y - k).collect::<Vec<_>>()))
+    }
+}
+
+fn machine(y0: &[f64], a: &DMatrix<f64>) -> Vec<f64> {
+    y0.iter().zip(a.row_iter()).map(|(b, row)| b + row.sum()).collect()
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, r| m.max(r.abs()))
+}
+
+/// The tableau and step control a flow spec asks for.
+pub fn integration(flow: &FlowSpec) -> (Tableau, Control) {
+    let tableau = match flow.method {
+        Method::Gd => Tableau::euler(),
+        Method::Heun => Tableau::heun(),
+        Method::Rk4 => Tableau::rk4(),
+        Method::Dopri5 => Tableau::dopri5(),
+        Method::Dop853 => Tableau::dop853(),
+    };
+    let step = if flow.method == Method::Gd { flow.lr } else { flow.step };
+    let control = match step {
+        Some(h) => Control::Fixed { step: h, steps: (flow.t_end / h).round() as usize },
+        None => Control::Adaptive {
+            rtol: flow.rtol.unwrap_or(DEFAULT_RTOL),
+            atol: flow.atol.unwrap_or(DEFAULT_ATOL),
+            max_steps: flow.max_steps,
+        },
+    };
+    (tableau, control)
+}
+
+impl Experiment {
+    /// The experiment of a validated spec and its data; w0 is init.w0 when
+    /// given, else drawn from the seed.
+    pub fn new(spec: Spec, data: Dataset) -> Experiment {
+        let model = model::build(&spec.model, data.train_x.ncols());
+        let w0 = match &spec.init {
+            Some(init) => init.w0.clone(),
+            None => model.init(&mut generator(spec.seed, RngStream::Init)),
+        };
+        Experiment { spec, data, model, w0 }
+    }
+
+    /// Integrates the flow; `progress` sees the time after each accepted step.
+    pub fn run(&self, progress: &mut dyn FnMut(f64)) -> Result<Outcome, RunError> {
+        let model = self.model.as_ref();
+        let mut flow = FlowProblem::new(model, self.spec.loss, self.spec.reduction, &self.data);
+        let layout = flow.layout();
+        let (n, m) = (layout.n_train, layout.n_query);
+        let t_end = self.spec.flow.t_end;
+
+        let (tableau, control) = integration(&self.spec.flow);
+        let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &self.w0, 0.0, f64::NAN)?;
+        let mut y = flow.initial_state(&self.w0);
+        let mut exact = self.spec.flow.exact_path_kernel.then(|| ExactPathKernel::new(model, &self.data));
+        let mut observer = |flow: &mut FlowProblem<'_>, step: &Step<'_>| {
+            if let Some(e) = exact.as_mut() {
+                e.add_step(flow, step);
+            }
+            progress(step.t1);
+        };
+        let mut rk = RungeKutta::new(tableau, layout.dim());
+        let stats = match rk.integrate(&mut flow, &mut y, t_end, control, &mut observer) {
+            Ok(stats) => stats,
+            Err((failure, _)) => {
+                flow.evaluate(layout.w(&y));
+                return Err(run_error(failure, flow.loss()));
+            }
+        };
+        let w_end = layout.w(&y).to_vec();
+        let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w_end, t_end, loss0)?;
+        let matrix = |s: &[f64]| DMatrix::from_column_slice(m, n, s);
+        Ok(Outcome {
+            stats,
+            loss0,
+            loss_end,
+            y0,
+            y_end,
+            path_kernel: matrix(layout.path_kernel(&y)),
+            coef_integral: matrix(layout.coef_integral(&y)),
+            tangent_kernel0,
+            tangent_kernel_end,
+            exact_coef_integral: exact.map(|e| matrix(&e.coef_integral)),
+            w_end,
+        })
+    }
+}
+
+/// L, f at the query points and K^g at w; a non-finite value means the flow
+/// diverged at time t (`last_loss` is the last finite loss known).
+fn snapshot(
+    flow: &mut FlowProblem<'_>,
+    w: &[f64],
+    t: f64,
+    last_loss: f64,
+) -> Result<(f64, Vec<f64>, DMatrix<f64>), RunError> {
+    let layout = flow.layout();
+    let (n, m) = (layout.n_train, layout.n_query);
+    flow.evaluate(w);
+    let loss = flow.loss();
+    let outputs = flow.outputs()[n..].to_vec();
+    let mut kernel = vec![0.0; m * n];
+    flow.tangent_kernel(&mut kernel);
+    let finite = loss.is_finite() && outputs.iter().chain(&kernel).all(|v| v.is_finite());
+    if !finite {
+        let what = if loss.is_finite() { "a non-finite output or kernel" } else { "the loss is not finite" };
+        return Err(RunError::Diverged { t, loss: last_loss, what: what.into() });
+    }
+    Ok((loss, outputs, DMatrix::from_column_slice(m, n, &kernel)))
+}
+
+fn run_error(failure: StepFailure, loss: f64) -> RunError {
+    match failure {
+        StepFailure::NonFinite { t } => RunError::Diverged { t, loss, what: "the state became non-finite".into() },
+        StepFailure::StepTooSmall { t, h } => RunError::StepTooSmall { t, h, loss },
+        StepFailure::TooManySteps { t, max_steps } => RunError::TooManySteps { t, max_steps, loss },
+    }
+}

@@ -1,0 +1,158 @@
+//! The augmented gradient flow (SPEC §1): the state (w, K^p, A) with
+//!   dw/dt   = −Σ_i l'_i ∇_w f(x_i),
+//!   dK^p/dt = K^g(q_m, x_i),
+//!   dA/dt   = −l'_i K^g(q_m, x_i),
+//! so that the path kernel and the coefficient integrals come out of the same
+//! integration as w, at the method's order.
+use crate::data::Dataset;
+use crate::kernel::{KernelPlan, Scratch};
+use crate::loss::Loss;
+use crate::model::{Model, Tape};
+use crate::spec::Reduction;
+use crate::stepper::OdeSystem;
+use nalgebra::DMatrix;
+
+/// Where each part lives in the flat state: w, then K^p and A, each an
+/// M x N matrix stored column-major.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub n_params: usize,
+    pub n_train: usize,
+    pub n_query: usize,
+}
+
+impl Layout {
+    pub fn dim(&self) -> usize {
+        self.n_params + 2 * self.kernel_len()
+    }
+    pub fn kernel_len(&self) -> usize {
+        self.n_train * self.n_query
+    }
+    pub fn w<'a>(&self, y: &'a [f64]) -> &'a [f64] {
+        &y[..self.n_params]
+    }
+    pub fn path_kernel<'a>(&self, y: &'a [f64]) -> &'a [f64] {
+        &y[self.n_params..self.n_params + self.kernel_len()]
+    }
+    pub fn coef_integral<'a>(&self, y: &'a [f64]) -> &'a [f64] {
+        &y[self.n_params + self.kernel_len()..]
+    }
+}
+
+/// The right-hand side with every buffer it needs, allocated at set-up.
+pub struct FlowProblem<'m> {
+    model: &'m dyn Model,
+    loss: Loss,
+    targets: Vec<f64>,
+    /// 1 for reduction "sum", 1/N for "mean".
+    weight: f64,
+    layout: Layout,
+    plan: KernelPlan,
+    /// The training inputs stacked over the query inputs: one batch, so each
+    /// layer is one matrix product per evaluation.
+    tape: Tape,
+    scratch: Scratch,
+    /// l'_i at the last evaluation, with the reduction's weight.
+    lprime: Vec<f64>,
+    /// L at the last evaluation.
+    loss_value: f64,
+}
+
+impl<'m> FlowProblem<'m> {
+    pub fn new(model: &'m dyn Model, loss: Loss, reduction: Reduction, data: &Dataset) -> FlowProblem<'m> {
+        let (n, m) = (data.train_x.nrows(), data.test_x.nrows());
+        let batch = DMatrix::from_fn(n + m, model.input_dim(), |r, c| {
+            if r < n { data.train_x[(r, c)] } else { data.test_x[(r - n, c)] }
+        });
+        let tape = model.tape(&batch);
+        let plan = KernelPlan::new(model);
+        let scratch = plan.scratch(&tape, m * n, n);
+        FlowProblem {
+            model,
+            loss,
+            targets: data.train_y.iter().copied().collect(),
+            weight: match reduction {
+                Reduction::Sum => 1.0,
+                Reduction::Mean => 1.0 / n as f64,
+            },
+            layout: Layout { n_params: model.n_params(), n_train: n, n_query: m },
+            plan,
+            tape,
+            scratch,
+            lprime: vec![0.0; n],
+            loss_value: f64::NAN,
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The initial augmented state: w0, then zero kernel and coefficients.
+    pub fn initial_state(&self, w0: &[f64]) -> Vec<f64> {
+        let mut y = vec![0.0; self.layout.dim()];
+        y[..w0.len()].copy_from_slice(w0);
+        y
+    }
+
+    /// Forward and backward pass at w, and l' and L from the outputs.
+    pub fn evaluate(&mut self, w: &[f64]) {
+        self.model.forward(w, &mut self.tape);
+        self.model.backward(w, &mut self.tape);
+        let mut total = 0.0;
+        for (i, lp) in self.lprime.iter_mut().enumerate() {
+            let (target, y) = (self.targets[i], self.tape.output[i]);
+            *lp = self.weight * self.loss.derivative(target, y);
+            total += self.loss.value(target, y);
+        }
+        self.loss_value = self.weight * total;
+    }
+
+    /// L at the last evaluation.
+    pub fn loss(&self) -> f64 {
+        self.loss_value
+    }
+
+    /// l'_i (with the reduction's weight) at the last evaluation.
+    pub fn lprime(&self) -> &[f64] {
+        &self.lprime
+    }
+
+    /// The tape of the last evaluation: rows 0..N training, N..N+M query.
+    pub fn tape(&self) -> &Tape {
+        &self.tape
+    }
+
+    pub fn plan(&self) -> &KernelPlan {
+        &self.plan
+    }
+
+    /// f at the training points (first) and query points, at the last evaluation.
+    pub fn outputs(&self) -> &[f64] {
+        self.tape.output.as_slice()
+    }
+
+    /// K^g(q_m, x_i) at the last evaluation, column-major M x N, into `out`.
+    pub fn tangent_kernel(&mut self, out: &mut [f64]) {
+        let Layout { n_train: n, n_query: m, .. } = self.layout;
+        self.plan.tangent_kernel(&self.tape, n..n + m, &self.tape, 0..n, &mut self.scratch, out);
+    }
+}
+
+impl OdeSystem for FlowProblem<'_> {
+    fn dim(&self) -> usize {
+        self.layout.dim()
+    }
+
+    fn rhs(&mut self, _t: f64, y: &[f64], dy: &mut [f64]) {
+        let Layout { n_params: p, n_train: n, n_query: m } = self.layout;
+        self.evaluate(&y[..p]);
+        let (dw, dk) = dy.split_at_mut(p);
+        self.plan.weighted_gradient(&self.tape, 0..n, &self.lprime, -1.0, &mut self.scratch, dw);
+        let (dkp, da) = dk.split_at_mut(m * n);
+        self.plan.tangent_kernel(&self.tape, n..n + m, &self.tape, 0..n, &mut self.scratch, dkp);
+        for ((a_col, k_col), &lp) in da.chunks_exact_mut(m).zip(dkp.chunks_exact(m)).zip(&self.lprime) {
+            a_col.iter_mut().zip(k_col).for_each(|(a, &k)| *a = -lp * k);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() {
+    let cli = pathkernel::cli::Cli::parse();
+    std::process::exit(pathkernel::cli::main(cli));
+}

@@ -1,0 +1,66 @@
+//! Diagonal linear network f = Σ_j (u_j² − v_j²) x_j (SPEC §3), the standard
+//! example of the rich (non-lazy) regime at small init scale.
+use super::{Block, Model, Tape};
+use nalgebra::{DMatrix, DVector};
+use rand_chacha::ChaCha20Rng;
+
+/// Layout u (D), v (D). Its Jacobian rows [2 u ∘ x, −2 v ∘ x] are only 2D
+/// wide, so they are kept explicitly.
+#[derive(Clone, Debug)]
+pub struct DiagLinear {
+    dim: usize,
+    init_scale: f64,
+    blocks: [Block; 1],
+}
+
+impl DiagLinear {
+    pub fn new(dim: usize, init_scale: f64) -> DiagLinear {
+        DiagLinear { dim, init_scale, blocks: [Block::Explicit { offset: 0, jac: 0 }] }
+    }
+}
+
+impl Model for DiagLinear {
+    fn n_params(&self) -> usize {
+        2 * self.dim
+    }
+    fn input_dim(&self) -> usize {
+        self.dim
+    }
+    fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+    fn is_smooth(&self) -> bool {
+        true
+    }
+    fn tape(&self, x: &DMatrix<f64>) -> Tape {
+        let rows = x.nrows();
+        Tape {
+            output: DVector::zeros(rows),
+            inputs: vec![x.clone()],
+            deltas: Vec::new(),
+            explicit: vec![DMatrix::zeros(rows, 2 * self.dim)],
+            scratch: Vec::new(),
+        }
+    }
+    fn forward(&self, w: &[f64], tape: &mut Tape) {
+        let (u, v) = w.split_at(self.dim);
+        let x = &tape.inputs[0];
+        tape.output.fill(0.0);
+        for j in 0..self.dim {
+            let beta = u[j] * u[j] - v[j] * v[j];
+            tape.output.axpy(beta, &x.column(j), 1.0);
+        }
+    }
+    fn backward(&self, w: &[f64], tape: &mut Tape) {
+        let (u, v) = w.split_at(self.dim);
+        let x = &tape.inputs[0];
+        let jac = &mut tape.explicit[0];
+        for j in 0..self.dim {
+            jac.column_mut(j).zip_apply(&x.column(j), |g, xj| *g = 2.0 * u[j] * xj);
+            jac.column_mut(self.dim + j).zip_apply(&x.column(j), |g, xj| *g = -2.0 * v[j] * xj);
+        }
+    }
+    fn init(&self, _rng: &mut ChaCha20Rng) -> Vec<f64> {
+        vec![self.init_scale; 2 * self.dim]
+    }
+}

@@ -1,0 +1,155 @@
+//! Multilayer perceptron D -> h1 -> ... -> hk -> 1 (SPEC §3), batched.
+use super::{normal_vec, Block, Model, Tape};
+use crate::activation::Activation;
+use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
+use crate::spec::Parameterization;
+use nalgebra::{DMatrix, DVector};
+use rand_chacha::ChaCha20Rng;
+
+/// One dense layer z = scale · W u + b, W of shape (out, in) at `offset`.
+#[derive(Clone, Debug)]
+struct Layer {
+    fan_in: usize,
+    fan_out: usize,
+    offset: usize,
+    bias_offset: Option<usize>,
+    scale: f64,
+}
+
+impl Layer {
+    /// Wᵀ as an (in x out) column-major view: the row-major W read as is.
+    fn weights_t<'w>(&self, w: &'w [f64]) -> faer::MatRef<'w, f64> {
+        slice_view(&w[self.offset..self.offset + self.fan_in * self.fan_out], self.fan_in, self.fan_out)
+    }
+}
+
+/// A multilayer perceptron; `hidden: []` is the linear model.
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    dim: usize,
+    layers: Vec<Layer>,
+    activation: Activation,
+    parameterization: Parameterization,
+    init_scale: f64,
+    blocks: Vec<Block>,
+    n_params: usize,
+}
+
+impl Mlp {
+    pub fn new(
+        dim: usize,
+        hidden: &[usize],
+        activation: Activation,
+        bias: bool,
+        parameterization: Parameterization,
+        init_scale: f64,
+    ) -> Mlp {
+        let sizes: Vec<usize> = std::iter::once(dim).chain(hidden.iter().copied()).chain([1]).collect();
+        let mut layers = Vec::new();
+        let mut blocks = Vec::new();
+        let mut offset = 0;
+        for (l, pair) in sizes.windows(2).enumerate() {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            let scale = match parameterization {
+                Parameterization::Standard => 1.0,
+                Parameterization::Ntk => 1.0 / (fan_in as f64).sqrt(),
+            };
+            let bias_offset = bias.then_some(offset + fan_in * fan_out);
+            blocks.push(Block::Dense { offset, input: l, delta: l, scale });
+            if let Some(b) = bias_offset {
+                blocks.push(Block::Bias { offset: b, delta: l });
+            }
+            layers.push(Layer { fan_in, fan_out, offset, bias_offset, scale });
+            offset += fan_in * fan_out + if bias { fan_out } else { 0 };
+        }
+        Mlp { dim, layers, activation, parameterization, init_scale, blocks, n_params: offset }
+    }
+
+    /// The linear model f = v · x + c, laid out as the one-layer mlp.
+    pub fn linear(dim: usize, init_scale: f64) -> Mlp {
+        Mlp::new(dim, &[], Activation::Identity, true, Parameterization::Standard, init_scale)
+    }
+
+    fn hidden_layers(&self) -> usize {
+        self.layers.len() - 1
+    }
+}
+
+impl Model for Mlp {
+    fn n_params(&self) -> usize {
+        self.n_params
+    }
+    fn input_dim(&self) -> usize {
+        self.dim
+    }
+    fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+    fn is_smooth(&self) -> bool {
+        self.hidden_layers() == 0 || self.activation.is_smooth()
+    }
+
+    /// inputs: x, u_1..u_{k}; deltas: δ_1..δ_{k+1}; scratch: z_1..z_k, then σ'(z_1)..σ'(z_k).
+    fn tape(&self, x: &DMatrix<f64>) -> Tape {
+        let rows = x.nrows();
+        let hidden: Vec<usize> = self.layers[..self.hidden_layers()].iter().map(|l| l.fan_out).collect();
+        let inputs = std::iter::once(x.clone()).chain(hidden.iter().map(|&h| DMatrix::zeros(rows, h))).collect();
+        let deltas = self.layers.iter().map(|l| DMatrix::zeros(rows, l.fan_out)).collect();
+        let scratch = hidden.iter().chain(hidden.iter()).map(|&h| DMatrix::zeros(rows, h)).collect();
+        Tape { output: DVector::zeros(rows), inputs, deltas, explicit: Vec::new(), scratch }
+    }
+
+    fn forward(&self, w: &[f64], tape: &mut Tape) {
+        let k = self.hidden_layers();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (before, after) = tape.inputs.split_at_mut(l + 1);
+            let u = &before[l];
+            let rows = u.nrows();
+            let z: &mut [f64] = if l < k { tape.scratch[l].as_mut_slice() } else { tape.output.as_mut_slice() };
+            gemm(slice_view_mut(z, rows, layer.fan_out), false, view(u), layer.weights_t(w), layer.scale);
+            if let Some(b) = layer.bias_offset {
+                for (col, &bj) in z.chunks_exact_mut(rows).zip(&w[b..b + layer.fan_out]) {
+                    col.iter_mut().for_each(|v| *v += bj);
+                }
+            }
+            if l < k {
+                let (pre, dact) = tape.scratch.split_at_mut(k);
+                let act = self.activation;
+                for ((u, d), &z) in after[0].iter_mut().zip(dact[l].iter_mut()).zip(pre[l].iter()) {
+                    *u = act.apply(z);
+                    *d = act.derivative(z);
+                }
+            }
+        }
+    }
+
+    fn backward(&self, w: &[f64], tape: &mut Tape) {
+        let k = self.hidden_layers();
+        tape.deltas[k].fill(1.0);
+        for l in (1..=k).rev() {
+            let layer = &self.layers[l];
+            let (lower, upper) = tape.deltas.split_at_mut(l);
+            gemm(view_mut(&mut lower[l - 1]), false, view(&upper[0]), layer.weights_t(w).transpose(), layer.scale);
+            lower[l - 1].component_mul_assign(&tape.scratch[k + l - 1]);
+        }
+    }
+
+    fn init(&self, rng: &mut ChaCha20Rng) -> Vec<f64> {
+        let mut w = Vec::with_capacity(self.n_params);
+        for layer in &self.layers {
+            let std = match self.parameterization {
+                Parameterization::Standard => self.init_scale / (layer.fan_in as f64).sqrt(),
+                Parameterization::Ntk => self.init_scale,
+            };
+            w.extend(normal_vec(rng, layer.fan_in * layer.fan_out, std));
+            if layer.bias_offset.is_some() {
+                w.extend(std::iter::repeat_n(0.0, layer.fan_out));
+            }
+        }
+        w
+    }
+
+    fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
+        if self.is_smooth() { Vec::new() } else { tape.scratch[..self.hidden_layers()].iter().collect() }
+    }
+}

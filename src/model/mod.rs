@@ -1,0 +1,110 @@
+//! Models f(w; x) with one scalar output (SPEC §3).
+//!
+//! A model evaluates a whole batch at once and records, on a [`Tape`], what
+//! its per-example Jacobian is made of: for a dense weight W in z = s W u the
+//! Jacobian block of example r is s δ_r u_rᵀ, with δ = ∂f/∂z; for a bias it is
+//! δ_r. The parameter gradient and the tangent kernel are then computed from
+//! those factors by `jacobian`, without ever forming a per-example Jacobian.
+mod diag_linear;
+mod mlp;
+pub mod reference;
+mod resmlp;
+
+pub use diag_linear::DiagLinear;
+pub use mlp::Mlp;
+pub use resmlp::ResMlp;
+
+use crate::spec::ModelSpec;
+use nalgebra::{DMatrix, DVector};
+use rand_chacha::ChaCha20Rng;
+
+/// Where one block of parameters enters the per-example Jacobian.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Block {
+    /// A weight W (out x in, row-major at `offset`) in z = scale · W u + …:
+    /// the block of example r is scale · δ_r u_rᵀ, with u = `tape.inputs[input]`
+    /// and δ = `tape.deltas[delta]`.
+    Dense { offset: usize, input: usize, delta: usize, scale: f64 },
+    /// A bias b in z = … + b: the block of example r is δ_r.
+    Bias { offset: usize, delta: usize },
+    /// Parameters with no dense structure: the block is `tape.explicit[jac]`,
+    /// one row per example.
+    Explicit { offset: usize, jac: usize },
+}
+
+/// What one forward and backward pass over a batch leaves behind. Allocated
+/// once per batch; every later evaluation overwrites it in place.
+#[derive(Clone, Debug)]
+pub struct Tape {
+    /// f(w; x_r) for each row r of the batch.
+    pub output: DVector<f64>,
+    /// Layer inputs u (rows x in); `inputs[0]` is the batch itself.
+    pub inputs: Vec<DMatrix<f64>>,
+    /// Output sensitivities δ = ∂f/∂z (rows x out), one per pre-activation.
+    pub deltas: Vec<DMatrix<f64>>,
+    /// Explicit Jacobian blocks (rows x len).
+    pub explicit: Vec<DMatrix<f64>>,
+    /// Model-private intermediate values (activation derivatives).
+    pub(crate) scratch: Vec<DMatrix<f64>>,
+}
+
+impl Tape {
+    pub fn rows(&self) -> usize {
+        self.output.len()
+    }
+}
+
+/// A differentiable model evaluated on batches.
+pub trait Model: Send + Sync {
+    /// P, the length of the flat parameter vector.
+    fn n_params(&self) -> usize;
+    /// D, the input dimension.
+    fn input_dim(&self) -> usize;
+    /// How the parameters enter the Jacobian, in parameter order.
+    fn blocks(&self) -> &[Block];
+    /// True when f is smooth in w and x (no relu-type kink).
+    fn is_smooth(&self) -> bool;
+    /// A tape for the batch `x` (rows x D).
+    fn tape(&self, x: &DMatrix<f64>) -> Tape;
+    /// Outputs f(w; x_r) for the tape's batch, and whatever the backward pass needs.
+    fn forward(&self, w: &[f64], tape: &mut Tape);
+    /// Output sensitivities δ for every block; `forward` at the same w must come first.
+    fn backward(&self, w: &[f64], tape: &mut Tape);
+    /// Initial parameters drawn from `rng` as SPEC §3 prescribes.
+    fn init(&self, rng: &mut ChaCha20Rng) -> Vec<f64>;
+    /// The pre-activations of kinked units (relu, leaky_relu) on the tape, for
+    /// detecting kink crossings; empty for smooth models.
+    fn kink_preactivations<'t>(&self, _tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
+        Vec::new()
+    }
+}
+
+/// Builds the model a spec describes, for inputs of dimension `dim`.
+pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
+    match *spec {
+        ModelSpec::Linear { init_scale } => Box::new(Mlp::linear(dim, init_scale)),
+        ModelSpec::Mlp {
+            ref hidden,
+            activation,
+            bias,
+            parameterization,
+            init_scale,
+        } => Box::new(Mlp::new(dim, hidden, activation, bias, parameterization, init_scale)),
+        ModelSpec::Resmlp {
+            width,
+            blocks,
+            activation,
+            init_scale,
+        } => Box::new(ResMlp::new(dim, width, blocks, activation, init_scale)),
+        ModelSpec::DiagLinear { init_scale } => Box::new(DiagLinear::new(dim, init_scale)),
+    }
+}
+
+/// Draws `n` independent Normal(0, std²) values.
+pub(crate) fn normal_vec(rng: &mut ChaCha20Rng, n: usize, std: f64) -> impl Iterator<Item = f64> + '_ {
+    use rand_distr::Distribution;
+    (0..n).map(move |_| {
+        let z: f64 = rand_distr::StandardNormal.sample(rng);
+        std * z
+    })
+}

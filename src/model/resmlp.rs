@@ -1,0 +1,146 @@
+//! Residual MLP (SPEC §3): u_0 = W_in x + b_in; per block
+//! u <- u + W_2 σ(W_1 u + b_1) + b_2; f = w_out · u + b_out.
+use super::{normal_vec, Block, Model, Tape};
+use crate::activation::Activation;
+use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
+use nalgebra::{DMatrix, DVector};
+use rand_chacha::ChaCha20Rng;
+
+/// Tape indices. inputs: x = 0, u_k = 1 + 2k, a_k = σ(h_k) = 2 + 2k.
+/// deltas: ∂f/∂u_k = 2k, ∂f/∂h_k = 2k + 1, and the output's δ = 1 at 2B + 1.
+/// scratch: h_k = k, σ'(h_k) = B + k.
+#[derive(Clone, Debug)]
+pub struct ResMlp {
+    dim: usize,
+    width: usize,
+    n_blocks: usize,
+    activation: Activation,
+    init_scale: f64,
+    blocks: Vec<Block>,
+    n_params: usize,
+}
+
+impl ResMlp {
+    pub fn new(dim: usize, width: usize, n_blocks: usize, activation: Activation, init_scale: f64) -> ResMlp {
+        let mut blocks = Vec::new();
+        let mut offset = 0;
+        let mut dense = |input: usize, delta: usize, fan_in: usize, fan_out: usize, blocks: &mut Vec<Block>| {
+            blocks.push(Block::Dense { offset, input, delta, scale: 1.0 });
+            blocks.push(Block::Bias { offset: offset + fan_in * fan_out, delta });
+            offset += fan_in * fan_out + fan_out;
+        };
+        dense(0, 0, dim, width, &mut blocks);
+        for k in 0..n_blocks {
+            dense(1 + 2 * k, 2 * k + 1, width, width, &mut blocks);
+            dense(2 + 2 * k, 2 * k + 2, width, width, &mut blocks);
+        }
+        dense(1 + 2 * n_blocks, 2 * n_blocks + 1, width, 1, &mut blocks);
+        ResMlp { dim, width, n_blocks, activation, init_scale, blocks, n_params: offset }
+    }
+
+    /// (Wᵀ view, bias slice) of the dense layer whose Dense block is `blocks[2 j]`.
+    fn layer<'w>(&self, w: &'w [f64], j: usize, fan_in: usize, fan_out: usize) -> (faer::MatRef<'w, f64>, &'w [f64]) {
+        let Block::Dense { offset, .. } = self.blocks[2 * j] else { unreachable!("blocks alternate dense, bias") };
+        let wt = slice_view(&w[offset..offset + fan_in * fan_out], fan_in, fan_out);
+        (wt, &w[offset + fan_in * fan_out..offset + fan_in * fan_out + fan_out])
+    }
+}
+
+/// Adds b_j to column j of a column-major (rows x b.len()) slice.
+fn add_bias(z: &mut [f64], rows: usize, b: &[f64]) {
+    for (col, &bj) in z.chunks_exact_mut(rows).zip(b) {
+        col.iter_mut().for_each(|v| *v += bj);
+    }
+}
+
+impl Model for ResMlp {
+    fn n_params(&self) -> usize {
+        self.n_params
+    }
+    fn input_dim(&self) -> usize {
+        self.dim
+    }
+    fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+    fn is_smooth(&self) -> bool {
+        self.n_blocks == 0 || self.activation.is_smooth()
+    }
+
+    fn tape(&self, x: &DMatrix<f64>) -> Tape {
+        let (rows, w, b) = (x.nrows(), self.width, self.n_blocks);
+        let wide = || DMatrix::zeros(rows, w);
+        let inputs = std::iter::once(x.clone()).chain((0..2 * b + 1).map(|_| wide())).collect();
+        let deltas = (0..2 * b + 1).map(|_| wide()).chain([DMatrix::zeros(rows, 1)]).collect();
+        let scratch = (0..2 * b).map(|_| wide()).collect();
+        Tape { output: DVector::zeros(rows), inputs, deltas, explicit: Vec::new(), scratch }
+    }
+
+    fn forward(&self, w: &[f64], tape: &mut Tape) {
+        let (rows, width, nb) = (tape.rows(), self.width, self.n_blocks);
+        let (w_in, b_in) = self.layer(w, 0, self.dim, width);
+        {
+            let (x, rest) = tape.inputs.split_at_mut(1);
+            gemm(view_mut(&mut rest[0]), false, view(&x[0]), w_in, 1.0);
+            add_bias(rest[0].as_mut_slice(), rows, b_in);
+        }
+        for k in 0..nb {
+            let (w1, b1) = self.layer(w, 1 + 2 * k, width, width);
+            let (w2, b2) = self.layer(w, 2 + 2 * k, width, width);
+            let (done, todo) = tape.inputs.split_at_mut(2 + 2 * k);
+            let u = &done[1 + 2 * k];
+            let (pre, dact) = tape.scratch.split_at_mut(nb);
+            gemm(view_mut(&mut pre[k]), false, view(u), w1, 1.0);
+            add_bias(pre[k].as_mut_slice(), rows, b1);
+            let (a, next) = todo.split_at_mut(1);
+            for ((a, d), &h) in a[0].iter_mut().zip(dact[k].iter_mut()).zip(pre[k].iter()) {
+                *a = self.activation.apply(h);
+                *d = self.activation.derivative(h);
+            }
+            next[0].copy_from(u);
+            gemm(view_mut(&mut next[0]), true, view(&a[0]), w2, 1.0);
+            add_bias(next[0].as_mut_slice(), rows, b2);
+        }
+        let (w_out, b_out) = self.layer(w, 1 + 2 * nb, width, 1);
+        let out = slice_view_mut(tape.output.as_mut_slice(), rows, 1);
+        gemm(out, false, view(&tape.inputs[1 + 2 * nb]), w_out, 1.0);
+        tape.output.add_scalar_mut(b_out[0]);
+    }
+
+    fn backward(&self, w: &[f64], tape: &mut Tape) {
+        let (width, nb) = (self.width, self.n_blocks);
+        let (w_out, _) = self.layer(w, 1 + 2 * nb, width, 1);
+        let (lower, top) = tape.deltas.split_at_mut(2 * nb + 1);
+        top[0].fill(1.0);
+        gemm(view_mut(&mut lower[2 * nb]), false, view(&top[0]), w_out.transpose(), 1.0);
+        for k in (0..nb).rev() {
+            let (w1, _) = self.layer(w, 1 + 2 * k, width, width);
+            let (w2, _) = self.layer(w, 2 + 2 * k, width, width);
+            let (below, above) = lower.split_at_mut(2 * k + 2);
+            let g_next = &above[0];
+            let (g_u, dh) = below.split_at_mut(2 * k + 1);
+            gemm(view_mut(&mut dh[0]), false, view(g_next), w2.transpose(), 1.0);
+            dh[0].component_mul_assign(&tape.scratch[nb + k]);
+            g_u[2 * k].copy_from(g_next);
+            gemm(view_mut(&mut g_u[2 * k]), true, view(&dh[0]), w1.transpose(), 1.0);
+        }
+    }
+
+    fn init(&self, rng: &mut ChaCha20Rng) -> Vec<f64> {
+        let mut w = Vec::with_capacity(self.n_params);
+        let mut dense = |w: &mut Vec<f64>, fan_in: usize, fan_out: usize| {
+            w.extend(normal_vec(rng, fan_in * fan_out, self.init_scale / (fan_in as f64).sqrt()));
+            w.extend(std::iter::repeat_n(0.0, fan_out));
+        };
+        dense(&mut w, self.dim, self.width);
+        for _ in 0..2 * self.n_blocks {
+            dense(&mut w, self.width, self.width);
+        }
+        dense(&mut w, self.width, 1);
+        w
+    }
+
+    fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
+        if self.is_smooth() { Vec::new() } else { tape.scratch[..self.n_blocks].iter().collect() }
+    }
+}

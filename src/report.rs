@@ -1,0 +1,111 @@
+//! The report (SPEC §5): every field of the contract, numbers in shortest
+//! round-trip form, written atomically so a failed run leaves no file.
+use crate::error::InputError;
+use crate::experiment::{Experiment, Outcome};
+use nalgebra::DMatrix;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// The report's format version.
+pub const VERSION: u32 = 1;
+
+/// The report of one run. Field names and meanings are fixed by SPEC §5;
+/// fields after `max_abs_residual` are additions.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub spec: serde_json::Value,
+    pub n_params: usize,
+    pub w0: Vec<f64>,
+    pub w_end: Vec<f64>,
+    pub train_x: Vec<Vec<f64>>,
+    pub train_y: Vec<f64>,
+    pub test_x: Vec<Vec<f64>>,
+    pub t_end: f64,
+    pub steps: usize,
+    pub rejected_steps: usize,
+    pub rhs_evals: usize,
+    pub loss0: f64,
+    pub loss_end: f64,
+    pub y0: Vec<f64>,
+    pub y_end: Vec<f64>,
+    pub path_kernel: Vec<Vec<f64>>,
+    pub coef_integral: Vec<Vec<f64>>,
+    pub a: Vec<Vec<Option<f64>>>,
+    pub tangent_kernel0: Vec<Vec<f64>>,
+    pub tangent_kernel_end: Vec<Vec<f64>>,
+    pub kernel_machine: Vec<f64>,
+    pub residual: Vec<f64>,
+    pub max_abs_residual: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_coef_integral: Option<Vec<Vec<f64>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_kernel_machine: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_max_abs_residual: Option<f64>,
+    /// The tool that wrote the report, for regression tracking.
+    pub generator: String,
+}
+
+/// The rows of a matrix, as the report lays out every matrix.
+pub fn rows<T: Clone + nalgebra::Scalar>(m: &DMatrix<T>) -> Vec<Vec<T>> {
+    m.row_iter().map(|r| r.iter().cloned().collect()).collect()
+}
+
+impl Report {
+    pub fn new(exp: &Experiment, out: &Outcome) -> Report {
+        Report {
+            version: VERSION,
+            spec: serde_json::to_value(exp.spec.with_defaults()).expect("a spec always serialises"),
+            n_params: exp.model.n_params(),
+            w0: exp.w0.clone(),
+            w_end: out.w_end.clone(),
+            train_x: rows(&exp.data.train_x),
+            train_y: exp.data.train_y.iter().copied().collect(),
+            test_x: rows(&exp.data.test_x),
+            t_end: exp.spec.flow.t_end,
+            steps: out.stats.steps,
+            rejected_steps: out.stats.rejected_steps,
+            rhs_evals: out.stats.rhs_evals,
+            loss0: out.loss0,
+            loss_end: out.loss_end,
+            y0: out.y0.clone(),
+            y_end: out.y_end.clone(),
+            path_kernel: rows(&out.path_kernel),
+            coef_integral: rows(&out.coef_integral),
+            a: rows(&out.coefficients()),
+            tangent_kernel0: rows(&out.tangent_kernel0),
+            tangent_kernel_end: rows(&out.tangent_kernel_end),
+            kernel_machine: out.kernel_machine(),
+            residual: out.residual(),
+            max_abs_residual: out.max_abs_residual(),
+            exact_coef_integral: out.exact_coef_integral.as_ref().map(rows),
+            exact_kernel_machine: out.exact_kernel_machine(),
+            exact_max_abs_residual: out.exact_max_abs_residual(),
+            generator: format!("pathkernel {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The report as JSON text. serde_json writes f64 in shortest
+    /// round-trip form (ryu), so every number reads back to the same f64.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report of finite numbers always serialises")
+    }
+
+    /// Writes the report to `path` through a temporary file in the same
+    /// directory, renamed into place: the file is whole or absent.
+    pub fn write_atomic(&self, path: &Path) -> Result<(), InputError> {
+        let fail = |e: std::io::Error| InputError::new(path.display().to_string(), format!("cannot write the report: {e}"));
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new().prefix(".pathkernel-report").suffix(".tmp").tempfile_in(dir).map_err(fail)?;
+        tmp.write_all(self.to_json().as_bytes()).map_err(fail)?;
+        tmp.write_all(b"\n").map_err(fail)?;
+        tmp.as_file().sync_all().map_err(fail)?;
+        tmp.persist(path).map_err(|e| fail(e.error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! One generic explicit Runge–Kutta engine: every method is a [`Tableau`].
+//!
+//! Fixed-step runs take exactly K steps of the given size. Adaptive runs
+//! follow Hairer, Nørsett & Wanner, *Solving ODEs I* (2nd ed.), §II.4 and the
+//! published DOPRI5/DOP853 codes: per-component scale atol + rtol·max(|y|,
+//! |y_new|), root-mean-square norm, the book's starting-step algorithm, and
+//! the codes' step-size controllers (PI with Lund stabilisation for dopri5).
+use crate::tableau::{ErrorEstimator, Tableau};
+
+/// An ODE y' = f(t, y) whose right-hand side writes into a caller's buffer.
+pub trait OdeSystem {
+    fn dim(&self) -> usize;
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]);
+}
+
+/// How the step size is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Control {
+    /// `steps` steps of size `step`; the last one is taken to end exactly at t_end.
+    Fixed { step: f64, steps: usize },
+    /// Error-controlled steps; `max_steps` bounds the attempted steps.
+    Adaptive { rtol: f64, atol: f64, max_steps: usize },
+}
+
+/// Work done by an integration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub steps: usize,
+    pub rejected_steps: usize,
+    pub rhs_evals: usize,
+}
+
+/// Why an integration stopped before t_end; the state is left at time `t`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StepFailure {
+    NonFinite { t: f64 },
+    StepTooSmall { t: f64, h: f64 },
+    TooManySteps { t: f64, max_steps: usize },
+}
+
+/// An accepted step from (t0, y0) to (t1, y1), shown to the observer.
+pub struct Step<'a> {
+    pub index: usize,
+    /// The step size used in the update (t1 − t0 up to rounding).
+    pub h: f64,
+    pub t0: f64,
+    pub t1: f64,
+    pub y0: &'a [f64],
+    pub y1: &'a [f64],
+}
+
+/// The step-size controller's constants (Hairer's DOPRI5 and DOP853 codes).
+#[derive(Clone, Copy, Debug)]
+struct Controller {
+    safe: f64,
+    /// Largest factor by which a step may shrink (1/fac1 in the codes).
+    max_shrink: f64,
+    /// Largest factor by which a step may grow (fac2 in the codes).
+    max_grow: f64,
+    beta: f64,
+    /// 1 / (order of the error estimate + 1), before stabilisation.
+    exponent: f64,
+}
+
+impl Controller {
+    fn for_estimator(e: &ErrorEstimator) -> Option<Controller> {
+        match e {
+            ErrorEstimator::None => None,
+            // DOPRI5: fac1 = 0.2, fac2 = 10, beta = 0.04, expo1 = 0.2 - 0.75 beta.
+            ErrorEstimator::Embedded { order: 4, .. } => {
+                Some(Controller { safe: 0.9, max_shrink: 5.0, max_grow: 10.0, beta: 0.04, exponent: 0.2 })
+            }
+            // DOP853: fac1 = 0.333, fac2 = 6, beta = 0, expo1 = 1/8.
+            ErrorEstimator::Dop853 { .. } => {
+                Some(Controller { safe: 0.9, max_shrink: 1.0 / 0.333, max_grow: 6.0, beta: 0.0, exponent: 0.125 })
+            }
+            ErrorEstimator::Embedded { order, .. } => Some(Controller {
+                safe: 0.9,
+                max_shrink: 1.0 / 0.333,
+                max_grow: 6.0,
+                beta: 0.0,
+                exponent: 1.0 / (*order as f64 + 1.0),
+            }),
+        }
+    }
+    fn expo(&self) -> f64 {
+        self.exponent - 0.75 * self.beta
+    }
+}
+
+/// The engine with its stage buffers, allocated once for a dimension.
+pub struct RungeKutta {
+    tableau: Tableau,
+    k: Vec<Vec<f64>>,
+    stage: Vec<f64>,
+    y_new: Vec<f64>,
+}
+
+impl RungeKutta {
+    pub fn new(tableau: Tableau, dim: usize) -> RungeKutta {
+        let s = tableau.stages();
+        RungeKutta { tableau, k: vec![vec![0.0; dim]; s], stage: vec![0.0; dim], y_new: vec![0.0; dim] }
+    }
+
+    pub fn tableau(&self) -> &Tableau {
+        &self.tableau
+    }
+
+    /// Integrates from (0, y) to t_end, leaving the final state in `y`. The
+    /// observer sees each accepted step while the system still holds its last
+    /// evaluation (for Euler: the one at the step's start). On failure `y`
+    /// holds the last accepted state.
+    pub fn integrate<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        y: &mut [f64],
+        t_end: f64,
+        control: Control,
+        observer: &mut dyn FnMut(&mut S, &Step<'_>),
+    ) -> Result<Stats, (StepFailure, Stats)> {
+        match control {
+            Control::Fixed { step, steps } => self.fixed(sys, y, t_end, step, steps, observer),
+            Control::Adaptive { rtol, atol, max_steps } => {
+                let ctl = Controller::for_estimator(&self.tableau.error)
+                    .expect("an adaptive run needs a tableau with an error estimator");
+                self.adaptive(sys, y, t_end, rtol, atol, max_steps, ctl, observer)
+            }
+        }
+    }
+
+    fn fixed<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        y: &mut [f64],
+        t_end: f64,
+        h: f64,
+        steps: usize,
+        observer: &mut dyn FnMut(&mut S, &Step<'_>),
+    ) -> Result<Stats, (StepFailure, Stats)> {
+        let mut stats = Stats::default();
+        let mut t = 0.0;
+        let fsal = self.tableau.is_fsal();
+        if steps > 0 {
+            sys.rhs(t, y, &mut self.k[0]);
+            stats.rhs_evals += 1;
+        }
+        for index in 0..steps {
+            stats.rhs_evals += self.stages(sys, t, y, h);
+            self.combine(y, h);
+            let t1 = if index + 1 == steps { t_end } else { (index + 1) as f64 * h };
+            if !self.y_new.iter().all(|v| v.is_finite()) {
+                return Err((StepFailure::NonFinite { t: t1 }, stats));
+            }
+            stats.steps += 1;
+            observer(sys, &Step { index, h, t0: t, t1, y0: y, y1: &self.y_new });
+            y.copy_from_slice(&self.y_new);
+            t = t1;
+            if index + 1 < steps {
+                self.first_stage(sys, t, y, fsal, &mut stats);
+            }
+        }
+        Ok(stats)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        y: &mut [f64],
+        t_end: f64,
+        rtol: f64,
+        atol: f64,
+        max_steps: usize,
+        ctl: Controller,
+        observer: &mut dyn FnMut(&mut S, &Step<'_>),
+    ) -> Result<Stats, (StepFailure, Stats)> {
+        let mut stats = Stats::default();
+        let fsal = self.tableau.is_fsal();
+        let mut t = 0.0;
+        sys.rhs(t, y, &mut self.k[0]);
+        stats.rhs_evals += 1;
+        let mut h = self.starting_step(sys, y, t_end, rtol, atol, ctl, &mut stats).min(t_end);
+        let mut fac_old = 1e-4_f64;
+        let mut last_rejected = false;
+        let mut attempts = 0;
+        while t < t_end {
+            if attempts >= max_steps {
+                return Err((StepFailure::TooManySteps { t, max_steps }, stats));
+            }
+            if h <= 10.0 * f64::EPSILON * t.abs().max(t_end) || !h.is_finite() {
+                return Err((StepFailure::StepTooSmall { t, h }, stats));
+            }
+            // As DOPRI5: stretch a step that would leave a sliver before t_end.
+            let last = t + 1.01 * h >= t_end;
+            if last {
+                h = t_end - t;
+            }
+            attempts += 1;
+            stats.rhs_evals += self.stages(sys, t, y, h);
+            self.combine(y, h);
+            let mut err = self.error_norm(y, h, rtol, atol);
+            if !err.is_finite() || !self.y_new.iter().all(|v| v.is_finite()) {
+                err = f64::INFINITY;
+            }
+            let fac11 = err.powf(ctl.expo());
+            if err <= 1.0 {
+                let fac = (fac11 / fac_old.powf(ctl.beta) / ctl.safe).clamp(1.0 / ctl.max_grow, ctl.max_shrink);
+                let mut h_new = h / fac;
+                fac_old = err.max(1e-4);
+                let t1 = if last { t_end } else { t + h };
+                stats.steps += 1;
+                observer(sys, &Step { index: stats.steps - 1, h, t0: t, t1, y0: y, y1: &self.y_new });
+                y.copy_from_slice(&self.y_new);
+                t = t1;
+                if t < t_end {
+                    self.first_stage(sys, t, y, fsal, &mut stats);
+                }
+                if last_rejected {
+                    h_new = h_new.min(h);
+                }
+                last_rejected = false;
+                h = h_new;
+            } else {
+                h /= ctl.max_shrink.min(fac11 / ctl.safe);
+                stats.rejected_steps += 1;
+                last_rejected = true;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Stages 2..s of a step of size h from (t, y), k[0] = f(t, y) given.
+    /// Returns the number of evaluations.
+    fn stages<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], h: f64) -> usize {
+        let tab = &self.tableau;
+        for i in 1..tab.stages() {
+            let (done, rest) = self.k.split_at_mut(i);
+            self.stage.copy_from_slice(y);
+            for (kj, &a) in done.iter().zip(&tab.a[i]) {
+                if a != 0.0 {
+                    axpy(h * a, kj, &mut self.stage);
+                }
+            }
+            sys.rhs(t + tab.c[i] * h, &self.stage, &mut rest[0]);
+        }
+        tab.stages() - 1
+    }
+
+    /// y_new = y + h Σ b_i k_i.
+    fn combine(&mut self, y: &[f64], h: f64) {
+        self.y_new.copy_from_slice(y);
+        for (ki, &b) in self.k.iter().zip(&self.tableau.b) {
+            if b != 0.0 {
+                axpy(h * b, ki, &mut self.y_new);
+            }
+        }
+    }
+
+    /// The next step's first stage: the last stage when the method is FSAL.
+    fn first_stage<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], fsal: bool, stats: &mut Stats) {
+        if fsal {
+            let s = self.k.len();
+            self.k.swap(0, s - 1);
+        } else {
+            sys.rhs(t, y, &mut self.k[0]);
+            stats.rhs_evals += 1;
+        }
+    }
+
+    /// The scaled RMS norm of the local error estimate of the step just taken.
+    fn error_norm(&self, y: &[f64], h: f64, rtol: f64, atol: f64) -> f64 {
+        let n = y.len() as f64;
+        let scale = |i: usize| atol + rtol * y[i].abs().max(self.y_new[i].abs());
+        let weighted = |e: &[f64], i: usize| -> f64 { e.iter().zip(&self.k).map(|(&c, k)| c * k[i]).sum() };
+        match &self.tableau.error {
+            ErrorEstimator::None => 0.0,
+            ErrorEstimator::Embedded { e, .. } => {
+                let sum: f64 = (0..y.len()).map(|i| (h * weighted(e, i) / scale(i)).powi(2)).sum();
+                (sum / n).sqrt()
+            }
+            // DOP853: err = |h| e5² / sqrt(n (e5² + 0.01 e3²)), sums of squares.
+            ErrorEstimator::Dop853 { e5, e3 } => {
+                let (mut s5, mut s3) = (0.0, 0.0);
+                for i in 0..y.len() {
+                    let sc = scale(i);
+                    s5 += (weighted(e5, i) / sc).powi(2);
+                    s3 += (weighted(e3, i) / sc).powi(2);
+                }
+                let deno = if s5 + 0.01 * s3 > 0.0 { s5 + 0.01 * s3 } else { 1.0 };
+                h.abs() * s5 / (n * deno).sqrt()
+            }
+        }
+    }
+
+    /// The starting step of Hairer–Nørsett–Wanner §II.4 (one evaluation),
+    /// with k[0] = f(0, y) already computed.
+    #[allow(clippy::too_many_arguments)]
+    fn starting_step<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        y: &[f64],
+        t_end: f64,
+        rtol: f64,
+        atol: f64,
+        ctl: Controller,
+        stats: &mut Stats,
+    ) -> f64 {
+        let n = y.len() as f64;
+        let sc: Vec<f64> = y.iter().map(|v| atol + rtol * v.abs()).collect();
+        let rms = |v: &mut dyn Iterator<Item = f64>| (v.map(|x| x * x).sum::<f64>() / n).sqrt();
+        let d0 = rms(&mut y.iter().zip(&sc).map(|(v, s)| v / s));
+        let d1 = rms(&mut self.k[0].iter().zip(&sc).map(|(v, s)| v / s));
+        let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 }.min(t_end);
+        self.stage.copy_from_slice(y);
+        axpy(h0, &self.k[0], &mut self.stage);
+        let (k0, rest) = self.k.split_at_mut(1);
+        sys.rhs(h0, &self.stage, &mut rest[0]);
+        stats.rhs_evals += 1;
+        let d2 = rms(&mut rest[0].iter().zip(&k0[0]).zip(&sc).map(|((a, b), s)| (a - b) / s)) / h0;
+        let big = d1.max(d2);
+        let h1 = if big <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / big).powf(ctl.exponent) };
+        (100.0 * h0).min(h1)
+    }
+}
+
+/// y += a x.
+fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}

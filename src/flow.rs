@@ -7,7 +7,7 @@
 use crate::data::Dataset;
 use crate::kernel::{KernelPlan, Scratch};
 use crate::loss::Loss;
-use crate::model::{Model, Tape};
+use crate::model::{Block, Model, Tape};
 use crate::spec::Reduction;
 use crate::stepper::OdeSystem;
 use nalgebra::DMatrix;
@@ -130,6 +130,32 @@ impl<'m> FlowProblem<'m> {
     /// f at the training points (first) and query points, at the last evaluation.
     pub fn outputs(&self) -> &[f64] {
         self.tape.output.as_slice()
+    }
+
+    /// Floating-point operations of one right-hand-side evaluation (a
+    /// multiply-add counts 2), from the shapes of the matrix products: the
+    /// forward and backward passes over N + M rows, the gradient over N rows,
+    /// and the two M x N products and the Hadamard product of each dense
+    /// block's kernel. Elementwise work (activations, axpys) is left out.
+    pub fn flops_per_evaluation(&self) -> f64 {
+        let Layout { n_train: n, n_query: m, .. } = self.layout;
+        let (n, m) = (n as f64, m as f64);
+        let mut flops = 0.0;
+        for block in self.model.blocks() {
+            let (fan_in, fan_out) = match *block {
+                Block::Dense { input, delta, .. } => {
+                    (self.tape.inputs[input].ncols() as f64, self.tape.deltas[delta].ncols() as f64)
+                }
+                Block::Bias { .. } => continue,
+                Block::Explicit { jac, .. } => (self.tape.explicit[jac].ncols() as f64, 0.0),
+            };
+            let layer = fan_in * fan_out.max(1.0);
+            // forward + backward over the batch, gradient over the training rows
+            flops += 2.0 * (n + m) * layer * 2.0 + 2.0 * n * layer;
+            // kernel: Δ_q Δ_xᵀ, U_q U_xᵀ and their Hadamard product
+            flops += 2.0 * m * n * (fan_in + fan_out) + 2.0 * m * n;
+        }
+        flops
     }
 
     /// K^g(q_m, x_i) at the last evaluation, column-major M x N, into `out`.

@@ -1,0 +1,35 @@
+//! What the benchmarks share: the bench specs of ../shared/bench and the
+//! width sweep, loaded as experiments.
+use pathkernel::data::Dataset;
+use pathkernel::experiment::Experiment;
+use pathkernel::spec::{Format, Spec};
+use std::path::{Path, PathBuf};
+
+/// The folder of the bench specs: $PATHKERNEL_BENCH_DIR, else ../shared/bench.
+pub fn bench_dir() -> PathBuf {
+    std::env::var_os("PATHKERNEL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
+}
+
+/// The experiment of a spec file.
+pub fn load(path: &Path) -> Experiment {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = Spec::parse(&text, Format::Json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let data = Dataset::resolve(&spec, path.parent().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    Experiment::new(spec, data)
+}
+
+/// An mlp [width, width] tanh on synthetic data of the medium bench's shape
+/// (D 8, N 256, M 128), for the growth of one evaluation with width.
+pub fn width_experiment(width: usize) -> Experiment {
+    let text = format!(
+        r#"{{"seed": 5, "data": {{"source": "synthetic", "function": "sine", "n_train": 256, "n_test": 128, "dim": 8}},
+            "model": {{"arch": "mlp", "hidden": [{width}, {width}], "activation": "tanh"}},
+            "loss": {{"kind": "squared"}}, "reduction": "mean",
+            "flow": {{"t_end": 1.0, "method": "dopri5", "rtol": 1e-8, "atol": 1e-10}}}}"#
+    );
+    let spec = Spec::parse(&text, Format::Json).expect("a valid spec");
+    let data = Dataset::resolve(&spec, Path::new(".")).expect("synthetic data");
+    Experiment::new(spec, data)
+}

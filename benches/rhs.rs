@@ -1,0 +1,37 @@
+//! One right-hand-side evaluation of the augmented flow: the bench specs
+//! and a width sweep. Throughput is in floating-point operations (criterion
+//! prints it as elements/s: read "Gelem/s" as GFLOP/s).
+mod common;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pathkernel::experiment::Experiment;
+use pathkernel::flow::FlowProblem;
+use pathkernel::stepper::OdeSystem;
+
+fn bench_rhs(c: &mut Criterion, group: &str, name: &str, exp: &Experiment) {
+    let mut flow = FlowProblem::new(exp.model.as_ref(), exp.spec.loss, exp.spec.reduction, &exp.data);
+    let y = flow.initial_state(&exp.w0);
+    let mut dy = vec![0.0; y.len()];
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(flow.flops_per_evaluation() as u64));
+    if flow.flops_per_evaluation() > 1e9 {
+        g.sample_size(20);
+    }
+    g.bench_function(BenchmarkId::from_parameter(name), |b| b.iter(|| flow.rhs(0.0, &y, &mut dy)));
+    g.finish();
+}
+
+fn bench_specs(c: &mut Criterion) {
+    for name in ["small", "medium", "large"] {
+        let exp = common::load(&common::bench_dir().join(format!("{name}.json")));
+        bench_rhs(c, "rhs", name, &exp);
+    }
+}
+
+fn bench_widths(c: &mut Criterion) {
+    for width in [64, 128, 256, 512] {
+        bench_rhs(c, "rhs_width", &width.to_string(), &common::width_experiment(width));
+    }
+}
+
+criterion_group!(benches, bench_specs, bench_widths);
+criterion_main!(benches);

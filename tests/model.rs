@@ -1,0 +1,146 @@
+//! Claim C1 (proofs.md): the batched reverse-mode gradients and the factored
+//! tangent kernel equal forward mode (dual numbers) on every architecture.
+use approx::assert_abs_diff_eq;
+use nalgebra::DMatrix;
+use pathkernel::activation::Activation;
+use pathkernel::kernel::KernelPlan;
+use pathkernel::model::{self, reference};
+use pathkernel::spec::{ModelSpec, Parameterization};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Every architecture of SPEC §3 at small sizes.
+pub fn arch_strategy() -> impl Strategy<Value = ModelSpec> {
+    let act = proptest::sample::select(Activation::ALL.to_vec());
+    let param = prop_oneof![Just(Parameterization::Standard), Just(Parameterization::Ntk)];
+    prop_oneof![
+        (0.5..2.0f64).prop_map(|s| ModelSpec::Linear { init_scale: s }),
+        (proptest::collection::vec(1usize..6, 0..4), act.clone(), any::<bool>(), param, 0.5..2.0f64).prop_map(
+            |(hidden, activation, bias, parameterization, init_scale)| ModelSpec::Mlp {
+                hidden,
+                activation,
+                bias,
+                parameterization,
+                init_scale
+            }
+        ),
+        (1usize..6, 0usize..3, act, 0.5..2.0f64).prop_map(|(width, blocks, activation, init_scale)| {
+            ModelSpec::Resmlp { width, blocks, activation, init_scale }
+        }),
+        (0.1..2.0f64).prop_map(|s| ModelSpec::DiagLinear { init_scale: s }),
+    ]
+}
+
+fn normal(rng: &mut ChaCha20Rng) -> f64 {
+    StandardNormal.sample(rng)
+}
+
+/// Weights of scale `w_scale` and inputs in N(0,1), from a seed.
+fn draw(p: usize, rows: usize, dim: usize, w_scale: f64, seed: u64) -> (Vec<f64>, DMatrix<f64>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let w = (0..p).map(|_| w_scale * normal(&mut rng)).collect();
+    let x = DMatrix::from_fn(rows, dim, |_, _| normal(&mut rng));
+    (w, x)
+}
+
+/// Rounding bound for comparing two evaluations of the same sum-of-products
+/// expression in different orders: each has relative error at most
+/// γ_n ≈ n ε in terms of the sum of absolute terms; with n ≤ 100 terms per
+/// entry here and a factor of 100 for the depth of the composition, 1e-12
+/// of the scale bounds it.
+const ROUNDING: f64 = 1e-12;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// C1: f, ∇f and the weighted gradient of the batched model equal the
+    /// per-example dual-number reference.
+    #[test]
+    fn reverse_mode_equals_forward_mode(spec in arch_strategy(), dim in 1usize..4, rows in 1usize..5,
+                                        w_scale in prop_oneof![Just(0.5), Just(3.0)], seed in any::<u64>()) {
+        let m = model::build(&spec, dim);
+        let (w, x) = draw(m.n_params(), rows, dim, w_scale, seed);
+        let mut tape = m.tape(&x);
+        m.forward(&w, &mut tape);
+        m.backward(&w, &mut tape);
+        let plan = KernelPlan::new(m.as_ref());
+        let mut scratch = plan.scratch(&tape, rows * rows, rows);
+        let xr: Vec<Vec<f64>> = (0..rows).map(|r| x.row(r).iter().copied().collect()).collect();
+        let jac: Vec<Vec<f64>> = xr.iter().map(|x| reference::gradient(&spec, &w, x)).collect();
+        let scale = jac.iter().flatten().fold(1e-300f64, |a, g| a.max(g.abs()));
+        for r in 0..rows {
+            let f = reference::output(&spec, &w.iter().map(|&v| v.into()).collect::<Vec<_>>(), &xr[r]).re;
+            assert_abs_diff_eq!(tape.output[r], f, epsilon = ROUNDING * f.abs().max(scale));
+            // The gradient of one example: weights e_r.
+            let mut c = vec![0.0; rows];
+            c[r] = 1.0;
+            let mut g = vec![0.0; m.n_params()];
+            plan.weighted_gradient(&tape, 0..rows, &c, 1.0, &mut scratch, &mut g);
+            for (p, (&a, &b)) in g.iter().zip(&jac[r]).enumerate() {
+                prop_assert!((a - b).abs() <= ROUNDING * scale, "param {p}: reverse {a} forward {b}");
+            }
+        }
+        // A weighted sum over the batch, with alpha.
+        let c: Vec<f64> = (0..rows).map(|r| 1.0 - 0.5 * r as f64).collect();
+        let mut g = vec![0.0; m.n_params()];
+        plan.weighted_gradient(&tape, 0..rows, &c, -2.0, &mut scratch, &mut g);
+        for p in 0..m.n_params() {
+            let want: f64 = -2.0 * (0..rows).map(|r| c[r] * jac[r][p]).sum::<f64>();
+            prop_assert!((g[p] - want).abs() <= ROUNDING * 4.0 * rows as f64 * scale);
+        }
+    }
+
+    /// C1: the factored tangent kernel equals J_a J_bᵀ from forward mode,
+    /// also across two parameter vectors (the cross kernel of the exact path kernel).
+    #[test]
+    fn factored_kernel_equals_jacobian_product(spec in arch_strategy(), dim in 1usize..4, na in 1usize..4,
+                                               nb in 1usize..4, seed in any::<u64>()) {
+        let m = model::build(&spec, dim);
+        let (wa, xa) = draw(m.n_params(), na, dim, 1.0, seed);
+        let (wb, xb) = draw(m.n_params(), nb, dim, 1.0, seed ^ 0x9e37);
+        let (mut ta, mut tb) = (m.tape(&xa), m.tape(&xb));
+        for (w, t) in [(&wa, &mut ta), (&wb, &mut tb)] {
+            m.forward(w, t);
+            m.backward(w, t);
+        }
+        let plan = KernelPlan::new(m.as_ref());
+        let mut scratch = plan.scratch(&ta, na * nb, 0);
+        let mut k = vec![0.0; na * nb];
+        plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, &mut k);
+        let ja: Vec<Vec<f64>> = (0..na).map(|r| reference::gradient(&spec, &wa, xa.row(r).iter().copied().collect::<Vec<_>>().as_slice())).collect();
+        let jb: Vec<Vec<f64>> = (0..nb).map(|r| reference::gradient(&spec, &wb, xb.row(r).iter().copied().collect::<Vec<_>>().as_slice())).collect();
+        for i in 0..na {
+            for j in 0..nb {
+                let want: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| a * b).sum();
+                let scale: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| (a * b).abs()).sum::<f64>().max(1e-300);
+                prop_assert!((k[i + na * j] - want).abs() <= ROUNDING * scale, "K[{i},{j}] = {} want {want}", k[i + na * j]);
+            }
+        }
+    }
+}
+
+/// The layouts of SPEC §3: init is zero where SPEC says (biases), draws the
+/// stated variance elsewhere, and diag_linear starts at u = v = alpha.
+#[test]
+fn init_follows_the_layout() {
+    let spec = ModelSpec::Mlp {
+        hidden: vec![300],
+        activation: Activation::Tanh,
+        bias: true,
+        parameterization: Parameterization::Standard,
+        init_scale: 2.0,
+    };
+    let m = model::build(&spec, 50);
+    let w = m.init(&mut ChaCha20Rng::seed_from_u64(3));
+    assert_eq!(w.len(), 50 * 300 + 300 + 300 + 1);
+    let w1 = &w[..15000];
+    assert!(w[15000..15300].iter().all(|&b| b == 0.0));
+    assert_eq!(w[w.len() - 1], 0.0);
+    // Sample variance of 15000 N(0, 4/50) draws: relative standard error sqrt(2/15000) ≈ 0.012; allow 5 of them.
+    let var = w1.iter().map(|v| v * v).sum::<f64>() / w1.len() as f64;
+    approx::assert_relative_eq!(var, 4.0 / 50.0, max_relative = 0.06);
+    let d = model::build(&ModelSpec::DiagLinear { init_scale: 0.3 }, 4);
+    assert_eq!(d.init(&mut ChaCha20Rng::seed_from_u64(0)), vec![0.3; 8]);
+}

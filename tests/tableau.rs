@@ -224,6 +224,37 @@ fn embedded_weights_have_their_orders() {
     }
 }
 
+/// The stages each published weight vector uses (1-based), which pins the
+/// sign of e: the order conditions alone cannot, as b + e has the same order
+/// as b - e. dop853.f: b on 1, 6..12, bhh on 1, 9, 12, er on 1, 6..12;
+/// Verner: b on 1, 8..15, b_hat on 1, 8..13, 16; dopri5: b_hat skips 2.
+#[test]
+fn weights_use_the_published_stages() {
+    let support = |w: &[f64]| -> Vec<usize> {
+        w.iter()
+            .enumerate()
+            .filter(|(_, x)| **x != 0.0)
+            .map(|(i, _)| i + 1)
+            .collect()
+    };
+    let d = Tableau::dop853();
+    assert_eq!(support(&d.b), [1, 6, 7, 8, 9, 10, 11, 12]);
+    let ErrorEstimator::Dop853 { e5, .. } = &d.error else {
+        panic!("dop853 has Hairer's estimator pair")
+    };
+    assert_eq!(support(e5), [1, 6, 7, 8, 9, 10, 11, 12]);
+    let w = d.embedded_weights();
+    assert_eq!(support(&w[1].b_hat), [1, 9, 12]);
+    let v = Tableau::verner98();
+    assert_eq!(support(&v.b), [1, 8, 9, 10, 11, 12, 13, 14, 15]);
+    assert_eq!(
+        support(&v.embedded_weights()[0].b_hat),
+        [1, 8, 9, 10, 11, 12, 13, 16]
+    );
+    let p = Tableau::dopri5();
+    assert_eq!(support(&p.embedded_weights()[0].b_hat), [1, 3, 4, 5, 6, 7]);
+}
+
 #[test]
 fn fsal_is_detected() {
     let fsal: Vec<(&str, bool)> = all_tableaux()

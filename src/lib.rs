@@ -8,6 +8,7 @@ pub mod activation;
 pub mod data;
 pub mod error;
 pub mod loss;
+pub mod order_conditions;
 pub mod spec;
 pub mod tableau;
 pub mod flow;

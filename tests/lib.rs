@@ -2,3 +2,4 @@
 mod activation;
 mod model;
 mod stepper;
+mod tableau;

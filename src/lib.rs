@@ -8,5 +8,6 @@ pub mod activation;
 pub mod data;
 pub mod error;
 pub mod loss;
+pub mod rng;
 pub mod spec;
 pub mod tableau;

@@ -120,14 +120,12 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     let flow = &exp.spec.flow;
     let (n, m) = (exp.data.train_x.nrows(), exp.data.test_x.nrows());
     let mut s = String::new();
-    let method = match (flow.method, flow.step.or(flow.lr)) {
-        (method, Some(h)) => format!("{method:?} with step {h}").to_lowercase(),
-        (method, None) => format!(
-            "{} (rtol {:e}, atol {:e})",
-            format!("{method:?}").to_lowercase(),
-            flow.rtol.unwrap_or(crate::experiment::DEFAULT_RTOL),
-            flow.atol.unwrap_or(crate::experiment::DEFAULT_ATOL)
-        ),
+    let method = match flow.fixed_step() {
+        Some(h) => format!("{} with step {h}", flow.method.name()),
+        None => {
+            let (rtol, atol) = flow.tolerances();
+            format!("{} (rtol {rtol:e}, atol {atol:e})", flow.method.name())
+        }
     };
     let _ = writeln!(s, "pathkernel: gradient flow to T = {} by {method}", flow.t_end);
     let _ = writeln!(s, "  P = {} parameters, N = {n} training points, M = {m} query points", exp.model.n_params());
@@ -161,11 +159,7 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
 
 /// The `converge` study: the same experiment at step h / 2^k.
 fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
-    let step = match spec.flow.method {
-        Method::Gd => spec.flow.lr,
-        _ => spec.flow.step,
-    };
-    let Some(h) = step else {
+    let Some(h) = spec.flow.fixed_step() else {
         return Err(InputError::new(
             "flow.step",
             "converge needs a fixed-step spec: found no step; give flow.step (or flow.lr for gd)",

@@ -12,10 +12,6 @@ use crate::stepper::{Control, RungeKutta, Stats, Step, StepFailure};
 use crate::tableau::Tableau;
 use nalgebra::DMatrix;
 
-/// Default tolerances of the adaptive methods (SPEC §4).
-pub const DEFAULT_RTOL: f64 = 1e-8;
-pub const DEFAULT_ATOL: f64 = 1e-10;
-
 pub struct Experiment {
     pub spec: Spec,
     pub data: Dataset,
@@ -82,14 +78,12 @@ pub fn integration(flow: &FlowSpec) -> (Tableau, Control) {
         Method::Dopri5 => Tableau::dopri5(),
         Method::Dop853 => Tableau::dop853(),
     };
-    let step = if flow.method == Method::Gd { flow.lr } else { flow.step };
-    let control = match step {
-        Some(h) => Control::Fixed { step: h, steps: (flow.t_end / h).round() as usize },
-        None => Control::Adaptive {
-            rtol: flow.rtol.unwrap_or(DEFAULT_RTOL),
-            atol: flow.atol.unwrap_or(DEFAULT_ATOL),
-            max_steps: flow.max_steps,
-        },
+    let control = match (flow.fixed_step(), flow.fixed_steps()) {
+        (Some(step), Some(steps)) => Control::Fixed { step, steps },
+        _ => {
+            let (rtol, atol) = flow.tolerances();
+            Control::Adaptive { rtol, atol, max_steps: flow.max_steps }
+        }
     };
     (tableau, control)
 }

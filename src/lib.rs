@@ -5,19 +5,19 @@
 //! `SPEC.md`; each module below holds one concept of it.
 
 pub mod activation;
+pub mod cli;
 pub mod data;
 pub mod error;
-pub mod loss;
-pub mod order_conditions;
-pub mod spec;
-pub mod tableau;
+pub mod exact;
+pub mod experiment;
 pub mod flow;
 pub mod kernel;
 pub mod linalg;
+pub mod loss;
 pub mod model;
-pub mod stepper;
-pub mod exact;
-pub mod experiment;
-pub mod rng;
-pub mod cli;
+pub mod order_conditions;
 pub mod report;
+pub mod rng;
+pub mod spec;
+pub mod stepper;
+pub mod tableau;

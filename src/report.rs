@@ -57,7 +57,7 @@ impl Report {
     pub fn new(exp: &Experiment, out: &Outcome) -> Report {
         Report {
             version: VERSION,
-            spec: serde_json::to_value(exp.spec.with_defaults()).expect("a spec always serialises"),
+            spec: serde_json::to_value(exp.spec.clone().with_defaults()).expect("a spec always serialises"),
             n_params: exp.model.n_params(),
             w0: exp.w0.clone(),
             w_end: out.w_end.clone(),

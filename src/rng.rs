@@ -1,21 +1,33 @@
-//! Reproducible randomness: one ChaCha20 stream per purpose.
+//! The seeded random streams (SPEC §4): every random draw of a run comes from
+//! a ChaCha20 generator keyed by the spec's seed, one stream per purpose, so
+//! that a spec reproduces bit for bit on any machine and changing how many
+//! numbers one purpose draws never shifts the others.
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-/// What a stream of random numbers is for; each purpose has its own stream
-/// so that, say, more data points do not change the initial weights.
+/// What a generator is for; each purpose has its own ChaCha stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RngStream {
+    /// Synthetic data (stream 0).
     Data,
+    /// Initial parameters w0 (stream 1).
     Init,
 }
 
-/// The generator for `stream` from the spec's seed.
+impl RngStream {
+    fn id(self) -> u64 {
+        match self {
+            RngStream::Data => 0,
+            RngStream::Init => 1,
+        }
+    }
+}
+
+/// The generator for `stream` under `seed`: `seed_from_u64(seed)`, then
+/// `set_stream(0)` for data or `set_stream(1)` for init. Streams of one seed
+/// never overlap, so data and init draws are independent.
 pub fn generator(seed: u64, stream: RngStream) -> ChaCha20Rng {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    rng.set_stream(match stream {
-        RngStream::Data => 0,
-        RngStream::Init => 1,
-    });
+    rng.set_stream(stream.id());
     rng
 }

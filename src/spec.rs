@@ -1,8 +1,23 @@
 //! The experiment spec (SPEC §4): its types, parsing and validation.
+//!
+//! Reading a spec ([`Spec::parse`], [`Spec::from_path`]) refuses anything
+//! wrong with one message naming the field, what was found and what is
+//! allowed; `read` turns the text into the types, `validate` checks what the
+//! types alone cannot.
 use crate::activation::Activation;
 use crate::loss::Loss;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+mod read;
+mod validate;
+
+pub use read::Format;
+
+/// rtol of an adaptive run when the spec gives none (SPEC §4).
+pub const DEFAULT_RTOL: f64 = 1e-8;
+/// atol of an adaptive run when the spec gives none (SPEC §4).
+pub const DEFAULT_ATOL: f64 = 1e-10;
 
 /// A whole experiment, as read from JSON (or TOML), every default filled in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,26 +35,53 @@ pub struct Spec {
     pub flow: FlowSpec,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DataSpec {
-    Synthetic {
-        function: SyntheticFunction,
-        n_train: usize,
-        n_test: usize,
-        dim: usize,
-        #[serde(default)]
-        noise: f64,
-    },
-    Inline {
-        train_x: Vec<Vec<f64>>,
-        train_y: Vec<f64>,
-        test_x: Vec<Vec<f64>>,
-    },
-    Csv {
-        train: PathBuf,
-        test: PathBuf,
-    },
+/// Declares an internally tagged spec enum (the JSON shape of SPEC §4) and,
+/// from the same body, a private externally tagged twin that deserializes into
+/// it. serde buffers an internally tagged enum's content and so loses the path
+/// to an error inside it; `read` moves the tag outside and reads the twin, so
+/// that errors name `model.hidden[1]`, not just `model`. One body for both
+/// keeps their fields and defaults from drifting apart.
+macro_rules! tagged_enum {
+    (
+        $(#[$attr:meta])*
+        pub enum $name:ident (tag $tag:literal, twin $twin:ident $remote:literal) { $($body:tt)* }
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = $tag, rename_all = "snake_case", deny_unknown_fields)]
+        pub enum $name { $($body)* }
+
+        #[derive(Deserialize)]
+        #[serde(remote = $remote, rename_all = "snake_case", deny_unknown_fields)]
+        #[allow(dead_code)]
+        enum $twin { $($body)* }
+    };
+}
+
+tagged_enum! {
+    /// Where the data come from: a generator, arrays in the spec, or CSV files.
+    pub enum DataSpec (tag "source", twin DataSpecTwin "DataSpec") {
+        /// A generator of `crate::data` (each documented there), drawn from
+        /// the seed's data stream.
+        Synthetic {
+            function: SyntheticFunction,
+            n_train: usize,
+            n_test: usize,
+            dim: usize,
+            #[serde(default)]
+            noise: f64,
+        },
+        Inline {
+            train_x: Vec<Vec<f64>>,
+            train_y: Vec<f64>,
+            test_x: Vec<Vec<f64>>,
+        },
+        /// Paths relative to the spec file's directory.
+        Csv {
+            train: PathBuf,
+            test: PathBuf,
+        },
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +93,13 @@ pub enum SyntheticFunction {
     Moons,
 }
 
+impl SyntheticFunction {
+    /// True for the generators whose targets are labels -1/+1.
+    pub fn is_classification(self) -> bool {
+        matches!(self, SyntheticFunction::Xor | SyntheticFunction::Moons)
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Parameterization {
@@ -59,36 +108,79 @@ pub enum Parameterization {
     Ntk,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "arch", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ModelSpec {
-    Linear {
-        #[serde(default = "one")]
-        init_scale: f64,
-    },
-    Mlp {
-        hidden: Vec<usize>,
-        #[serde(default = "tanh")]
-        activation: Activation,
-        #[serde(default = "yes")]
-        bias: bool,
-        #[serde(default)]
-        parameterization: Parameterization,
-        #[serde(default = "one")]
-        init_scale: f64,
-    },
-    Resmlp {
-        width: usize,
-        blocks: usize,
-        #[serde(default = "tanh")]
-        activation: Activation,
-        #[serde(default = "one")]
-        init_scale: f64,
-    },
-    DiagLinear {
-        #[serde(default = "one")]
-        init_scale: f64,
-    },
+tagged_enum! {
+    /// The architecture and its hyperparameters (SPEC §3).
+    pub enum ModelSpec (tag "arch", twin ModelSpecTwin "ModelSpec") {
+        Linear {
+            #[serde(default = "one")]
+            init_scale: f64,
+        },
+        Mlp {
+            hidden: Vec<usize>,
+            #[serde(default = "tanh")]
+            activation: Activation,
+            #[serde(default = "yes")]
+            bias: bool,
+            #[serde(default)]
+            parameterization: Parameterization,
+            #[serde(default = "one")]
+            init_scale: f64,
+        },
+        Resmlp {
+            width: usize,
+            blocks: usize,
+            #[serde(default = "tanh")]
+            activation: Activation,
+            #[serde(default = "one")]
+            init_scale: f64,
+        },
+        DiagLinear {
+            #[serde(default = "one")]
+            init_scale: f64,
+        },
+    }
+}
+
+impl ModelSpec {
+    /// P, the length of the flat parameter vector for inputs of dimension
+    /// `dim`, from SPEC §3's layouts. Saturates at `usize::MAX` rather than
+    /// overflow, so an absurd size is refused by a length check, not a panic.
+    pub fn n_params(&self, dim: usize) -> usize {
+        let add = usize::saturating_add;
+        let mul = usize::saturating_mul;
+        match self {
+            ModelSpec::Linear { .. } => add(dim, 1),
+            ModelSpec::Mlp { hidden, bias, .. } => {
+                let mut fan_in = dim;
+                let mut total = 0usize;
+                for &out in hidden.iter().chain(std::iter::once(&1)) {
+                    total = add(total, mul(out, fan_in));
+                    if *bias {
+                        total = add(total, out);
+                    }
+                    fan_in = out;
+                }
+                total
+            }
+            ModelSpec::Resmlp { width, blocks, .. } => {
+                let w = *width;
+                let input = add(mul(dim, w), w);
+                let block = add(mul(2, mul(w, w)), mul(2, w));
+                add(add(input, mul(*blocks, block)), add(w, 1))
+            }
+            ModelSpec::DiagLinear { .. } => mul(2, dim),
+        }
+    }
+
+    /// The architecture's name as written in a spec.
+    pub fn arch(&self) -> &'static str {
+        match self {
+            ModelSpec::Linear { .. } => "linear",
+            ModelSpec::Mlp { .. } => "mlp",
+            ModelSpec::Resmlp { .. } => "resmlp",
+            ModelSpec::DiagLinear { .. } => "diag_linear",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,6 +207,24 @@ pub enum Method {
     Dop853,
 }
 
+impl Method {
+    /// The name as written in a spec.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Gd => "gd",
+            Method::Heun => "heun",
+            Method::Rk4 => "rk4",
+            Method::Dopri5 => "dopri5",
+            Method::Dop853 => "dop853",
+        }
+    }
+
+    /// True for the embedded pairs, which may run adaptively.
+    pub fn has_error_estimate(self) -> bool {
+        matches!(self, Method::Dopri5 | Method::Dop853)
+    }
+}
+
 /// The integration: T, the method and its step or tolerances. `step` (or
 /// `lr` for gd) makes any method fixed-step; dopri5 and dop853 without a
 /// step are adaptive with `rtol` and `atol`.
@@ -136,6 +246,48 @@ pub struct FlowSpec {
     /// Most accepted steps an adaptive run may take before it fails.
     #[serde(default = "default_max_steps")]
     pub max_steps: usize,
+}
+
+impl FlowSpec {
+    /// The fixed step h (`lr` for gd, else `step`), or None for an adaptive run.
+    pub fn fixed_step(&self) -> Option<f64> {
+        match self.method {
+            Method::Gd => self.lr,
+            _ => self.step,
+        }
+    }
+
+    /// True when the run chooses its own steps (dopri5 or dop853 without a step).
+    pub fn is_adaptive(&self) -> bool {
+        self.method.has_error_estimate() && self.step.is_none()
+    }
+
+    /// K = round(T / h), the number of steps of a fixed-step run (SPEC §4).
+    /// `validate` has checked that T / h is within 1e-9 of K.
+    pub fn fixed_steps(&self) -> Option<usize> {
+        self.fixed_step().map(|h| (self.t_end / h).round() as usize)
+    }
+
+    /// (rtol, atol) of an adaptive run, SPEC's defaults where none is given.
+    pub fn tolerances(&self) -> (f64, f64) {
+        (
+            self.rtol.unwrap_or(DEFAULT_RTOL),
+            self.atol.unwrap_or(DEFAULT_ATOL),
+        )
+    }
+}
+
+impl Spec {
+    /// The spec with every default written out (the tolerances of an
+    /// adaptive run), so that it serialises as it runs.
+    pub fn with_defaults(mut self) -> Spec {
+        if self.flow.is_adaptive() {
+            let (rtol, atol) = self.flow.tolerances();
+            self.flow.rtol = Some(rtol);
+            self.flow.atol = Some(atol);
+        }
+        self
+    }
 }
 
 fn one() -> f64 {

@@ -1,5 +1,7 @@
 //! One integration-test binary (one link step) with a module per topic.
 mod activation;
+mod data;
 mod model;
+mod spec;
 mod stepper;
 mod tableau;

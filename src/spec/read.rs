@@ -1,0 +1,496 @@
+//! From text to a [`Spec`]: syntax, then shape, each error reported once with
+//! the field's dotted path (`model.hidden[1]`), what was found and what is
+//! allowed.
+//!
+//! The text is first read into a `serde_json::Value` (TOML too), refusing
+//! duplicate keys and non-finite numbers with their line and column. Then the
+//! tag of each internally tagged object (`data.source`, `model.arch`,
+//! `loss.kind`) is checked and moved outside (`{"mlp": {...}}`), and the
+//! externally tagged twins of the spec types are read through
+//! serde_path_to_error, which follows paths into them. serde's messages are
+//! finally reworded for a user who has not read the Rust types.
+use super::{DataSpec, DataSpecTwin, Method, ModelSpec, ModelSpecTwin, Parameterization};
+use super::{FlowSpec, InitSpec, Reduction, Spec, SyntheticFunction};
+use crate::activation::Activation;
+use crate::error::InputError;
+use crate::loss::Loss;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::path::Path;
+
+/// The syntax of a spec file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Toml,
+}
+
+impl Format {
+    /// TOML for a `.toml` extension, else JSON.
+    pub fn of_path(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
+            _ => Format::Json,
+        }
+    }
+}
+
+impl Spec {
+    /// Reads, fills the defaults of and validates a spec. A syntax error's
+    /// location is `line L, column C`; any other names the field.
+    pub fn parse(text: &str, format: Format) -> Result<Spec, InputError> {
+        read(text, format, None)
+    }
+
+    /// [`Spec::parse`] on a file, TOML if its extension is `.toml`, else JSON.
+    /// A syntax error's location is `path:line:column`.
+    pub fn from_path(path: &Path) -> Result<Spec, InputError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            InputError::new(
+                path.display().to_string(),
+                format!("cannot read the spec: {e}"),
+            )
+        })?;
+        read(&text, Format::of_path(path), Some(path))
+    }
+}
+
+fn read(text: &str, format: Format, origin: Option<&Path>) -> Result<Spec, InputError> {
+    let mut value = syntax(text, format, origin)?;
+    untag(&mut value)?;
+    let spec = serde_path_to_error::deserialize::<_, Twin>(value)
+        .map_err(shape_error)?
+        .0
+        .with_defaults();
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// The objects whose variant is named by a field inside them.
+const TAGGED: [(&str, &str); 3] = [("data", "source"), ("model", "arch"), ("loss", "kind")];
+
+/// The spec, with its tagged fields read through their externally tagged twins.
+#[derive(Deserialize)]
+#[serde(remote = "Spec", deny_unknown_fields)]
+#[allow(dead_code)]
+struct SpecTwin {
+    #[serde(default)]
+    seed: u64,
+    #[serde(with = "DataSpecTwin")]
+    data: DataSpec,
+    #[serde(with = "ModelSpecTwin")]
+    model: ModelSpec,
+    #[serde(default)]
+    init: Option<InitSpec>,
+    #[serde(with = "LossTwin")]
+    loss: Loss,
+    #[serde(default)]
+    reduction: Reduction,
+    flow: FlowSpec,
+}
+
+#[derive(Deserialize)]
+struct Twin(#[serde(with = "SpecTwin")] Spec);
+
+/// `Loss` (in `crate::loss`) externally tagged, every variant with braces so
+/// that `{"squared": {}}` reads and `{"squared": {"delta": 1}}` is an unknown
+/// field. Kept equal to `Loss` by the round-trip test over every kind.
+#[derive(Deserialize)]
+#[serde(remote = "Loss", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(dead_code)]
+enum LossTwin {
+    Squared {},
+    Logistic {},
+    Bce {},
+    Exponential {},
+    Huber {
+        #[serde(default = "super::one")]
+        delta: f64,
+    },
+    LogCosh {},
+    Cauchy {
+        #[serde(default = "super::one")]
+        c: f64,
+    },
+    Absolute {},
+    Hinge {},
+    SquaredHinge {},
+}
+
+// ---------------------------------------------------------------- syntax
+
+/// The document as a JSON value, or a syntax error with line and column.
+fn syntax(text: &str, format: Format, origin: Option<&Path>) -> Result<Value, InputError> {
+    match format {
+        Format::Json => serde_json::from_str::<Strict>(text)
+            .map(|s| s.0)
+            .map_err(|e| {
+                let position = format!(" at line {} column {}", e.line(), e.column());
+                let message = e.to_string();
+                let message = message.strip_suffix(&position).unwrap_or(&message);
+                syntax_error(
+                    origin,
+                    e.line(),
+                    e.column(),
+                    &format!("invalid JSON: {message}"),
+                )
+            }),
+        Format::Toml => toml::from_str::<Strict>(text).map(|s| s.0).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = &text[..text.floor_char_boundary(offset)];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            syntax_error(
+                origin,
+                line,
+                column,
+                &format!("invalid TOML: {}", e.message().trim_end()),
+            )
+        }),
+    }
+}
+
+fn syntax_error(origin: Option<&Path>, line: usize, column: usize, message: &str) -> InputError {
+    let location = match origin {
+        Some(path) => format!("{}:{line}:{column}", path.display()),
+        None => format!("line {line}, column {column}"),
+    };
+    InputError::new(location, message)
+}
+
+/// A JSON value read strictly: a key given twice or a non-finite number
+/// (TOML's `inf`, `nan`) is an error, reported where it occurs.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+/// The key under which the toml crate hands a date-time to a visitor.
+const TOML_DATETIME: &str = "$__toml_private_datetime";
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number, string, boolean, array or object")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom(format!("found {v:?}, allowed: finite numbers only")))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Strict::deserialize(d).map(|s| s.0)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == TOML_DATETIME {
+                return Err(de::Error::custom(
+                    "found a date-time, allowed: numbers, strings, booleans, arrays and tables",
+                ));
+            }
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!("the key `{key}` is given twice")));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+// ---------------------------------------------------------------- tags
+
+/// Checks the tag of each tagged object and moves it outside:
+/// `{"arch": "mlp", "hidden": [4]}` becomes `{"mlp": {"hidden": [4]}}`.
+fn untag(root: &mut Value) -> Result<(), InputError> {
+    let Value::Object(fields) = root else {
+        return Err(InputError::new(
+            "spec",
+            format!(
+                "found {}, expected an object (a table) of fields",
+                describe(root)
+            ),
+        ));
+    };
+    for (field, tag) in TAGGED {
+        let Some(value) = fields.get_mut(field) else {
+            continue; // reported as a missing field by serde
+        };
+        let names = allowed_values(field).unwrap_or(&[]);
+        let Value::Object(inner) = value else {
+            return Err(InputError::new(
+                field,
+                format!(
+                    "found {}, expected an object with `{tag}`: one of {}",
+                    describe(value),
+                    list(names)
+                ),
+            ));
+        };
+        let location = format!("{field}.{tag}");
+        let variant = match inner.remove(tag) {
+            Some(Value::String(name)) if names.contains(&name.as_str()) => name,
+            Some(Value::String(name)) => {
+                return Err(unknown(location, "value", "", &name, names));
+            }
+            Some(other) => {
+                return Err(InputError::new(
+                    location,
+                    format!(
+                        "found {}, expected one of {}",
+                        describe(&other),
+                        list(names)
+                    ),
+                ));
+            }
+            None => {
+                return Err(InputError::new(
+                    location,
+                    format!("missing required field `{tag}`; allowed: {}", list(names)),
+                ));
+            }
+        };
+        let rest = std::mem::take(inner);
+        *value = Value::Object(Map::from_iter([(variant, Value::Object(rest))]));
+    }
+    Ok(())
+}
+
+/// The names a field of enum type accepts, read from the derived code.
+fn allowed_values(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "data" | "source" => variant_names(DataSpecTwin::deserialize),
+        "model" | "arch" => variant_names(ModelSpecTwin::deserialize),
+        "loss" | "kind" => variant_names(LossTwin::deserialize),
+        "function" => variant_names(SyntheticFunction::deserialize),
+        "activation" => variant_names(Activation::deserialize),
+        "method" => variant_names(Method::deserialize),
+        "reduction" => variant_names(Reduction::deserialize),
+        "parameterization" => variant_names(Parameterization::deserialize),
+        _ => return None,
+    })
+}
+
+/// The variant names a derived `Deserialize` of an externally tagged enum
+/// passes to `deserialize_enum`.
+fn variant_names<T>(deserialize: fn(Probe) -> Result<T, Probed>) -> &'static [&'static str] {
+    match deserialize(Probe) {
+        Err(Probed(names)) => names,
+        Ok(_) => &[],
+    }
+}
+
+struct Probe;
+
+#[derive(Debug)]
+struct Probed(&'static [&'static str]);
+
+impl fmt::Display for Probed {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "variants {:?}", self.0)
+    }
+}
+impl std::error::Error for Probed {}
+impl de::Error for Probed {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Probed(&[])
+    }
+}
+
+impl<'de> Deserializer<'de> for Probe {
+    type Error = Probed;
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Probed> {
+        Err(Probed(&[]))
+    }
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Probed> {
+        Err(Probed(variants))
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct identifier ignored_any
+    }
+}
+
+// ---------------------------------------------------------------- messages
+
+/// serde's error, reworded, at the dotted path it occurred.
+fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> InputError {
+    use serde_path_to_error::Segment;
+    let mut path = String::new();
+    let mut variant: Option<(&str, String)> = None; // ("arch", "mlp") in a tagged object
+    for segment in error.path() {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Segment::Enum { variant: name } => {
+                let tag = TAGGED.iter().find(|(field, _)| *field == path).map(|t| t.1);
+                variant = tag.map(|tag| (tag, name.clone()));
+            }
+            Segment::Unknown => path.push_str(".?"),
+        }
+    }
+    let tag = variant.as_ref().map(|(tag, _)| *tag);
+    let context = variant
+        .map(|(tag, name)| format!(" (for {tag} `{name}`)"))
+        .unwrap_or_default();
+    let at = |name: &str| match path.as_str() {
+        "" => name.to_owned(),
+        p => format!("{p}.{name}"),
+    };
+    let message = error.inner().to_string();
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        // The path already ends at the unknown key; a tagged object's tag
+        // was taken out by `untag` but is allowed too.
+        let names = quoted(rest);
+        let found = names.first().copied().unwrap_or_default();
+        let allowed: Vec<&str> = tag.into_iter().chain(names[1..].iter().copied()).collect();
+        return unknown(path, "field", &context, found, &allowed);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let names = quoted(rest);
+        let found = names.first().copied().unwrap_or_default();
+        return unknown(path, "value", "", found, &names[1..]);
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        let name = quoted(rest).first().copied().unwrap_or_default();
+        return InputError::new(
+            at(name),
+            format!("missing required field `{name}`{context}"),
+        );
+    }
+    let location = if path.is_empty() {
+        "spec".to_owned()
+    } else {
+        path
+    };
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((found, expected)) = message
+            .strip_prefix(prefix)
+            .and_then(|r| r.rsplit_once(", expected "))
+        {
+            let last = location.rsplit('.').next().unwrap_or_default();
+            let expected = match allowed_values(last) {
+                Some(names) if expected.contains("string") => format!("one of {}", list(names)),
+                _ => expected_text(expected),
+            };
+            return InputError::new(
+                location,
+                format!("found {}, expected {expected}", found_text(found)),
+            );
+        }
+    }
+    InputError::new(location, message)
+}
+
+/// An unknown field or value: the nearest allowed name, if any is close, and
+/// the list of allowed names.
+fn unknown(
+    location: String,
+    what: &str,
+    context: &str,
+    found: &str,
+    allowed: &[&str],
+) -> InputError {
+    let lower = found.to_lowercase();
+    let nearest = allowed
+        .iter()
+        .map(|name| (strsim::normalized_damerau_levenshtein(&lower, name), *name))
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let mut problem = format!("unknown {what} `{found}`{context}.");
+    if let Some((_, name)) = nearest {
+        problem.push_str(&format!(" Did you mean `{name}`?"));
+    }
+    problem.push_str(&format!(" Allowed: {}", list(allowed)));
+    InputError::new(location, problem)
+}
+
+/// The backquoted names in a serde message, in order.
+fn quoted(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+fn list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+/// A JSON value in a message: scalars as written, containers by kind.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+        scalar => scalar.to_string(),
+    }
+}
+
+/// serde's `Unexpected` (`integer \`3\``) as the user wrote it (`3`).
+fn found_text(found: &str) -> String {
+    let scalar = ["boolean ", "integer ", "floating point "]
+        .iter()
+        .find_map(|kind| found.strip_prefix(kind));
+    match (scalar, found) {
+        (Some(value), _) => value.trim_matches('`').to_owned(),
+        (None, "sequence") => "an array".to_owned(),
+        (None, "map") => "an object".to_owned(),
+        (None, "unit value") => "null".to_owned(),
+        (None, other) => other.strip_prefix("string ").unwrap_or(other).to_owned(),
+    }
+}
+
+/// serde's `expecting` text (`usize`) in spec terms.
+fn expected_text(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" | "u32" => "a whole number >= 0".to_owned(),
+        "f64" => "a number".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        "a sequence" => "an array".to_owned(),
+        other if other.starts_with("struct ") => "an object (a table)".to_owned(),
+        other => other.to_owned(),
+    }
+}

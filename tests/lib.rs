@@ -1,0 +1,2 @@
+mod activation;
+mod loss;

@@ -9,6 +9,7 @@ use crate::loss::Loss;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+mod message;
 mod read;
 mod validate;
 

@@ -30,8 +30,8 @@ pub(super) fn read(train: &Path, test: &Path) -> Result<(Dataset, String, Vec<u6
         return Err(InputError::new(
             format!("{}:{}", train.file, train.lines[0]),
             format!(
-                "found {} column, expected at least 2: the inputs, then the target",
-                train.width
+                "found {}, expected at least 2: the inputs, then the target",
+                columns(train.width)
             ),
         ));
     }
@@ -41,9 +41,9 @@ pub(super) fn read(train: &Path, test: &Path) -> Result<(Dataset, String, Vec<u6
         return Err(InputError::new(
             format!("{}:{}", test.file, test.lines[0]),
             format!(
-                "found {} columns, expected {dim} (the inputs, as in {}) or {} (the inputs and an \
+                "found {}, expected {dim} (the inputs, as in {}) or {} (the inputs and an \
                  ignored target)",
-                test.width,
+                columns(test.width),
                 train.file,
                 dim + 1
             ),
@@ -106,8 +106,8 @@ impl Table {
                 return Err(InputError::new(
                     format!("{}:{line}", table.file),
                     format!(
-                        "found {} columns, expected {} as on line {width_line}",
-                        record.len(),
+                        "found {}, expected {} as on line {width_line}",
+                        columns(record.len()),
                         table.width
                     ),
                 ));
@@ -116,7 +116,10 @@ impl Table {
                 .iter()
                 .enumerate()
                 .map(|(j, cell)| {
-                    number(cell).map_err(|problem| {
+                    number(cell).map_err(|mut problem| {
+                        if index == 0 {
+                            problem.push_str(" (a header line has no numeric cell)");
+                        }
                         InputError::new(format!("{}:{line}:{}", table.file, j + 1), problem)
                     })
                 })
@@ -141,5 +144,13 @@ fn number(cell: &str) -> Result<f64, String> {
         Ok(_) => Err(format!("found `{cell}`, allowed: a finite number")),
         Err(_) if cell.is_empty() => Err("found an empty cell, expected a number".to_owned()),
         Err(_) => Err(format!("found `{cell}`, expected a number")),
+    }
+}
+
+fn columns(n: usize) -> String {
+    if n == 1 {
+        "1 column".to_owned()
+    } else {
+        format!("{n} columns")
     }
 }

@@ -112,7 +112,7 @@ fn inputs(
 
 /// Even rows on the upper moon (-1), odd rows on the lower (+1).
 fn moon_label(i: usize) -> f64 {
-    if i % 2 == 0 { -1.0 } else { 1.0 }
+    if i.is_multiple_of(2) { -1.0 } else { 1.0 }
 }
 
 fn moon_point(i: usize, rng: &mut ChaCha20Rng) -> [f64; 2] {

@@ -7,11 +7,11 @@
 //! tag of each internally tagged object (`data.source`, `model.arch`,
 //! `loss.kind`) is checked and moved outside (`{"mlp": {...}}`), and the
 //! externally tagged twins of the spec types are read through
-//! serde_path_to_error, which follows paths into them. serde's messages are
-//! finally reworded for a user who has not read the Rust types.
-use super::{DataSpec, DataSpecTwin, Method, ModelSpec, ModelSpecTwin, Parameterization};
-use super::{FlowSpec, InitSpec, Reduction, Spec, SyntheticFunction};
-use crate::activation::Activation;
+//! serde_path_to_error, which follows paths into them; `message` rewords
+//! serde's errors.
+use super::message::{allowed_values, describe, list, unknown};
+use super::{DataSpec, DataSpecTwin, ModelSpec, ModelSpecTwin};
+use super::{FlowSpec, InitSpec, Reduction, Spec};
 use crate::error::InputError;
 use crate::loss::Loss;
 use serde::Deserialize;
@@ -61,7 +61,7 @@ fn read(text: &str, format: Format, origin: Option<&Path>) -> Result<Spec, Input
     let mut value = syntax(text, format, origin)?;
     untag(&mut value)?;
     let spec = serde_path_to_error::deserialize::<_, Twin>(value)
-        .map_err(shape_error)?
+        .map_err(super::message::shape_error)?
         .0
         .with_defaults();
     spec.validate()?;
@@ -69,7 +69,8 @@ fn read(text: &str, format: Format, origin: Option<&Path>) -> Result<Spec, Input
 }
 
 /// The objects whose variant is named by a field inside them.
-const TAGGED: [(&str, &str); 3] = [("data", "source"), ("model", "arch"), ("loss", "kind")];
+pub(super) const TAGGED: [(&str, &str); 3] =
+    [("data", "source"), ("model", "arch"), ("loss", "kind")];
 
 /// The spec, with its tagged fields read through their externally tagged twins.
 #[derive(Deserialize)]
@@ -100,7 +101,7 @@ struct Twin(#[serde(with = "SpecTwin")] Spec);
 #[derive(Deserialize)]
 #[serde(remote = "Loss", rename_all = "snake_case", deny_unknown_fields)]
 #[allow(dead_code)]
-enum LossTwin {
+pub(super) enum LossTwin {
     Squared {},
     Logistic {},
     Bce {},
@@ -288,209 +289,4 @@ fn untag(root: &mut Value) -> Result<(), InputError> {
         *value = Value::Object(Map::from_iter([(variant, Value::Object(rest))]));
     }
     Ok(())
-}
-
-/// The names a field of enum type accepts, read from the derived code.
-fn allowed_values(field: &str) -> Option<&'static [&'static str]> {
-    Some(match field {
-        "data" | "source" => variant_names(DataSpecTwin::deserialize),
-        "model" | "arch" => variant_names(ModelSpecTwin::deserialize),
-        "loss" | "kind" => variant_names(LossTwin::deserialize),
-        "function" => variant_names(SyntheticFunction::deserialize),
-        "activation" => variant_names(Activation::deserialize),
-        "method" => variant_names(Method::deserialize),
-        "reduction" => variant_names(Reduction::deserialize),
-        "parameterization" => variant_names(Parameterization::deserialize),
-        _ => return None,
-    })
-}
-
-/// The variant names a derived `Deserialize` of an externally tagged enum
-/// passes to `deserialize_enum`.
-fn variant_names<T>(deserialize: fn(Probe) -> Result<T, Probed>) -> &'static [&'static str] {
-    match deserialize(Probe) {
-        Err(Probed(names)) => names,
-        Ok(_) => &[],
-    }
-}
-
-struct Probe;
-
-#[derive(Debug)]
-struct Probed(&'static [&'static str]);
-
-impl fmt::Display for Probed {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "variants {:?}", self.0)
-    }
-}
-impl std::error::Error for Probed {}
-impl de::Error for Probed {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        Probed(&[])
-    }
-}
-
-impl<'de> Deserializer<'de> for Probe {
-    type Error = Probed;
-    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Probed> {
-        Err(Probed(&[]))
-    }
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        variants: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, Probed> {
-        Err(Probed(variants))
-    }
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct identifier ignored_any
-    }
-}
-
-// ---------------------------------------------------------------- messages
-
-/// serde's error, reworded, at the dotted path it occurred.
-fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> InputError {
-    use serde_path_to_error::Segment;
-    let mut path = String::new();
-    let mut variant: Option<(&str, String)> = None; // ("arch", "mlp") in a tagged object
-    for segment in error.path() {
-        match segment {
-            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
-            Segment::Map { key } => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-            }
-            Segment::Enum { variant: name } => {
-                let tag = TAGGED.iter().find(|(field, _)| *field == path).map(|t| t.1);
-                variant = tag.map(|tag| (tag, name.clone()));
-            }
-            Segment::Unknown => path.push_str(".?"),
-        }
-    }
-    let tag = variant.as_ref().map(|(tag, _)| *tag);
-    let context = variant
-        .map(|(tag, name)| format!(" (for {tag} `{name}`)"))
-        .unwrap_or_default();
-    let at = |name: &str| match path.as_str() {
-        "" => name.to_owned(),
-        p => format!("{p}.{name}"),
-    };
-    let message = error.inner().to_string();
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        // The path already ends at the unknown key; a tagged object's tag
-        // was taken out by `untag` but is allowed too.
-        let names = quoted(rest);
-        let found = names.first().copied().unwrap_or_default();
-        let allowed: Vec<&str> = tag.into_iter().chain(names[1..].iter().copied()).collect();
-        return unknown(path, "field", &context, found, &allowed);
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant ") {
-        let names = quoted(rest);
-        let found = names.first().copied().unwrap_or_default();
-        return unknown(path, "value", "", found, &names[1..]);
-    }
-    if let Some(rest) = message.strip_prefix("missing field ") {
-        let name = quoted(rest).first().copied().unwrap_or_default();
-        return InputError::new(
-            at(name),
-            format!("missing required field `{name}`{context}"),
-        );
-    }
-    let location = if path.is_empty() {
-        "spec".to_owned()
-    } else {
-        path
-    };
-    for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some((found, expected)) = message
-            .strip_prefix(prefix)
-            .and_then(|r| r.rsplit_once(", expected "))
-        {
-            let last = location.rsplit('.').next().unwrap_or_default();
-            let expected = match allowed_values(last) {
-                Some(names) if expected.contains("string") => format!("one of {}", list(names)),
-                _ => expected_text(expected),
-            };
-            return InputError::new(
-                location,
-                format!("found {}, expected {expected}", found_text(found)),
-            );
-        }
-    }
-    InputError::new(location, message)
-}
-
-/// An unknown field or value: the nearest allowed name, if any is close, and
-/// the list of allowed names.
-fn unknown(
-    location: String,
-    what: &str,
-    context: &str,
-    found: &str,
-    allowed: &[&str],
-) -> InputError {
-    let lower = found.to_lowercase();
-    let nearest = allowed
-        .iter()
-        .map(|name| (strsim::normalized_damerau_levenshtein(&lower, name), *name))
-        .filter(|(score, _)| *score >= 0.6)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let mut problem = format!("unknown {what} `{found}`{context}.");
-    if let Some((_, name)) = nearest {
-        problem.push_str(&format!(" Did you mean `{name}`?"));
-    }
-    problem.push_str(&format!(" Allowed: {}", list(allowed)));
-    InputError::new(location, problem)
-}
-
-/// The backquoted names in a serde message, in order.
-fn quoted(text: &str) -> Vec<&str> {
-    text.split('`').skip(1).step_by(2).collect()
-}
-
-fn list(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    quoted.join(", ")
-}
-
-/// A JSON value in a message: scalars as written, containers by kind.
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
-        scalar => scalar.to_string(),
-    }
-}
-
-/// serde's `Unexpected` (`integer \`3\``) as the user wrote it (`3`).
-fn found_text(found: &str) -> String {
-    let scalar = ["boolean ", "integer ", "floating point "]
-        .iter()
-        .find_map(|kind| found.strip_prefix(kind));
-    match (scalar, found) {
-        (Some(value), _) => value.trim_matches('`').to_owned(),
-        (None, "sequence") => "an array".to_owned(),
-        (None, "map") => "an object".to_owned(),
-        (None, "unit value") => "null".to_owned(),
-        (None, other) => other.strip_prefix("string ").unwrap_or(other).to_owned(),
-    }
-}
-
-/// serde's `expecting` text (`usize`) in spec terms.
-fn expected_text(expected: &str) -> String {
-    match expected {
-        "usize" | "u64" | "u32" => "a whole number >= 0".to_owned(),
-        "f64" => "a number".to_owned(),
-        "a boolean" => "true or false".to_owned(),
-        "a sequence" => "an array".to_owned(),
-        other if other.starts_with("struct ") => "an object (a table)".to_owned(),
-        other => other.to_owned(),
-    }
 }

@@ -128,6 +128,63 @@ impl Activation {
         }
     }
 
+    /// (sigma(z), sigma'(z)) with one transcendental call where the pair
+    /// shares one: the forward pass needs both, and on wide layers the
+    /// activations cost as much as a matrix product when computed apart.
+    #[inline]
+    pub fn apply_with_derivative(self, z: f64) -> (f64, f64) {
+        match self {
+            Activation::Tanh => {
+                // With e = exp(-2|z|) and u = e - 1: tanh|z| = -u / (2 + u) and
+                // sech^2 z = 4 e / (2 + u)^2. Near 0, u comes from expm1 (no
+                // cancellation) and e = 1 + u is exact enough (e > 1/2); far
+                // out, e comes from exp (no underflow to 1 + u = 0) and
+                // u = e - 1 has no cancellation (e < 1/2).
+                let x = -2.0 * z.abs();
+                let (u, e) = if x > -0.7 {
+                    let u = x.exp_m1();
+                    (u, 1.0 + u)
+                } else {
+                    let e = x.exp();
+                    (e - 1.0, e)
+                };
+                let p = 2.0 + u;
+                let t = -u / p;
+                (if z < 0.0 { -t } else { t }, 4.0 * e / (p * p))
+            }
+            Activation::Sigmoid => {
+                let (s, r) = sigmoid_pair(z);
+                (s, s * r)
+            }
+            Activation::Silu => {
+                let (s, r) = sigmoid_pair(z);
+                (z * s, s + z * s * r)
+            }
+            Activation::Sin => z.sin_cos(),
+            _ => (self.apply(z), self.derivative(z)),
+        }
+    }
+
+    /// u = sigma(z) and d = sigma'(z) elementwise, split across threads for
+    /// long slices (elementwise, so the result does not depend on the split).
+    pub fn apply_slices(self, z: &[f64], u: &mut [f64], d: &mut [f64]) {
+        use rayon::prelude::*;
+        const CHUNK: usize = 1 << 14;
+        let run = |z: &[f64], u: &mut [f64], d: &mut [f64]| {
+            for ((u, d), &z) in u.iter_mut().zip(d.iter_mut()).zip(z) {
+                (*u, *d) = self.apply_with_derivative(z);
+            }
+        };
+        if z.len() <= CHUNK {
+            run(z, u, d);
+        } else {
+            z.par_chunks(CHUNK)
+                .zip(u.par_chunks_mut(CHUNK))
+                .zip(d.par_chunks_mut(CHUNK))
+                .for_each(|((z, u), d)| run(z, u, d));
+        }
+    }
+
     /// sigma applied to a dual number (forward-mode reference).
     ///
     /// Built from num-dual's elementary functions in forms that stay accurate

@@ -114,11 +114,7 @@ impl Model for Mlp {
             }
             if l < k {
                 let (pre, dact) = tape.scratch.split_at_mut(k);
-                let act = self.activation;
-                for ((u, d), &z) in after[0].iter_mut().zip(dact[l].iter_mut()).zip(pre[l].iter()) {
-                    *u = act.apply(z);
-                    *d = act.derivative(z);
-                }
+                self.activation.apply_slices(pre[l].as_slice(), after[0].as_mut_slice(), dact[l].as_mut_slice());
             }
         }
     }

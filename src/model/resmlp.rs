@@ -93,10 +93,7 @@ impl Model for ResMlp {
             gemm(view_mut(&mut pre[k]), false, view(u), w1, 1.0);
             add_bias(pre[k].as_mut_slice(), rows, b1);
             let (a, next) = todo.split_at_mut(1);
-            for ((a, d), &h) in a[0].iter_mut().zip(dact[k].iter_mut()).zip(pre[k].iter()) {
-                *a = self.activation.apply(h);
-                *d = self.activation.derivative(h);
-            }
+            self.activation.apply_slices(pre[k].as_slice(), a[0].as_mut_slice(), dact[k].as_mut_slice());
             next[0].copy_from(u);
             gemm(view_mut(&mut next[0]), true, view(&a[0]), w2, 1.0);
             add_bias(next[0].as_mut_slice(), rows, b2);

@@ -15,7 +15,8 @@ pub fn bench_dir() -> PathBuf {
 /// The experiment of a spec file.
 pub fn load(path: &Path) -> Experiment {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let spec = Spec::parse(&text, Format::Json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec =
+        Spec::parse(&text, Format::Json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let data = Dataset::resolve(&spec, path.parent().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     Experiment::new(spec, data)
 }

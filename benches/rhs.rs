@@ -2,13 +2,18 @@
 //! and a width sweep. Throughput is in floating-point operations (criterion
 //! prints it as elements/s: read "Gelem/s" as GFLOP/s).
 mod common;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pathkernel::experiment::Experiment;
 use pathkernel::flow::FlowProblem;
 use pathkernel::stepper::OdeSystem;
 
 fn bench_rhs(c: &mut Criterion, group: &str, name: &str, exp: &Experiment) {
-    let mut flow = FlowProblem::new(exp.model.as_ref(), exp.spec.loss, exp.spec.reduction, &exp.data);
+    let mut flow = FlowProblem::new(
+        exp.model.as_ref(),
+        exp.spec.loss,
+        exp.spec.reduction,
+        &exp.data,
+    );
     let y = flow.initial_state(&exp.w0);
     let mut dy = vec![0.0; y.len()];
     let mut g = c.benchmark_group(group);
@@ -16,7 +21,9 @@ fn bench_rhs(c: &mut Criterion, group: &str, name: &str, exp: &Experiment) {
     if flow.flops_per_evaluation() > 1e9 {
         g.sample_size(20);
     }
-    g.bench_function(BenchmarkId::from_parameter(name), |b| b.iter(|| flow.rhs(0.0, &y, &mut dy)));
+    g.bench_function(BenchmarkId::from_parameter(name), |b| {
+        b.iter(|| flow.rhs(0.0, &y, &mut dy))
+    });
     g.finish();
 }
 
@@ -29,7 +36,12 @@ fn bench_specs(c: &mut Criterion) {
 
 fn bench_widths(c: &mut Criterion) {
     for width in [64, 128, 256, 512] {
-        bench_rhs(c, "rhs_width", &width.to_string(), &common::width_experiment(width));
+        bench_rhs(
+            c,
+            "rhs_width",
+            &width.to_string(),
+            &common::width_experiment(width),
+        );
     }
 }
 

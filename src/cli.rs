@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 pub const EXAMPLE_SPEC: &str = include_str!("example.json");
 
 #[derive(Debug, Parser)]
-#[command(name = "pathkernel", version, about = "Checks numerically that a model trained by gradient flow is a kernel machine (Domingos 2020).")]
+#[command(
+    name = "pathkernel",
+    version,
+    about = "Checks numerically that a model trained by gradient flow is a kernel machine (Domingos 2020)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -50,9 +54,8 @@ pub fn main(cli: Cli) -> i32 {
             let spec = Spec::parse(&text, fmt)?;
             run_spec(spec, &base, out.as_deref())
         }),
-        Some(Command::Converge { spec, halvings }) => {
-            read_spec(&spec).and_then(|(text, fmt, base)| converge(Spec::parse(&text, fmt)?, &base, halvings))
-        }
+        Some(Command::Converge { spec, halvings }) => read_spec(&spec)
+            .and_then(|(text, fmt, base)| converge(Spec::parse(&text, fmt)?, &base, halvings)),
         Some(Command::Example) => {
             print!("{EXAMPLE_SPEC}");
             Ok(())
@@ -76,10 +79,21 @@ fn read_spec(path: &Path) -> Result<(String, Format, PathBuf), Error> {
             .map_err(|e| InputError::new("standard input", format!("cannot read the spec: {e}")))?;
         return Ok((text, Format::Json, PathBuf::from(".")));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path.display().to_string(), format!("cannot read the spec: {e}")))?;
-    let format = if path.extension().is_some_and(|e| e == "toml") { Format::Toml } else { Format::Json };
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        InputError::new(
+            path.display().to_string(),
+            format!("cannot read the spec: {e}"),
+        )
+    })?;
+    let format = if path.extension().is_some_and(|e| e == "toml") {
+        Format::Toml
+    } else {
+        Format::Json
+    };
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     Ok((text, format, base))
 }
 
@@ -103,7 +117,8 @@ fn run_with_progress(exp: &Experiment) -> Result<Outcome, Error> {
     let t_end = exp.spec.flow.t_end;
     let bar = ProgressBar::new(1000);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} t {msg} [{bar:30}] {elapsed}").expect("a valid template"),
+        ProgressStyle::with_template("{spinner} t {msg} [{bar:30}] {elapsed}")
+            .expect("a valid template"),
     );
     let mut progress = |t: f64| {
         bar.set_position((1000.0 * t / t_end) as u64);
@@ -127,12 +142,28 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
             format!("{} (rtol {rtol:e}, atol {atol:e})", flow.method.name())
         }
     };
-    let _ = writeln!(s, "pathkernel: gradient flow to T = {} by {method}", flow.t_end);
-    let _ = writeln!(s, "  P = {} parameters, N = {n} training points, M = {m} query points", exp.model.n_params());
+    let _ = writeln!(
+        s,
+        "pathkernel: gradient flow to T = {} by {method}",
+        flow.t_end
+    );
+    let _ = writeln!(
+        s,
+        "  P = {} parameters, N = {n} training points, M = {m} query points",
+        exp.model.n_params()
+    );
     let st = out.stats;
-    let _ = writeln!(s, "  {} steps ({} rejected), {} right-hand-side evaluations", st.steps, st.rejected_steps, st.rhs_evals);
+    let _ = writeln!(
+        s,
+        "  {} steps ({} rejected), {} right-hand-side evaluations",
+        st.steps, st.rejected_steps, st.rhs_evals
+    );
     let _ = writeln!(s, "  loss {:.6e} -> {:.6e}", out.loss0, out.loss_end);
-    let change = out.y_end.iter().zip(&out.y0).fold(0.0_f64, |a, (e, b)| a.max((e - b).abs()));
+    let change = out
+        .y_end
+        .iter()
+        .zip(&out.y0)
+        .fold(0.0_f64, |a, (e, b)| a.max((e - b).abs()));
     let _ = writeln!(
         s,
         "  max |residual| {:.3e}   (max |y_end - y0| {:.3e})",
@@ -142,7 +173,11 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     if let Some(r) = out.exact_max_abs_residual() {
         let _ = writeln!(s, "  exact path kernel: max |residual| {r:.3e}");
     }
-    let _ = writeln!(s, "  {:>5} {:>14} {:>14} {:>16} {:>11}", "query", "y0", "y_end", "kernel machine", "residual");
+    let _ = writeln!(
+        s,
+        "  {:>5} {:>14} {:>14} {:>16} {:>11}",
+        "query", "y0", "y_end", "kernel machine", "residual"
+    );
     let (km, res) = (out.kernel_machine(), out.residual());
     for q in 0..m.min(5) {
         let _ = writeln!(
@@ -167,7 +202,10 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
         .into());
     };
     let data = Dataset::resolve(&spec, base)?;
-    println!("{:>12} {:>8} {:>10} {:>14} {:>8}", "step", "steps", "rhs_evals", "max |r|", "order");
+    println!(
+        "{:>12} {:>8} {:>10} {:>14} {:>8}",
+        "step", "steps", "rhs_evals", "max |r|", "order"
+    );
     let mut previous: Option<f64> = None;
     for k in 0..=halvings {
         let mut s = spec.clone();
@@ -179,8 +217,13 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
         let exp = Experiment::new(s, data.clone());
         let out = run_with_progress(&exp)?;
         let r = out.max_abs_residual();
-        let order = previous.map(|p| format!("{:8.3}", (p / r).log2())).unwrap_or_else(|| format!("{:>8}", "-"));
-        println!("{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}", out.stats.steps, out.stats.rhs_evals);
+        let order = previous
+            .map(|p| format!("{:8.3}", (p / r).log2()))
+            .unwrap_or_else(|| format!("{:>8}", "-"));
+        println!(
+            "{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}",
+            out.stats.steps, out.stats.rhs_evals
+        );
         previous = Some(r);
     }
     Ok(())

@@ -71,13 +71,29 @@ impl<'m> ExactPathKernel<'m> {
             }
             self.model.forward(&self.w_s, &mut self.query);
             self.model.backward(&self.w_s, &mut self.query);
-            self.plan.tangent_kernel(&self.query, 0..m, flow.tape(), 0..n, &mut self.scratch, &mut self.kernel);
-            self.segment.iter_mut().zip(&self.kernel).for_each(|(acc, &k)| *acc += weight * k);
+            self.plan.tangent_kernel(
+                &self.query,
+                0..m,
+                flow.tape(),
+                0..n,
+                &mut self.scratch,
+                &mut self.kernel,
+            );
+            self.segment
+                .iter_mut()
+                .zip(&self.kernel)
+                .for_each(|(acc, &k)| *acc += weight * k);
         }
-        for ((a_col, k_col), &lp) in
-            self.coef_integral.chunks_exact_mut(m).zip(self.segment.chunks_exact(m)).zip(flow.lprime())
+        for ((a_col, k_col), &lp) in self
+            .coef_integral
+            .chunks_exact_mut(m)
+            .zip(self.segment.chunks_exact(m))
+            .zip(flow.lprime())
         {
-            a_col.iter_mut().zip(k_col).for_each(|(a, &k)| *a += -eps * lp * k);
+            a_col
+                .iter_mut()
+                .zip(k_col)
+                .for_each(|(a, &k)| *a += -eps * lp * k);
         }
     }
 }

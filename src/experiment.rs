@@ -6,7 +6,7 @@ use crate::error::RunError;
 use crate::exact::ExactPathKernel;
 use crate::flow::FlowProblem;
 use crate::model::{self, Model};
-use crate::rng::{generator, RngStream};
+use crate::rng::{RngStream, generator};
 use crate::spec::{FlowSpec, Method, Spec};
 use crate::stepper::{Control, RungeKutta, Stats, Step, StepFailure};
 use crate::tableau::Tableau;
@@ -43,26 +43,43 @@ impl Outcome {
     }
     /// r(q_m) = f(w(T); q_m) − yhat(q_m).
     pub fn residual(&self) -> Vec<f64> {
-        self.y_end.iter().zip(self.kernel_machine()).map(|(y, k)| y - k).collect()
+        self.y_end
+            .iter()
+            .zip(self.kernel_machine())
+            .map(|(y, k)| y - k)
+            .collect()
     }
     pub fn max_abs_residual(&self) -> f64 {
         max_abs(&self.residual())
     }
     /// a_i(q_m) = A_i(q_m) / K^p(q_m, x_i); None where K^p = 0.
     pub fn coefficients(&self) -> DMatrix<Option<f64>> {
-        self.coef_integral.zip_map(&self.path_kernel, |a, k| (k != 0.0).then(|| a / k))
+        self.coef_integral
+            .zip_map(&self.path_kernel, |a, k| (k != 0.0).then(|| a / k))
     }
     pub fn exact_kernel_machine(&self) -> Option<Vec<f64>> {
-        self.exact_coef_integral.as_ref().map(|a| machine(&self.y0, a))
+        self.exact_coef_integral
+            .as_ref()
+            .map(|a| machine(&self.y0, a))
     }
     pub fn exact_max_abs_residual(&self) -> Option<f64> {
         let km = self.exact_kernel_machine()?;
-        Some(max_abs(&self.y_end.iter().zip(km).map(|(y, k)| y - k).collect::<Vec<_>>()))
+        Some(max_abs(
+            &self
+                .y_end
+                .iter()
+                .zip(km)
+                .map(|(y, k)| y - k)
+                .collect::<Vec<_>>(),
+        ))
     }
 }
 
 fn machine(y0: &[f64], a: &DMatrix<f64>) -> Vec<f64> {
-    y0.iter().zip(a.row_iter()).map(|(b, row)| b + row.sum()).collect()
+    y0.iter()
+        .zip(a.row_iter())
+        .map(|(b, row)| b + row.sum())
+        .collect()
 }
 
 fn max_abs(v: &[f64]) -> f64 {
@@ -82,7 +99,11 @@ pub fn integration(flow: &FlowSpec) -> (Tableau, Control) {
         (Some(step), Some(steps)) => Control::Fixed { step, steps },
         _ => {
             let (rtol, atol) = flow.tolerances();
-            Control::Adaptive { rtol, atol, max_steps: flow.max_steps }
+            Control::Adaptive {
+                rtol,
+                atol,
+                max_steps: flow.max_steps,
+            }
         }
     };
     (tableau, control)
@@ -97,11 +118,25 @@ impl Experiment {
             Some(init) => init.w0.clone(),
             None => model.init(&mut generator(spec.seed, RngStream::Init)),
         };
-        Experiment { spec, data, model, w0 }
+        Experiment {
+            spec,
+            data,
+            model,
+            w0,
+        }
     }
 
     /// Integrates the flow; `progress` sees the time after each accepted step.
-    pub fn run(&self, progress: &mut dyn FnMut(f64)) -> Result<Outcome, RunError> {
+    ///
+    /// The work runs on a thread of rayon's pool, so that the matrix
+    /// products' parallel halves go on that thread's own deque: submitted
+    /// from outside the pool they would go through a shared queue that
+    /// allocates as it grows.
+    pub fn run(&self, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Outcome, RunError> {
+        rayon::scope(|_| self.run_here(progress))
+    }
+
+    fn run_here(&self, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Outcome, RunError> {
         let model = self.model.as_ref();
         let mut flow = FlowProblem::new(model, self.spec.loss, self.spec.reduction, &self.data);
         let layout = flow.layout();
@@ -111,7 +146,11 @@ impl Experiment {
         let (tableau, control) = integration(&self.spec.flow);
         let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &self.w0, 0.0, f64::NAN)?;
         let mut y = flow.initial_state(&self.w0);
-        let mut exact = self.spec.flow.exact_path_kernel.then(|| ExactPathKernel::new(model, &self.data));
+        let mut exact = self
+            .spec
+            .flow
+            .exact_path_kernel
+            .then(|| ExactPathKernel::new(model, &self.data));
         let mut observer = |flow: &mut FlowProblem<'_>, step: &Step<'_>| {
             if let Some(e) = exact.as_mut() {
                 e.add_step(flow, step);
@@ -162,15 +201,27 @@ fn snapshot(
     flow.tangent_kernel(&mut kernel);
     let finite = loss.is_finite() && outputs.iter().chain(&kernel).all(|v| v.is_finite());
     if !finite {
-        let what = if loss.is_finite() { "a non-finite output or kernel" } else { "the loss is not finite" };
-        return Err(RunError::Diverged { t, loss: last_loss, what: what.into() });
+        let what = if loss.is_finite() {
+            "a non-finite output or kernel"
+        } else {
+            "the loss is not finite"
+        };
+        return Err(RunError::Diverged {
+            t,
+            loss: last_loss,
+            what: what.into(),
+        });
     }
     Ok((loss, outputs, DMatrix::from_column_slice(m, n, &kernel)))
 }
 
 fn run_error(failure: StepFailure, loss: f64) -> RunError {
     match failure {
-        StepFailure::NonFinite { t } => RunError::Diverged { t, loss, what: "the state became non-finite".into() },
+        StepFailure::NonFinite { t } => RunError::Diverged {
+            t,
+            loss,
+            what: "the state became non-finite".into(),
+        },
         StepFailure::StepTooSmall { t, h } => RunError::StepTooSmall { t, h, loss },
         StepFailure::TooManySteps { t, max_steps } => RunError::TooManySteps { t, max_steps, loss },
     }

@@ -59,10 +59,19 @@ pub struct FlowProblem<'m> {
 }
 
 impl<'m> FlowProblem<'m> {
-    pub fn new(model: &'m dyn Model, loss: Loss, reduction: Reduction, data: &Dataset) -> FlowProblem<'m> {
+    pub fn new(
+        model: &'m dyn Model,
+        loss: Loss,
+        reduction: Reduction,
+        data: &Dataset,
+    ) -> FlowProblem<'m> {
         let (n, m) = (data.train_x.nrows(), data.test_x.nrows());
         let batch = DMatrix::from_fn(n + m, model.input_dim(), |r, c| {
-            if r < n { data.train_x[(r, c)] } else { data.test_x[(r - n, c)] }
+            if r < n {
+                data.train_x[(r, c)]
+            } else {
+                data.test_x[(r - n, c)]
+            }
         });
         let tape = model.tape(&batch);
         let plan = KernelPlan::new(model);
@@ -75,7 +84,11 @@ impl<'m> FlowProblem<'m> {
                 Reduction::Sum => 1.0,
                 Reduction::Mean => 1.0 / n as f64,
             },
-            layout: Layout { n_params: model.n_params(), n_train: n, n_query: m },
+            layout: Layout {
+                n_params: model.n_params(),
+                n_train: n,
+                n_query: m,
+            },
             plan,
             tape,
             scratch,
@@ -138,14 +151,19 @@ impl<'m> FlowProblem<'m> {
     /// and the two M x N products and the Hadamard product of each dense
     /// block's kernel. Elementwise work (activations, axpys) is left out.
     pub fn flops_per_evaluation(&self) -> f64 {
-        let Layout { n_train: n, n_query: m, .. } = self.layout;
+        let Layout {
+            n_train: n,
+            n_query: m,
+            ..
+        } = self.layout;
         let (n, m) = (n as f64, m as f64);
         let mut flops = 0.0;
         for block in self.model.blocks() {
             let (fan_in, fan_out) = match *block {
-                Block::Dense { input, delta, .. } => {
-                    (self.tape.inputs[input].ncols() as f64, self.tape.deltas[delta].ncols() as f64)
-                }
+                Block::Dense { input, delta, .. } => (
+                    self.tape.inputs[input].ncols() as f64,
+                    self.tape.deltas[delta].ncols() as f64,
+                ),
                 Block::Bias { .. } => continue,
                 Block::Explicit { jac, .. } => (self.tape.explicit[jac].ncols() as f64, 0.0),
             };
@@ -160,8 +178,19 @@ impl<'m> FlowProblem<'m> {
 
     /// K^g(q_m, x_i) at the last evaluation, column-major M x N, into `out`.
     pub fn tangent_kernel(&mut self, out: &mut [f64]) {
-        let Layout { n_train: n, n_query: m, .. } = self.layout;
-        self.plan.tangent_kernel(&self.tape, n..n + m, &self.tape, 0..n, &mut self.scratch, out);
+        let Layout {
+            n_train: n,
+            n_query: m,
+            ..
+        } = self.layout;
+        self.plan.tangent_kernel(
+            &self.tape,
+            n..n + m,
+            &self.tape,
+            0..n,
+            &mut self.scratch,
+            out,
+        );
     }
 }
 
@@ -171,13 +200,29 @@ impl OdeSystem for FlowProblem<'_> {
     }
 
     fn rhs(&mut self, _t: f64, y: &[f64], dy: &mut [f64]) {
-        let Layout { n_params: p, n_train: n, n_query: m } = self.layout;
+        let Layout {
+            n_params: p,
+            n_train: n,
+            n_query: m,
+        } = self.layout;
         self.evaluate(&y[..p]);
         let (dw, dk) = dy.split_at_mut(p);
-        self.plan.weighted_gradient(&self.tape, 0..n, &self.lprime, -1.0, &mut self.scratch, dw);
+        self.plan
+            .weighted_gradient(&self.tape, 0..n, &self.lprime, -1.0, &mut self.scratch, dw);
         let (dkp, da) = dk.split_at_mut(m * n);
-        self.plan.tangent_kernel(&self.tape, n..n + m, &self.tape, 0..n, &mut self.scratch, dkp);
-        for ((a_col, k_col), &lp) in da.chunks_exact_mut(m).zip(dkp.chunks_exact(m)).zip(&self.lprime) {
+        self.plan.tangent_kernel(
+            &self.tape,
+            n..n + m,
+            &self.tape,
+            0..n,
+            &mut self.scratch,
+            dkp,
+        );
+        for ((a_col, k_col), &lp) in da
+            .chunks_exact_mut(m)
+            .zip(dkp.chunks_exact(m))
+            .zip(&self.lprime)
+        {
             a_col.iter_mut().zip(k_col).for_each(|(a, &k)| *a = -lp * k);
         }
     }

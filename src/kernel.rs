@@ -42,14 +42,26 @@ impl KernelPlan {
         let mut groups: Vec<Group> = Vec::new();
         let mut explicit = Vec::new();
         let group_of = |delta: usize, groups: &mut Vec<Group>| -> usize {
-            groups.iter().position(|g| g.delta == delta).unwrap_or_else(|| {
-                groups.push(Group { delta, dense: Vec::new(), bias: false });
-                groups.len() - 1
-            })
+            groups
+                .iter()
+                .position(|g| g.delta == delta)
+                .unwrap_or_else(|| {
+                    groups.push(Group {
+                        delta,
+                        dense: Vec::new(),
+                        bias: false,
+                    });
+                    groups.len() - 1
+                })
         };
         for block in model.blocks() {
             match *block {
-                Block::Dense { input, delta, scale, .. } => {
+                Block::Dense {
+                    input,
+                    delta,
+                    scale,
+                    ..
+                } => {
                     let g = group_of(delta, &mut groups);
                     groups[g].dense.push((input, scale * scale));
                 }
@@ -60,7 +72,11 @@ impl KernelPlan {
                 Block::Explicit { offset, jac } => explicit.push((offset, jac)),
             }
         }
-        KernelPlan { groups, explicit, blocks: model.blocks().to_vec() }
+        KernelPlan {
+            groups,
+            explicit,
+            blocks: model.blocks().to_vec(),
+        }
     }
 
     /// Buffers for kernels of at most `kernel_entries` entries and gradients
@@ -69,7 +85,11 @@ impl KernelPlan {
         Scratch {
             s1: vec![0.0; kernel_entries],
             s2: vec![0.0; kernel_entries],
-            weighted: tape.deltas.iter().map(|d| DMatrix::zeros(grad_rows, d.ncols())).collect(),
+            weighted: tape
+                .deltas
+                .iter()
+                .map(|d| DMatrix::zeros(grad_rows, d.ncols()))
+                .collect(),
         }
     }
 
@@ -101,12 +121,16 @@ impl KernelPlan {
             for (k, &(input, scale2)) in group.dense.iter().enumerate() {
                 let ua = view(&ta.inputs[input]).subrows(ra.start, na);
                 let ub = view(&tb.inputs[input]).subrows(rb.start, nb);
-                gemm(slice_view_mut(s2, na, nb), k > 0, ua, ub.transpose(), scale2);
+                gemm(
+                    slice_view_mut(s2, na, nb),
+                    k > 0,
+                    ua,
+                    ub.transpose(),
+                    scale2,
+                );
             }
             let bias = if group.bias { 1.0 } else { 0.0 };
-            for ((o, &a), &b) in out.iter_mut().zip(s1.iter()).zip(s2.iter()) {
-                *o += a * (b + bias);
-            }
+            hadamard_accumulate(out, s1, s2, bias);
         }
         for &(_, jac) in &self.explicit {
             let ja = view(&ta.explicit[jac]).subrows(ra.start, na);
@@ -129,23 +153,39 @@ impl KernelPlan {
         let n = rows.len();
         for (weighted, delta) in scratch.weighted.iter_mut().zip(&tape.deltas) {
             for (mut dst, src) in weighted.column_iter_mut().zip(delta.column_iter()) {
-                for ((d, &s), &cr) in dst.iter_mut().zip(src.rows_range(rows.clone()).iter()).zip(c) {
+                for ((d, &s), &cr) in dst
+                    .iter_mut()
+                    .zip(src.rows_range(rows.clone()).iter())
+                    .zip(c)
+                {
                     *d = cr * s;
                 }
             }
         }
         for block in &self.blocks {
             match *block {
-                Block::Dense { offset, input, delta, scale } => {
+                Block::Dense {
+                    offset,
+                    input,
+                    delta,
+                    scale,
+                } => {
                     let cd = &scratch.weighted[delta];
                     let (fan_in, fan_out) = (tape.inputs[input].ncols(), cd.ncols());
-                    let g = slice_view_mut(&mut grad[offset..offset + fan_in * fan_out], fan_in, fan_out);
+                    let g = slice_view_mut(
+                        &mut grad[offset..offset + fan_in * fan_out],
+                        fan_in,
+                        fan_out,
+                    );
                     let u = view(&tape.inputs[input]).subrows(rows.start, n);
                     gemm(g, false, u.transpose(), view(cd), alpha * scale);
                 }
                 Block::Bias { offset, delta } => {
                     let cd = &scratch.weighted[delta];
-                    for (g, col) in grad[offset..offset + cd.ncols()].iter_mut().zip(cd.column_iter()) {
+                    for (g, col) in grad[offset..offset + cd.ncols()]
+                        .iter_mut()
+                        .zip(cd.column_iter())
+                    {
                         *g = alpha * col.sum();
                     }
                 }
@@ -157,5 +197,25 @@ impl KernelPlan {
                 }
             }
         }
+    }
+}
+
+/// out += a ∘ (b + bias), split across threads for large kernels
+/// (elementwise, so the result does not depend on the split).
+fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64) {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 14;
+    let run = |((o, a), b): ((&mut [f64], &[f64]), &[f64])| {
+        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+            *o += a * (b + bias);
+        }
+    };
+    if out.len() > 2 * CHUNK {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .zip(b.par_chunks(CHUNK))
+            .for_each(run);
+    } else {
+        run(((out, a), b));
     }
 }

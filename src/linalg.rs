@@ -9,6 +9,9 @@ use nalgebra::DMatrix;
 
 /// Products below this many multiply-adds run on one thread.
 const PARALLEL_MIN_FMA: usize = 1 << 18;
+/// The narrowest side a piece of a split product may have (a SIMD kernel's
+/// panel is 48 rows by 4 columns on AVX-512).
+const MIN_SIDE: usize = 48;
 
 /// A column-major view of an nalgebra matrix.
 pub fn view(m: &DMatrix<f64>) -> MatRef<'_, f64> {
@@ -32,9 +35,42 @@ pub fn slice_view_mut(s: &mut [f64], rows: usize, cols: usize) -> MatMut<'_, f64
 }
 
 /// dst = alpha * lhs * rhs, or dst += alpha * lhs * rhs when `accumulate`.
-pub fn gemm(dst: MatMut<'_, f64>, accumulate: bool, lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, alpha: f64) {
-    let work = dst.nrows() * dst.ncols() * lhs.ncols();
-    let par = if work >= PARALLEL_MIN_FMA { Par::rayon(0) } else { Par::Seq };
-    let accum = if accumulate { Accum::Add } else { Accum::Replace };
-    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, par);
+///
+/// Large products are split in halves along the longer side of dst, down to
+/// pieces of at least `PARALLEL_MIN_FMA` multiply-adds, and the halves run
+/// under `rayon::join`. The split depends only on the shapes, and every
+/// piece is one sequential product, so results are bitwise the same for
+/// any number of threads; and unlike a library's own parallel driver, the
+/// split allocates nothing.
+pub fn gemm(
+    dst: MatMut<'_, f64>,
+    accumulate: bool,
+    lhs: MatRef<'_, f64>,
+    rhs: MatRef<'_, f64>,
+    alpha: f64,
+) {
+    let (m, n) = (dst.nrows(), dst.ncols());
+    let work = m * n * lhs.ncols();
+    if work < 2 * PARALLEL_MIN_FMA || m.max(n) < 2 * MIN_SIDE {
+        let accum = if accumulate {
+            Accum::Add
+        } else {
+            Accum::Replace
+        };
+        faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
+    } else if n >= m {
+        let (left, right) = dst.split_at_col_mut(n / 2);
+        let (rl, rr) = rhs.split_at_col(n / 2);
+        rayon::join(
+            || gemm(left, accumulate, lhs, rl, alpha),
+            || gemm(right, accumulate, lhs, rr, alpha),
+        );
+    } else {
+        let (top, bottom) = dst.split_at_row_mut(m / 2);
+        let (lt, lb) = lhs.split_at_row(m / 2);
+        rayon::join(
+            || gemm(top, accumulate, lt, rhs, alpha),
+            || gemm(bottom, accumulate, lb, rhs, alpha),
+        );
+    }
 }

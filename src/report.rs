@@ -57,7 +57,8 @@ impl Report {
     pub fn new(exp: &Experiment, out: &Outcome) -> Report {
         Report {
             version: VERSION,
-            spec: serde_json::to_value(exp.spec.clone().with_defaults()).expect("a spec always serialises"),
+            spec: serde_json::to_value(exp.spec.clone().with_defaults())
+                .expect("a spec always serialises"),
             n_params: exp.model.n_params(),
             w0: exp.w0.clone(),
             w_end: out.w_end.clone(),
@@ -96,12 +97,21 @@ impl Report {
     /// Writes the report to `path` through a temporary file in the same
     /// directory, renamed into place: the file is whole or absent.
     pub fn write_atomic(&self, path: &Path) -> Result<(), InputError> {
-        let fail = |e: std::io::Error| InputError::new(path.display().to_string(), format!("cannot write the report: {e}"));
+        let fail = |e: std::io::Error| {
+            InputError::new(
+                path.display().to_string(),
+                format!("cannot write the report: {e}"),
+            )
+        };
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let mut tmp = tempfile::Builder::new().prefix(".pathkernel-report").suffix(".tmp").tempfile_in(dir).map_err(fail)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".pathkernel-report")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(fail)?;
         tmp.write_all(self.to_json().as_bytes()).map_err(fail)?;
         tmp.write_all(b"\n").map_err(fail)?;
         tmp.as_file().sync_all().map_err(fail)?;

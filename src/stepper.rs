@@ -19,7 +19,11 @@ pub enum Control {
     /// `steps` steps of size `step`; the last one is taken to end exactly at t_end.
     Fixed { step: f64, steps: usize },
     /// Error-controlled steps; `max_steps` bounds the attempted steps.
-    Adaptive { rtol: f64, atol: f64, max_steps: usize },
+    Adaptive {
+        rtol: f64,
+        atol: f64,
+        max_steps: usize,
+    },
 }
 
 /// Work done by an integration.
@@ -67,13 +71,21 @@ impl Controller {
         match e {
             ErrorEstimator::None => None,
             // DOPRI5: fac1 = 0.2, fac2 = 10, beta = 0.04, expo1 = 0.2 - 0.75 beta.
-            ErrorEstimator::Embedded { order: 4, .. } => {
-                Some(Controller { safe: 0.9, max_shrink: 5.0, max_grow: 10.0, beta: 0.04, exponent: 0.2 })
-            }
+            ErrorEstimator::Embedded { order: 4, .. } => Some(Controller {
+                safe: 0.9,
+                max_shrink: 5.0,
+                max_grow: 10.0,
+                beta: 0.04,
+                exponent: 0.2,
+            }),
             // DOP853: fac1 = 0.333, fac2 = 6, beta = 0, expo1 = 1/8.
-            ErrorEstimator::Dop853 { .. } => {
-                Some(Controller { safe: 0.9, max_shrink: 1.0 / 0.333, max_grow: 6.0, beta: 0.0, exponent: 0.125 })
-            }
+            ErrorEstimator::Dop853 { .. } => Some(Controller {
+                safe: 0.9,
+                max_shrink: 1.0 / 0.333,
+                max_grow: 6.0,
+                beta: 0.0,
+                exponent: 0.125,
+            }),
             ErrorEstimator::Embedded { order, .. } => Some(Controller {
                 safe: 0.9,
                 max_shrink: 1.0 / 0.333,
@@ -94,12 +106,23 @@ pub struct RungeKutta {
     k: Vec<Vec<f64>>,
     stage: Vec<f64>,
     y_new: Vec<f64>,
+    /// h times one row of coefficients, for the stage combinations.
+    coefs: Vec<f64>,
+    /// Per-chunk partial sums of the error norm.
+    partials: Vec<(f64, f64)>,
 }
 
 impl RungeKutta {
     pub fn new(tableau: Tableau, dim: usize) -> RungeKutta {
         let s = tableau.stages();
-        RungeKutta { tableau, k: vec![vec![0.0; dim]; s], stage: vec![0.0; dim], y_new: vec![0.0; dim] }
+        RungeKutta {
+            tableau,
+            k: vec![vec![0.0; dim]; s],
+            stage: vec![0.0; dim],
+            y_new: vec![0.0; dim],
+            coefs: Vec::with_capacity(s),
+            partials: Vec::with_capacity(dim.div_ceil(CHUNK)),
+        }
     }
 
     pub fn tableau(&self) -> &Tableau {
@@ -120,7 +143,11 @@ impl RungeKutta {
     ) -> Result<Stats, (StepFailure, Stats)> {
         match control {
             Control::Fixed { step, steps } => self.fixed(sys, y, t_end, step, steps, observer),
-            Control::Adaptive { rtol, atol, max_steps } => {
+            Control::Adaptive {
+                rtol,
+                atol,
+                max_steps,
+            } => {
                 let ctl = Controller::for_estimator(&self.tableau.error)
                     .expect("an adaptive run needs a tableau with an error estimator");
                 self.adaptive(sys, y, t_end, rtol, atol, max_steps, ctl, observer)
@@ -147,12 +174,26 @@ impl RungeKutta {
         for index in 0..steps {
             stats.rhs_evals += self.stages(sys, t, y, h);
             self.combine(y, h);
-            let t1 = if index + 1 == steps { t_end } else { (index + 1) as f64 * h };
+            let t1 = if index + 1 == steps {
+                t_end
+            } else {
+                (index + 1) as f64 * h
+            };
             if !self.y_new.iter().all(|v| v.is_finite()) {
                 return Err((StepFailure::NonFinite { t: t1 }, stats));
             }
             stats.steps += 1;
-            observer(sys, &Step { index, h, t0: t, t1, y0: y, y1: &self.y_new });
+            observer(
+                sys,
+                &Step {
+                    index,
+                    h,
+                    t0: t,
+                    t1,
+                    y0: y,
+                    y1: &self.y_new,
+                },
+            );
             y.copy_from_slice(&self.y_new);
             t = t1;
             if index + 1 < steps {
@@ -179,7 +220,9 @@ impl RungeKutta {
         let mut t = 0.0;
         sys.rhs(t, y, &mut self.k[0]);
         stats.rhs_evals += 1;
-        let mut h = self.starting_step(sys, y, t_end, rtol, atol, ctl, &mut stats).min(t_end);
+        let mut h = self
+            .starting_step(sys, y, t_end, rtol, atol, ctl, &mut stats)
+            .min(t_end);
         let mut fac_old = 1e-4_f64;
         let mut last_rejected = false;
         let mut attempts = 0;
@@ -204,12 +247,23 @@ impl RungeKutta {
             }
             let fac11 = err.powf(ctl.expo());
             if err <= 1.0 {
-                let fac = (fac11 / fac_old.powf(ctl.beta) / ctl.safe).clamp(1.0 / ctl.max_grow, ctl.max_shrink);
+                let fac = (fac11 / fac_old.powf(ctl.beta) / ctl.safe)
+                    .clamp(1.0 / ctl.max_grow, ctl.max_shrink);
                 let mut h_new = h / fac;
                 fac_old = err.max(1e-4);
                 let t1 = if last { t_end } else { t + h };
                 stats.steps += 1;
-                observer(sys, &Step { index: stats.steps - 1, h, t0: t, t1, y0: y, y1: &self.y_new });
+                observer(
+                    sys,
+                    &Step {
+                        index: stats.steps - 1,
+                        h,
+                        t0: t,
+                        t1,
+                        y0: y,
+                        y1: &self.y_new,
+                    },
+                );
                 y.copy_from_slice(&self.y_new);
                 t = t1;
                 if t < t_end {
@@ -232,32 +286,32 @@ impl RungeKutta {
     /// Stages 2..s of a step of size h from (t, y), k[0] = f(t, y) given.
     /// Returns the number of evaluations.
     fn stages<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], h: f64) -> usize {
-        let tab = &self.tableau;
-        for i in 1..tab.stages() {
+        for i in 1..self.tableau.stages() {
+            self.coefs.clear();
+            self.coefs.extend(self.tableau.a[i].iter().map(|a| h * a));
             let (done, rest) = self.k.split_at_mut(i);
-            self.stage.copy_from_slice(y);
-            for (kj, &a) in done.iter().zip(&tab.a[i]) {
-                if a != 0.0 {
-                    axpy(h * a, kj, &mut self.stage);
-                }
-            }
-            sys.rhs(t + tab.c[i] * h, &self.stage, &mut rest[0]);
+            combine_into(&mut self.stage, y, &self.coefs, done);
+            sys.rhs(t + self.tableau.c[i] * h, &self.stage, &mut rest[0]);
         }
-        tab.stages() - 1
+        self.tableau.stages() - 1
     }
 
     /// y_new = y + h Σ b_i k_i.
     fn combine(&mut self, y: &[f64], h: f64) {
-        self.y_new.copy_from_slice(y);
-        for (ki, &b) in self.k.iter().zip(&self.tableau.b) {
-            if b != 0.0 {
-                axpy(h * b, ki, &mut self.y_new);
-            }
-        }
+        self.coefs.clear();
+        self.coefs.extend(self.tableau.b.iter().map(|b| h * b));
+        combine_into(&mut self.y_new, y, &self.coefs, &self.k);
     }
 
     /// The next step's first stage: the last stage when the method is FSAL.
-    fn first_stage<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], fsal: bool, stats: &mut Stats) {
+    fn first_stage<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        t: f64,
+        y: &[f64],
+        fsal: bool,
+        stats: &mut Stats,
+    ) {
         if fsal {
             let s = self.k.len();
             self.k.swap(0, s - 1);
@@ -267,28 +321,58 @@ impl RungeKutta {
         }
     }
 
-    /// The scaled RMS norm of the local error estimate of the step just taken.
-    fn error_norm(&self, y: &[f64], h: f64, rtol: f64, atol: f64) -> f64 {
+    /// The scaled RMS norm of the local error estimate of the step just
+    /// taken. Sums go by fixed chunks, added in order, so the result does not
+    /// depend on the number of threads.
+    fn error_norm(&mut self, y: &[f64], h: f64, rtol: f64, atol: f64) -> f64 {
+        use rayon::prelude::*;
         let n = y.len() as f64;
-        let scale = |i: usize| atol + rtol * y[i].abs().max(self.y_new[i].abs());
-        let weighted = |e: &[f64], i: usize| -> f64 { e.iter().zip(&self.k).map(|(&c, k)| c * k[i]).sum() };
-        match &self.tableau.error {
-            ErrorEstimator::None => 0.0,
-            ErrorEstimator::Embedded { e, .. } => {
-                let sum: f64 = (0..y.len()).map(|i| (h * weighted(e, i) / scale(i)).powi(2)).sum();
-                (sum / n).sqrt()
-            }
-            // DOP853: err = |h| e5² / sqrt(n (e5² + 0.01 e3²)), sums of squares.
-            ErrorEstimator::Dop853 { e5, e3 } => {
-                let (mut s5, mut s3) = (0.0, 0.0);
-                for i in 0..y.len() {
-                    let sc = scale(i);
-                    s5 += (weighted(e5, i) / sc).powi(2);
-                    s3 += (weighted(e3, i) / sc).powi(2);
+        let (e1, e2): (&[f64], &[f64]) = match &self.tableau.error {
+            ErrorEstimator::None => return 0.0,
+            ErrorEstimator::Embedded { e, .. } => (e, &[]),
+            ErrorEstimator::Dop853 { e5, e3 } => (e5, e3),
+        };
+        let k = &self.k;
+        let y_new = &self.y_new;
+        let weighted =
+            |e: &[f64], i: usize| -> f64 { e.iter().zip(k).map(|(&c, k)| c * k[i]).sum() };
+        let partial = |start: usize| -> (f64, f64) {
+            let (mut s1, mut s2) = (0.0, 0.0);
+            for i in start..(start + CHUNK).min(y.len()) {
+                let sc = atol + rtol * y[i].abs().max(y_new[i].abs());
+                s1 += (weighted(e1, i) / sc).powi(2);
+                if !e2.is_empty() {
+                    s2 += (weighted(e2, i) / sc).powi(2);
                 }
-                let deno = if s5 + 0.01 * s3 > 0.0 { s5 + 0.01 * s3 } else { 1.0 };
-                h.abs() * s5 / (n * deno).sqrt()
             }
+            (s1, s2)
+        };
+        let chunks = y.len().div_ceil(CHUNK);
+        if chunks > 4 {
+            (0..chunks)
+                .into_par_iter()
+                .map(|c| partial(c * CHUNK))
+                .collect_into_vec(&mut self.partials);
+        } else {
+            self.partials.clear();
+            self.partials
+                .extend((0..chunks).map(|c| partial(c * CHUNK)));
+        }
+        let (s1, s2) = self
+            .partials
+            .iter()
+            .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y));
+        match self.tableau.error {
+            ErrorEstimator::Dop853 { .. } => {
+                // DOP853: err = |h| E5 / sqrt(n (E5 + 0.01 E3)), E = sums of squares.
+                let deno = if s1 + 0.01 * s2 > 0.0 {
+                    s1 + 0.01 * s2
+                } else {
+                    1.0
+                };
+                h.abs() * s1 / (n * deno).sqrt()
+            }
+            _ => h.abs() * (s1 / n).sqrt(),
         }
     }
 
@@ -310,16 +394,56 @@ impl RungeKutta {
         let rms = |v: &mut dyn Iterator<Item = f64>| (v.map(|x| x * x).sum::<f64>() / n).sqrt();
         let d0 = rms(&mut y.iter().zip(&sc).map(|(v, s)| v / s));
         let d1 = rms(&mut self.k[0].iter().zip(&sc).map(|(v, s)| v / s));
-        let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 }.min(t_end);
+        let h0 = if d0 < 1e-5 || d1 < 1e-5 {
+            1e-6
+        } else {
+            0.01 * d0 / d1
+        }
+        .min(t_end);
         self.stage.copy_from_slice(y);
         axpy(h0, &self.k[0], &mut self.stage);
         let (k0, rest) = self.k.split_at_mut(1);
         sys.rhs(h0, &self.stage, &mut rest[0]);
         stats.rhs_evals += 1;
-        let d2 = rms(&mut rest[0].iter().zip(&k0[0]).zip(&sc).map(|((a, b), s)| (a - b) / s)) / h0;
+        let d2 = rms(&mut rest[0]
+            .iter()
+            .zip(&k0[0])
+            .zip(&sc)
+            .map(|((a, b), s)| (a - b) / s))
+            / h0;
         let big = d1.max(d2);
-        let h1 = if big <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / big).powf(ctl.exponent) };
+        let h1 = if big <= 1e-15 {
+            (h0 * 1e-3).max(1e-6)
+        } else {
+            (0.01 / big).powf(ctl.exponent)
+        };
         (100.0 * h0).min(h1)
+    }
+}
+
+/// Elements per chunk of the vector operations: 32 KiB of each operand,
+/// so a chunk of every stage stays in cache while it is combined.
+const CHUNK: usize = 4096;
+
+/// out = y + Σ_j c_j v_j, by chunks, split across threads for long vectors
+/// (elementwise, so the result does not depend on the split).
+fn combine_into(out: &mut [f64], y: &[f64], c: &[f64], v: &[Vec<f64>]) {
+    use rayon::prelude::*;
+    let run = |(index, out): (usize, &mut [f64])| {
+        let start = index * CHUNK;
+        out.copy_from_slice(&y[start..start + out.len()]);
+        for (&cj, vj) in c.iter().zip(v) {
+            if cj != 0.0 {
+                out.iter_mut()
+                    .zip(&vj[start..])
+                    .for_each(|(o, &x)| *o += cj * x);
+            }
+        }
+    };
+    if out.len() > 4 * CHUNK {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(run);
+    } else {
+        out.chunks_mut(CHUNK).enumerate().for_each(run);
     }
 }
 

@@ -248,9 +248,19 @@ fn fused_pair_equals_apply_and_derivative() {
         for i in -400..=400 {
             let z = i as f64 * 0.0625 + if i % 3 == 0 { 1e-9 } else { 0.0 };
             let (u, d) = act.apply_with_derivative(z);
-            let close = |a: f64, b: f64| (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()) || a == b;
-            assert!(close(u, act.apply(z)), "{act:?}({z}): {u} vs {}", act.apply(z));
-            assert!(close(d, act.derivative(z)), "{act:?}'({z}): {d} vs {}", act.derivative(z));
+            let close = |a: f64, b: f64| {
+                (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()) || a == b
+            };
+            assert!(
+                close(u, act.apply(z)),
+                "{act:?}({z}): {u} vs {}",
+                act.apply(z)
+            );
+            assert!(
+                close(d, act.derivative(z)),
+                "{act:?}'({z}): {d} vs {}",
+                act.derivative(z)
+            );
         }
     }
 }

@@ -14,21 +14,38 @@ use rand_distr::{Distribution, StandardNormal};
 /// Every architecture of SPEC §3 at small sizes.
 pub fn arch_strategy() -> impl Strategy<Value = ModelSpec> {
     let act = proptest::sample::select(Activation::ALL.to_vec());
-    let param = prop_oneof![Just(Parameterization::Standard), Just(Parameterization::Ntk)];
+    let param = prop_oneof![
+        Just(Parameterization::Standard),
+        Just(Parameterization::Ntk)
+    ];
     prop_oneof![
         (0.5..2.0f64).prop_map(|s| ModelSpec::Linear { init_scale: s }),
-        (proptest::collection::vec(1usize..6, 0..4), act.clone(), any::<bool>(), param, 0.5..2.0f64).prop_map(
-            |(hidden, activation, bias, parameterization, init_scale)| ModelSpec::Mlp {
-                hidden,
-                activation,
-                bias,
-                parameterization,
-                init_scale
+        (
+            proptest::collection::vec(1usize..6, 0..4),
+            act.clone(),
+            any::<bool>(),
+            param,
+            0.5..2.0f64
+        )
+            .prop_map(|(hidden, activation, bias, parameterization, init_scale)| {
+                ModelSpec::Mlp {
+                    hidden,
+                    activation,
+                    bias,
+                    parameterization,
+                    init_scale,
+                }
+            }),
+        (1usize..6, 0usize..3, act, 0.5..2.0f64).prop_map(
+            |(width, blocks, activation, init_scale)| {
+                ModelSpec::Resmlp {
+                    width,
+                    blocks,
+                    activation,
+                    init_scale,
+                }
             }
         ),
-        (1usize..6, 0usize..3, act, 0.5..2.0f64).prop_map(|(width, blocks, activation, init_scale)| {
-            ModelSpec::Resmlp { width, blocks, activation, init_scale }
-        }),
         (0.1..2.0f64).prop_map(|s| ModelSpec::DiagLinear { init_scale: s }),
     ]
 }

@@ -26,20 +26,37 @@ impl OdeSystem for Oscillator {
     }
 }
 
-fn solve<S: OdeSystem>(sys: &mut S, tab: Tableau, y0: &[f64], t_end: f64, control: Control) -> (Vec<f64>, Stats) {
+fn solve<S: OdeSystem>(
+    sys: &mut S,
+    tab: Tableau,
+    y0: &[f64],
+    t_end: f64,
+    control: Control,
+) -> (Vec<f64>, Stats) {
     let mut y = y0.to_vec();
     let mut rk = RungeKutta::new(tab, y.len());
-    let stats = rk.integrate(sys, &mut y, t_end, control, &mut |_, _| {}).expect("integrates");
+    let stats = rk
+        .integrate(sys, &mut y, t_end, control, &mut |_, _| {})
+        .expect("integrates");
     (y, stats)
 }
 
 fn fixed(t_end: f64, h: f64) -> Control {
-    Control::Fixed { step: h, steps: (t_end / h).round() as usize }
+    Control::Fixed {
+        step: h,
+        steps: (t_end / h).round() as usize,
+    }
 }
 
 /// Every method with its claimed order.
 fn methods() -> Vec<Tableau> {
-    vec![Tableau::euler(), Tableau::heun(), Tableau::rk4(), Tableau::dopri5(), Tableau::dop853()]
+    vec![
+        Tableau::euler(),
+        Tableau::heun(),
+        Tableau::rk4(),
+        Tableau::dopri5(),
+        Tableau::dop853(),
+    ]
 }
 
 /// The smallest step of an order study, a power of 2 so that it divides
@@ -52,7 +69,9 @@ fn methods() -> Vec<Tableau> {
 /// method's stability region for |λ| = 1.
 fn asymptotic_step(p: u32) -> f64 {
     let factorial: f64 = (1..=p + 1).map(f64::from).product();
-    let h = (1e-9 * factorial).powf(1.0 / p as f64).clamp(2f64.powi(-14), 0.25);
+    let h = (1e-9 * factorial)
+        .powf(1.0 / p as f64)
+        .clamp(2f64.powi(-14), 0.25);
     2f64.powi(h.log2().floor() as i32)
 }
 
@@ -76,13 +95,26 @@ fn observed_order_matches_the_tableau() {
             (y[0] - (-1.0f64).exp()).abs()
         };
         let osc = |h: f64| {
-            let (y, _) = solve(&mut Oscillator, tab.clone(), &[1.0, 0.0], 1.0, fixed(1.0, h));
+            let (y, _) = solve(
+                &mut Oscillator,
+                tab.clone(),
+                &[1.0, 0.0],
+                1.0,
+                fixed(1.0, h),
+            );
             ((y[0] - 1f64.cos()).powi(2) + (y[1] + 1f64.sin()).powi(2)).sqrt()
         };
-        for (name, problem) in [("decay", &decay as &dyn Fn(f64) -> f64), ("oscillator", &osc)] {
+        for (name, problem) in [
+            ("decay", &decay as &dyn Fn(f64) -> f64),
+            ("oscillator", &osc),
+        ] {
             let orders = observed_orders(&tab, problem);
             let last = *orders.last().unwrap();
-            assert!((last - p).abs() < 0.3, "{} on {name}: observed orders {orders:?}, claimed {p}", tab.name);
+            assert!(
+                (last - p).abs() < 0.3,
+                "{} on {name}: observed orders {orders:?}, claimed {p}",
+                tab.name
+            );
         }
     }
 }
@@ -96,7 +128,13 @@ fn fixed_steps_are_counted_and_land_on_t_end() {
         let mut rk = RungeKutta::new(tab.clone(), 1);
         let mut y = vec![1.0];
         let stats = rk
-            .integrate(&mut Decay(-1.0), &mut y, 0.7, fixed(0.7, 0.1), &mut |_, step| ends.push(step.t1))
+            .integrate(
+                &mut Decay(-1.0),
+                &mut y,
+                0.7,
+                fixed(0.7, 0.1),
+                &mut |_, step| ends.push(step.t1),
+            )
             .unwrap();
         assert_eq!(stats.steps, 7);
         assert_eq!(ends.last(), Some(&0.7));
@@ -114,11 +152,19 @@ fn adaptive_error_tracks_the_tolerance() {
     for tab in [Tableau::dopri5(), Tableau::dop853()] {
         let mut previous = f64::INFINITY;
         for rtol in [1e-6, 1e-8, 1e-10] {
-            let control = Control::Adaptive { rtol, atol: rtol * 1e-2, max_steps: 100_000 };
+            let control = Control::Adaptive {
+                rtol,
+                atol: rtol * 1e-2,
+                max_steps: 100_000,
+            };
             let (y, stats) = solve(&mut Oscillator, tab.clone(), &[1.0, 0.0], 10.0, control);
             let err = ((y[0] - 10f64.cos()).powi(2) + (y[1] + 10f64.sin()).powi(2)).sqrt();
             assert!(err < 100.0 * rtol, "{} rtol {rtol}: error {err}", tab.name);
-            assert!(err < previous, "{}: error did not shrink with rtol", tab.name);
+            assert!(
+                err < previous,
+                "{}: error did not shrink with rtol",
+                tab.name
+            );
             assert!(stats.rhs_evals > stats.steps);
             previous = err;
         }
@@ -141,14 +187,22 @@ fn adaptive_run_fails_cleanly_on_blow_up() {
     }
     let mut rk = RungeKutta::new(Tableau::dopri5(), 1);
     let mut y = vec![1.0];
-    let control = Control::Adaptive { rtol: 1e-8, atol: 1e-10, max_steps: 100_000 };
-    let err = rk.integrate(&mut Blowup, &mut y, 2.0, control, &mut |_, _| {}).unwrap_err();
+    let control = Control::Adaptive {
+        rtol: 1e-8,
+        atol: 1e-10,
+        max_steps: 100_000,
+    };
+    let err = rk
+        .integrate(&mut Blowup, &mut y, 2.0, control, &mut |_, _| {})
+        .unwrap_err();
     match err.0 {
         StepFailure::StepTooSmall { t, .. } | StepFailure::TooManySteps { t, .. } => {
             // The numerical blow-up time differs from 1 by about the tolerance.
             assert!((t - 1.0).abs() < 1e-6, "{err:?}")
         }
-        StepFailure::NonFinite { t } => panic!("adaptive runs reject non-finite steps, got NonFinite at {t}"),
+        StepFailure::NonFinite { t } => {
+            panic!("adaptive runs reject non-finite steps, got NonFinite at {t}")
+        }
     }
     assert!(y[0].is_finite());
 }

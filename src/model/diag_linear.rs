@@ -15,7 +15,11 @@ pub struct DiagLinear {
 
 impl DiagLinear {
     pub fn new(dim: usize, init_scale: f64) -> DiagLinear {
-        DiagLinear { dim, init_scale, blocks: [Block::Explicit { offset: 0, jac: 0 }] }
+        DiagLinear {
+            dim,
+            init_scale,
+            blocks: [Block::Explicit { offset: 0, jac: 0 }],
+        }
     }
 }
 
@@ -56,8 +60,10 @@ impl Model for DiagLinear {
         let x = &tape.inputs[0];
         let jac = &mut tape.explicit[0];
         for j in 0..self.dim {
-            jac.column_mut(j).zip_apply(&x.column(j), |g, xj| *g = 2.0 * u[j] * xj);
-            jac.column_mut(self.dim + j).zip_apply(&x.column(j), |g, xj| *g = -2.0 * v[j] * xj);
+            jac.column_mut(j)
+                .zip_apply(&x.column(j), |g, xj| *g = 2.0 * u[j] * xj);
+            jac.column_mut(self.dim + j)
+                .zip_apply(&x.column(j), |g, xj| *g = -2.0 * v[j] * xj);
         }
     }
     fn init(&self, _rng: &mut ChaCha20Rng) -> Vec<f64> {

@@ -1,5 +1,5 @@
 //! Multilayer perceptron D -> h1 -> ... -> hk -> 1 (SPEC §3), batched.
-use super::{normal_vec, Block, Model, Tape};
+use super::{Block, Model, Tape, normal_vec};
 use crate::activation::Activation;
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
 use crate::spec::Parameterization;
@@ -19,7 +19,11 @@ struct Layer {
 impl Layer {
     /// Wᵀ as an (in x out) column-major view: the row-major W read as is.
     fn weights_t<'w>(&self, w: &'w [f64]) -> faer::MatRef<'w, f64> {
-        slice_view(&w[self.offset..self.offset + self.fan_in * self.fan_out], self.fan_in, self.fan_out)
+        slice_view(
+            &w[self.offset..self.offset + self.fan_in * self.fan_out],
+            self.fan_in,
+            self.fan_out,
+        )
     }
 }
 
@@ -44,7 +48,10 @@ impl Mlp {
         parameterization: Parameterization,
         init_scale: f64,
     ) -> Mlp {
-        let sizes: Vec<usize> = std::iter::once(dim).chain(hidden.iter().copied()).chain([1]).collect();
+        let sizes: Vec<usize> = std::iter::once(dim)
+            .chain(hidden.iter().copied())
+            .chain([1])
+            .collect();
         let mut layers = Vec::new();
         let mut blocks = Vec::new();
         let mut offset = 0;
@@ -55,19 +62,48 @@ impl Mlp {
                 Parameterization::Ntk => 1.0 / (fan_in as f64).sqrt(),
             };
             let bias_offset = bias.then_some(offset + fan_in * fan_out);
-            blocks.push(Block::Dense { offset, input: l, delta: l, scale });
+            blocks.push(Block::Dense {
+                offset,
+                input: l,
+                delta: l,
+                scale,
+            });
             if let Some(b) = bias_offset {
-                blocks.push(Block::Bias { offset: b, delta: l });
+                blocks.push(Block::Bias {
+                    offset: b,
+                    delta: l,
+                });
             }
-            layers.push(Layer { fan_in, fan_out, offset, bias_offset, scale });
+            layers.push(Layer {
+                fan_in,
+                fan_out,
+                offset,
+                bias_offset,
+                scale,
+            });
             offset += fan_in * fan_out + if bias { fan_out } else { 0 };
         }
-        Mlp { dim, layers, activation, parameterization, init_scale, blocks, n_params: offset }
+        Mlp {
+            dim,
+            layers,
+            activation,
+            parameterization,
+            init_scale,
+            blocks,
+            n_params: offset,
+        }
     }
 
     /// The linear model f = v · x + c, laid out as the one-layer mlp.
     pub fn linear(dim: usize, init_scale: f64) -> Mlp {
-        Mlp::new(dim, &[], Activation::Identity, true, Parameterization::Standard, init_scale)
+        Mlp::new(
+            dim,
+            &[],
+            Activation::Identity,
+            true,
+            Parameterization::Standard,
+            init_scale,
+        )
     }
 
     fn hidden_layers(&self) -> usize {
@@ -92,11 +128,30 @@ impl Model for Mlp {
     /// inputs: x, u_1..u_{k}; deltas: δ_1..δ_{k+1}; scratch: z_1..z_k, then σ'(z_1)..σ'(z_k).
     fn tape(&self, x: &DMatrix<f64>) -> Tape {
         let rows = x.nrows();
-        let hidden: Vec<usize> = self.layers[..self.hidden_layers()].iter().map(|l| l.fan_out).collect();
-        let inputs = std::iter::once(x.clone()).chain(hidden.iter().map(|&h| DMatrix::zeros(rows, h))).collect();
-        let deltas = self.layers.iter().map(|l| DMatrix::zeros(rows, l.fan_out)).collect();
-        let scratch = hidden.iter().chain(hidden.iter()).map(|&h| DMatrix::zeros(rows, h)).collect();
-        Tape { output: DVector::zeros(rows), inputs, deltas, explicit: Vec::new(), scratch }
+        let hidden: Vec<usize> = self.layers[..self.hidden_layers()]
+            .iter()
+            .map(|l| l.fan_out)
+            .collect();
+        let inputs = std::iter::once(x.clone())
+            .chain(hidden.iter().map(|&h| DMatrix::zeros(rows, h)))
+            .collect();
+        let deltas = self
+            .layers
+            .iter()
+            .map(|l| DMatrix::zeros(rows, l.fan_out))
+            .collect();
+        let scratch = hidden
+            .iter()
+            .chain(hidden.iter())
+            .map(|&h| DMatrix::zeros(rows, h))
+            .collect();
+        Tape {
+            output: DVector::zeros(rows),
+            inputs,
+            deltas,
+            explicit: Vec::new(),
+            scratch,
+        }
     }
 
     fn forward(&self, w: &[f64], tape: &mut Tape) {
@@ -105,8 +160,18 @@ impl Model for Mlp {
             let (before, after) = tape.inputs.split_at_mut(l + 1);
             let u = &before[l];
             let rows = u.nrows();
-            let z: &mut [f64] = if l < k { tape.scratch[l].as_mut_slice() } else { tape.output.as_mut_slice() };
-            gemm(slice_view_mut(z, rows, layer.fan_out), false, view(u), layer.weights_t(w), layer.scale);
+            let z: &mut [f64] = if l < k {
+                tape.scratch[l].as_mut_slice()
+            } else {
+                tape.output.as_mut_slice()
+            };
+            gemm(
+                slice_view_mut(z, rows, layer.fan_out),
+                false,
+                view(u),
+                layer.weights_t(w),
+                layer.scale,
+            );
             if let Some(b) = layer.bias_offset {
                 for (col, &bj) in z.chunks_exact_mut(rows).zip(&w[b..b + layer.fan_out]) {
                     col.iter_mut().for_each(|v| *v += bj);
@@ -114,7 +179,11 @@ impl Model for Mlp {
             }
             if l < k {
                 let (pre, dact) = tape.scratch.split_at_mut(k);
-                self.activation.apply_slices(pre[l].as_slice(), after[0].as_mut_slice(), dact[l].as_mut_slice());
+                self.activation.apply_slices(
+                    pre[l].as_slice(),
+                    after[0].as_mut_slice(),
+                    dact[l].as_mut_slice(),
+                );
             }
         }
     }
@@ -125,7 +194,13 @@ impl Model for Mlp {
         for l in (1..=k).rev() {
             let layer = &self.layers[l];
             let (lower, upper) = tape.deltas.split_at_mut(l);
-            gemm(view_mut(&mut lower[l - 1]), false, view(&upper[0]), layer.weights_t(w).transpose(), layer.scale);
+            gemm(
+                view_mut(&mut lower[l - 1]),
+                false,
+                view(&upper[0]),
+                layer.weights_t(w).transpose(),
+                layer.scale,
+            );
             lower[l - 1].component_mul_assign(&tape.scratch[k + l - 1]);
         }
     }
@@ -146,6 +221,10 @@ impl Model for Mlp {
     }
 
     fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
-        if self.is_smooth() { Vec::new() } else { tape.scratch[..self.hidden_layers()].iter().collect() }
+        if self.is_smooth() {
+            Vec::new()
+        } else {
+            tape.scratch[..self.hidden_layers()].iter().collect()
+        }
     }
 }

@@ -24,7 +24,12 @@ pub enum Block {
     /// A weight W (out x in, row-major at `offset`) in z = scale · W u + …:
     /// the block of example r is scale · δ_r u_rᵀ, with u = `tape.inputs[input]`
     /// and δ = `tape.deltas[delta]`.
-    Dense { offset: usize, input: usize, delta: usize, scale: f64 },
+    Dense {
+        offset: usize,
+        input: usize,
+        delta: usize,
+        scale: f64,
+    },
     /// A bias b in z = … + b: the block of example r is δ_r.
     Bias { offset: usize, delta: usize },
     /// Parameters with no dense structure: the block is `tape.explicit[jac]`,
@@ -89,7 +94,14 @@ pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
             bias,
             parameterization,
             init_scale,
-        } => Box::new(Mlp::new(dim, hidden, activation, bias, parameterization, init_scale)),
+        } => Box::new(Mlp::new(
+            dim,
+            hidden,
+            activation,
+            bias,
+            parameterization,
+            init_scale,
+        )),
         ModelSpec::Resmlp {
             width,
             blocks,
@@ -101,7 +113,11 @@ pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
 }
 
 /// Draws `n` independent Normal(0, std²) values.
-pub(crate) fn normal_vec(rng: &mut ChaCha20Rng, n: usize, std: f64) -> impl Iterator<Item = f64> + '_ {
+pub(crate) fn normal_vec(
+    rng: &mut ChaCha20Rng,
+    n: usize,
+    std: f64,
+) -> impl Iterator<Item = f64> + '_ {
     use rand_distr::Distribution;
     (0..n).map(move |_| {
         let z: f64 = rand_distr::StandardNormal.sample(rng);

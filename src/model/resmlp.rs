@@ -1,6 +1,6 @@
 //! Residual MLP (SPEC §3): u_0 = W_in x + b_in; per block
 //! u <- u + W_2 σ(W_1 u + b_1) + b_2; f = w_out · u + b_out.
-use super::{normal_vec, Block, Model, Tape};
+use super::{Block, Model, Tape, normal_vec};
 use crate::activation::Activation;
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
 use nalgebra::{DMatrix, DVector};
@@ -21,28 +21,62 @@ pub struct ResMlp {
 }
 
 impl ResMlp {
-    pub fn new(dim: usize, width: usize, n_blocks: usize, activation: Activation, init_scale: f64) -> ResMlp {
+    pub fn new(
+        dim: usize,
+        width: usize,
+        n_blocks: usize,
+        activation: Activation,
+        init_scale: f64,
+    ) -> ResMlp {
         let mut blocks = Vec::new();
         let mut offset = 0;
-        let mut dense = |input: usize, delta: usize, fan_in: usize, fan_out: usize, blocks: &mut Vec<Block>| {
-            blocks.push(Block::Dense { offset, input, delta, scale: 1.0 });
-            blocks.push(Block::Bias { offset: offset + fan_in * fan_out, delta });
-            offset += fan_in * fan_out + fan_out;
-        };
+        let mut dense =
+            |input: usize, delta: usize, fan_in: usize, fan_out: usize, blocks: &mut Vec<Block>| {
+                blocks.push(Block::Dense {
+                    offset,
+                    input,
+                    delta,
+                    scale: 1.0,
+                });
+                blocks.push(Block::Bias {
+                    offset: offset + fan_in * fan_out,
+                    delta,
+                });
+                offset += fan_in * fan_out + fan_out;
+            };
         dense(0, 0, dim, width, &mut blocks);
         for k in 0..n_blocks {
             dense(1 + 2 * k, 2 * k + 1, width, width, &mut blocks);
             dense(2 + 2 * k, 2 * k + 2, width, width, &mut blocks);
         }
         dense(1 + 2 * n_blocks, 2 * n_blocks + 1, width, 1, &mut blocks);
-        ResMlp { dim, width, n_blocks, activation, init_scale, blocks, n_params: offset }
+        ResMlp {
+            dim,
+            width,
+            n_blocks,
+            activation,
+            init_scale,
+            blocks,
+            n_params: offset,
+        }
     }
 
     /// (Wᵀ view, bias slice) of the dense layer whose Dense block is `blocks[2 j]`.
-    fn layer<'w>(&self, w: &'w [f64], j: usize, fan_in: usize, fan_out: usize) -> (faer::MatRef<'w, f64>, &'w [f64]) {
-        let Block::Dense { offset, .. } = self.blocks[2 * j] else { unreachable!("blocks alternate dense, bias") };
+    fn layer<'w>(
+        &self,
+        w: &'w [f64],
+        j: usize,
+        fan_in: usize,
+        fan_out: usize,
+    ) -> (faer::MatRef<'w, f64>, &'w [f64]) {
+        let Block::Dense { offset, .. } = self.blocks[2 * j] else {
+            unreachable!("blocks alternate dense, bias")
+        };
         let wt = slice_view(&w[offset..offset + fan_in * fan_out], fan_in, fan_out);
-        (wt, &w[offset + fan_in * fan_out..offset + fan_in * fan_out + fan_out])
+        (
+            wt,
+            &w[offset + fan_in * fan_out..offset + fan_in * fan_out + fan_out],
+        )
     }
 }
 
@@ -70,10 +104,21 @@ impl Model for ResMlp {
     fn tape(&self, x: &DMatrix<f64>) -> Tape {
         let (rows, w, b) = (x.nrows(), self.width, self.n_blocks);
         let wide = || DMatrix::zeros(rows, w);
-        let inputs = std::iter::once(x.clone()).chain((0..2 * b + 1).map(|_| wide())).collect();
-        let deltas = (0..2 * b + 1).map(|_| wide()).chain([DMatrix::zeros(rows, 1)]).collect();
+        let inputs = std::iter::once(x.clone())
+            .chain((0..2 * b + 1).map(|_| wide()))
+            .collect();
+        let deltas = (0..2 * b + 1)
+            .map(|_| wide())
+            .chain([DMatrix::zeros(rows, 1)])
+            .collect();
         let scratch = (0..2 * b).map(|_| wide()).collect();
-        Tape { output: DVector::zeros(rows), inputs, deltas, explicit: Vec::new(), scratch }
+        Tape {
+            output: DVector::zeros(rows),
+            inputs,
+            deltas,
+            explicit: Vec::new(),
+            scratch,
+        }
     }
 
     fn forward(&self, w: &[f64], tape: &mut Tape) {
@@ -93,7 +138,11 @@ impl Model for ResMlp {
             gemm(view_mut(&mut pre[k]), false, view(u), w1, 1.0);
             add_bias(pre[k].as_mut_slice(), rows, b1);
             let (a, next) = todo.split_at_mut(1);
-            self.activation.apply_slices(pre[k].as_slice(), a[0].as_mut_slice(), dact[k].as_mut_slice());
+            self.activation.apply_slices(
+                pre[k].as_slice(),
+                a[0].as_mut_slice(),
+                dact[k].as_mut_slice(),
+            );
             next[0].copy_from(u);
             gemm(view_mut(&mut next[0]), true, view(&a[0]), w2, 1.0);
             add_bias(next[0].as_mut_slice(), rows, b2);
@@ -109,24 +158,46 @@ impl Model for ResMlp {
         let (w_out, _) = self.layer(w, 1 + 2 * nb, width, 1);
         let (lower, top) = tape.deltas.split_at_mut(2 * nb + 1);
         top[0].fill(1.0);
-        gemm(view_mut(&mut lower[2 * nb]), false, view(&top[0]), w_out.transpose(), 1.0);
+        gemm(
+            view_mut(&mut lower[2 * nb]),
+            false,
+            view(&top[0]),
+            w_out.transpose(),
+            1.0,
+        );
         for k in (0..nb).rev() {
             let (w1, _) = self.layer(w, 1 + 2 * k, width, width);
             let (w2, _) = self.layer(w, 2 + 2 * k, width, width);
             let (below, above) = lower.split_at_mut(2 * k + 2);
             let g_next = &above[0];
             let (g_u, dh) = below.split_at_mut(2 * k + 1);
-            gemm(view_mut(&mut dh[0]), false, view(g_next), w2.transpose(), 1.0);
+            gemm(
+                view_mut(&mut dh[0]),
+                false,
+                view(g_next),
+                w2.transpose(),
+                1.0,
+            );
             dh[0].component_mul_assign(&tape.scratch[nb + k]);
             g_u[2 * k].copy_from(g_next);
-            gemm(view_mut(&mut g_u[2 * k]), true, view(&dh[0]), w1.transpose(), 1.0);
+            gemm(
+                view_mut(&mut g_u[2 * k]),
+                true,
+                view(&dh[0]),
+                w1.transpose(),
+                1.0,
+            );
         }
     }
 
     fn init(&self, rng: &mut ChaCha20Rng) -> Vec<f64> {
         let mut w = Vec::with_capacity(self.n_params);
         let mut dense = |w: &mut Vec<f64>, fan_in: usize, fan_out: usize| {
-            w.extend(normal_vec(rng, fan_in * fan_out, self.init_scale / (fan_in as f64).sqrt()));
+            w.extend(normal_vec(
+                rng,
+                fan_in * fan_out,
+                self.init_scale / (fan_in as f64).sqrt(),
+            ));
             w.extend(std::iter::repeat_n(0.0, fan_out));
         };
         dense(&mut w, self.dim, self.width);
@@ -138,6 +209,10 @@ impl Model for ResMlp {
     }
 
     fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
-        if self.is_smooth() { Vec::new() } else { tape.scratch[..self.n_blocks].iter().collect() }
+        if self.is_smooth() {
+            Vec::new()
+        } else {
+            tape.scratch[..self.n_blocks].iter().collect()
+        }
     }
 }

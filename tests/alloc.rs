@@ -1,0 +1,125 @@
+//! The hot path allocates nothing after set-up: one right-hand-side
+//! evaluation of the flow, and whole steps of the Runge–Kutta engine, are
+//! counted by a global allocator that counts. (Its own test binary: a global
+//! allocator is per binary.)
+use pathkernel::data::Dataset;
+use pathkernel::experiment::{Experiment, integration};
+use pathkernel::flow::FlowProblem;
+use pathkernel::spec::{Format, Spec};
+use pathkernel::stepper::{OdeSystem, RungeKutta};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.load(Ordering::SeqCst)
+}
+
+/// Specs small enough to run fast and wide enough to take the parallel paths.
+fn experiments() -> Vec<Experiment> {
+    let spec = |arch: &str, n: usize, method: &str| {
+        format!(
+            r#"{{"seed": 3, "data": {{"source": "synthetic", "function": "sine", "n_train": {n}, "n_test": {m}, "dim": 3}},
+                "model": {arch}, "loss": {{"kind": "squared"}}, "reduction": "mean",
+                "flow": {{"t_end": 0.5, "method": {method}}}}}"#,
+            m = n / 2
+        )
+    };
+    [
+        spec(
+            r#"{"arch": "mlp", "hidden": [8], "activation": "tanh"}"#,
+            8,
+            r#""dopri5""#,
+        ),
+        spec(
+            r#"{"arch": "mlp", "hidden": [256, 256], "activation": "gelu"}"#,
+            256,
+            r#""dop853", "rtol": 1e-6"#,
+        ),
+        spec(
+            r#"{"arch": "resmlp", "width": 64, "blocks": 2}"#,
+            128,
+            r#""rk4", "step": 0.05"#,
+        ),
+        spec(r#"{"arch": "diag_linear"}"#, 16, r#""gd", "lr": 0.05"#),
+    ]
+    .iter()
+    .map(|text| {
+        let spec = Spec::parse(text, Format::Json).expect("valid spec");
+        let data = Dataset::resolve(&spec, Path::new(".")).expect("data");
+        Experiment::new(spec, data)
+    })
+    .collect()
+}
+
+/// Run as the engine runs it: on a thread of rayon's pool (see
+/// `Experiment::run`), where splitting work pushes jobs on the thread's own
+/// deque; jobs injected from outside the pool go through a shared queue
+/// that allocates a block every few dozen jobs.
+#[test]
+fn right_hand_side_and_steps_allocate_nothing_after_set_up() {
+    rayon::scope(|_| check_allocations());
+}
+
+fn check_allocations() {
+    for exp in experiments() {
+        let mut flow = FlowProblem::new(
+            exp.model.as_ref(),
+            exp.spec.loss,
+            exp.spec.reduction,
+            &exp.data,
+        );
+        let y = flow.initial_state(&exp.w0);
+        let mut dy = vec![0.0; y.len()];
+        // The first calls may set up the thread pool and each thread's
+        // packing buffers (on whichever thread steals a piece first).
+        for _ in 0..20 {
+            flow.rhs(0.0, &y, &mut dy);
+        }
+        let before = allocations();
+        for _ in 0..20 {
+            flow.rhs(0.0, &y, &mut dy);
+        }
+        assert_eq!(allocations() - before, 0, "rhs of {:?}", exp.spec.model);
+
+        // Whole steps: count from the second accepted step to the last.
+        let (tableau, control) = integration(&exp.spec.flow);
+        let mut rk = RungeKutta::new(tableau, y.len());
+        let mut state = y.clone();
+        let mut counts = Vec::with_capacity(100_000);
+        rk.integrate(
+            &mut flow,
+            &mut state,
+            exp.spec.flow.t_end,
+            control,
+            &mut |_, step| {
+                if counts.len() < counts.capacity() {
+                    counts.push((step.index, allocations()));
+                }
+            },
+        )
+        .expect("runs");
+        let (first, last) = (counts[1].1, counts.last().unwrap().1);
+        assert_eq!(last - first, 0, "steps of {:?} allocated", exp.spec.model);
+    }
+}

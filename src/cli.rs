@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 pub const EXAMPLE_SPEC: &str = include_str!("example.json");
 
 #[derive(Debug, Parser)]
-#[command(name = "pathkernel", version, about = "Checks numerically that a model trained by gradient flow is a kernel machine (Domingos 2020).")]
+#[command(
+    name = "pathkernel",
+    version,
+    about = "Checks numerically that a model trained by gradient flow is a kernel machine (Domingos 2020)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -42,19 +46,24 @@ pub enum Command {
     Example,
 }
 
+/// Most halvings `converge` takes: 2^20 times the spec's steps is already
+/// far past any useful study.
+pub const MAX_HALVINGS: u32 = 20;
+
 /// Runs the command line; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
-        None => run_text(EXAMPLE_SPEC, Path::new("."), None),
-        Some(Command::Run { spec, out }) => read_spec(&spec).and_then(|(text, fmt, base)| {
-            let spec = Spec::parse(&text, fmt)?;
-            run_spec(spec, &base, out.as_deref())
-        }),
+        None => Spec::parse(EXAMPLE_SPEC, Format::Json)
+            .map_err(Error::from)
+            .and_then(|spec| run_spec(spec, Path::new("."), None)),
+        Some(Command::Run { spec, out }) => check_out(out.as_deref())
+            .and_then(|()| read_spec(&spec))
+            .and_then(|(spec, base)| run_spec(spec, &base, out.as_deref())),
         Some(Command::Converge { spec, halvings }) => {
-            read_spec(&spec).and_then(|(text, fmt, base)| converge(Spec::parse(&text, fmt)?, &base, halvings))
+            read_spec(&spec).and_then(|(spec, base)| converge(spec, &base, halvings))
         }
         Some(Command::Example) => {
-            print!("{EXAMPLE_SPEC}");
+            emit(EXAMPLE_SPEC);
             Ok(())
         }
     };
@@ -67,34 +76,62 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
-/// The spec's text, format and the directory its relative paths start from.
-fn read_spec(path: &Path) -> Result<(String, Format, PathBuf), Error> {
+/// Writes to standard output; a reader that went away (`| head`) is not an
+/// error of the run, so a failed write is ignored rather than a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// The spec of a path (`-`: standard input, JSON) and the directory its
+/// relative paths start from.
+fn read_spec(path: &Path) -> Result<(Spec, PathBuf), Error> {
     if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(|e| InputError::new("standard input", format!("cannot read the spec: {e}")))?;
-        return Ok((text, Format::Json, PathBuf::from(".")));
+        return Ok((Spec::parse(&text, Format::Json)?, PathBuf::from(".")));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path.display().to_string(), format!("cannot read the spec: {e}")))?;
-    let format = if path.extension().is_some_and(|e| e == "toml") { Format::Toml } else { Format::Json };
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    Ok((text, format, base))
+    let base = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((Spec::from_path(path)?, base))
 }
 
-fn run_text(text: &str, base: &Path, out: Option<&Path>) -> Result<(), Error> {
-    run_spec(Spec::parse(text, Format::Json)?, base, out)
+/// Refuses, before any work, a report path that cannot be written: a
+/// directory, or one in a directory that does not exist.
+fn check_out(out: Option<&Path>) -> Result<(), Error> {
+    let Some(path) = out else { return Ok(()) };
+    let refuse =
+        |why: &str| Err(InputError::new("--out", format!("{}: {why}", path.display())).into());
+    if path.is_dir() {
+        return refuse("is a directory, expected a file path for the report");
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            refuse("its directory does not exist")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The data of a spec, checked for size before the model is built.
+fn resolve(spec: &Spec, base: &Path) -> Result<Dataset, Error> {
+    let data = Dataset::resolve(spec, base)?;
+    spec.check_size(data.dim(), data.train_x.nrows(), data.test_x.nrows())?;
+    Ok(data)
 }
 
 fn run_spec(spec: Spec, base: &Path, out: Option<&Path>) -> Result<(), Error> {
-    let data = Dataset::resolve(&spec, base)?;
+    let data = resolve(&spec, base)?;
     let exp = Experiment::new(spec, data);
     let outcome = run_with_progress(&exp)?;
     if let Some(path) = out {
         Report::new(&exp, &outcome).write_atomic(path)?;
     }
-    print!("{}", summary(&exp, &outcome));
+    emit(&summary(&exp, &outcome));
     Ok(())
 }
 
@@ -103,7 +140,8 @@ fn run_with_progress(exp: &Experiment) -> Result<Outcome, Error> {
     let t_end = exp.spec.flow.t_end;
     let bar = ProgressBar::new(1000);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} t {msg} [{bar:30}] {elapsed}").expect("a valid template"),
+        ProgressStyle::with_template("{spinner} t {msg} [{bar:30}] {elapsed}")
+            .expect("a valid template"),
     );
     let mut progress = |t: f64| {
         bar.set_position((1000.0 * t / t_end) as u64);
@@ -127,12 +165,28 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
             format!("{} (rtol {rtol:e}, atol {atol:e})", flow.method.name())
         }
     };
-    let _ = writeln!(s, "pathkernel: gradient flow to T = {} by {method}", flow.t_end);
-    let _ = writeln!(s, "  P = {} parameters, N = {n} training points, M = {m} query points", exp.model.n_params());
+    let _ = writeln!(
+        s,
+        "pathkernel: gradient flow to T = {} by {method}",
+        flow.t_end
+    );
+    let _ = writeln!(
+        s,
+        "  P = {} parameters, N = {n} training points, M = {m} query points",
+        exp.model.n_params()
+    );
     let st = out.stats;
-    let _ = writeln!(s, "  {} steps ({} rejected), {} right-hand-side evaluations", st.steps, st.rejected_steps, st.rhs_evals);
+    let _ = writeln!(
+        s,
+        "  {} steps ({} rejected), {} right-hand-side evaluations",
+        st.steps, st.rejected_steps, st.rhs_evals
+    );
     let _ = writeln!(s, "  loss {:.6e} -> {:.6e}", out.loss0, out.loss_end);
-    let change = out.y_end.iter().zip(&out.y0).fold(0.0_f64, |a, (e, b)| a.max((e - b).abs()));
+    let change = out
+        .y_end
+        .iter()
+        .zip(&out.y0)
+        .fold(0.0_f64, |a, (e, b)| a.max((e - b).abs()));
     let _ = writeln!(
         s,
         "  max |residual| {:.3e}   (max |y_end - y0| {:.3e})",
@@ -142,7 +196,11 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     if let Some(r) = out.exact_max_abs_residual() {
         let _ = writeln!(s, "  exact path kernel: max |residual| {r:.3e}");
     }
-    let _ = writeln!(s, "  {:>5} {:>14} {:>14} {:>16} {:>11}", "query", "y0", "y_end", "kernel machine", "residual");
+    let _ = writeln!(
+        s,
+        "  {:>5} {:>14} {:>14} {:>16} {:>11}",
+        "query", "y0", "y_end", "kernel machine", "residual"
+    );
     let (km, res) = (out.kernel_machine(), out.residual());
     for q in 0..m.min(5) {
         let _ = writeln!(
@@ -166,8 +224,18 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
         )
         .into());
     };
-    let data = Dataset::resolve(&spec, base)?;
-    println!("{:>12} {:>8} {:>10} {:>14} {:>8}", "step", "steps", "rhs_evals", "max |r|", "order");
+    if halvings > MAX_HALVINGS {
+        return Err(InputError::new(
+            "--halvings",
+            format!("found {halvings}, allowed: at most {MAX_HALVINGS}"),
+        )
+        .into());
+    }
+    let data = resolve(&spec, base)?;
+    emit(&format!(
+        "{:>12} {:>8} {:>10} {:>14} {:>8}\n",
+        "step", "steps", "rhs_evals", "max |r|", "order"
+    ));
     let mut previous: Option<f64> = None;
     for k in 0..=halvings {
         let mut s = spec.clone();
@@ -179,8 +247,13 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
         let exp = Experiment::new(s, data.clone());
         let out = run_with_progress(&exp)?;
         let r = out.max_abs_residual();
-        let order = previous.map(|p| format!("{:8.3}", (p / r).log2())).unwrap_or_else(|| format!("{:>8}", "-"));
-        println!("{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}", out.stats.steps, out.stats.rhs_evals);
+        let order = previous
+            .map(|p| format!("{:8.3}", (p / r).log2()))
+            .unwrap_or_else(|| format!("{:>8}", "-"));
+        emit(&format!(
+            "{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}\n",
+            out.stats.steps, out.stats.rhs_evals
+        ));
         previous = Some(r);
     }
     Ok(())

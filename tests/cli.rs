@@ -616,6 +616,87 @@ fn a_report_has_every_field_in_shape_and_round_trip_numbers() {
     }
 }
 
+/// The numbers of a top-level field of a pretty-printed report, read with
+/// std's correctly rounded parse (serde_json's default float parsing is
+/// best-effort, so it cannot judge a round trip).
+fn field_numbers(text: &str, field: &str) -> Vec<f64> {
+    let key = format!("\n  \"{field}\": ");
+    let start = text.find(&key).unwrap_or_else(|| panic!("no `{field}`")) + key.len();
+    let end = text[start..]
+        .find("\n  \"")
+        .map_or(text.len(), |e| start + e);
+    number_tokens(&text[start..end])
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
+/// Bitwise equality, so that -0.0 and 0.0 differ too.
+#[track_caller]
+fn assert_same_bits(read: &[f64], held: &[f64], what: &str) {
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(read), bits(held), "{what}");
+}
+
+/// The binary writes what the library computes, and every number reads
+/// back to the f64 the run held: the file against the same experiment run
+/// in this process.
+#[test]
+fn report_numbers_read_back_to_the_f64s_of_the_run() {
+    use pathkernel::data::Dataset;
+    use pathkernel::experiment::Experiment;
+    use pathkernel::report::Report;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, spec) in report_specs() {
+        let (text, _) = run_report(dir.path(), name, &spec);
+        let parsed = Spec::parse(&spec.to_string(), Format::Json).unwrap();
+        let data = Dataset::resolve(&parsed, dir.path()).unwrap();
+        let exp = Experiment::new(parsed, data);
+        let out = exp.run(&mut |_| {}).unwrap();
+        assert_eq!(Report::new(&exp, &out).to_json() + "\n", text, "{name}");
+        let flat = |m: &nalgebra::DMatrix<f64>| m.transpose().iter().copied().collect::<Vec<_>>();
+        let km = out.kernel_machine();
+        let held: [(&str, Vec<f64>); 14] = [
+            ("w0", exp.w0.clone()),
+            ("w_end", out.w_end.clone()),
+            ("loss0", vec![out.loss0]),
+            ("loss_end", vec![out.loss_end]),
+            ("y0", out.y0.clone()),
+            ("y_end", out.y_end.clone()),
+            ("path_kernel", flat(&out.path_kernel)),
+            ("coef_integral", flat(&out.coef_integral)),
+            (
+                "a",
+                out.coefficients()
+                    .transpose()
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .collect(),
+            ),
+            ("tangent_kernel0", flat(&out.tangent_kernel0)),
+            ("tangent_kernel_end", flat(&out.tangent_kernel_end)),
+            ("kernel_machine", km),
+            ("residual", out.residual()),
+            ("max_abs_residual", vec![out.max_abs_residual()]),
+        ];
+        for (field, values) in held {
+            assert_same_bits(
+                &field_numbers(&text, field),
+                &values,
+                &format!("{name}: {field}"),
+            );
+        }
+        if let Some(exact) = &out.exact_coef_integral {
+            assert_same_bits(
+                &field_numbers(&text, "exact_coef_integral"),
+                &flat(exact),
+                name,
+            );
+        }
+    }
+}
+
 /// Linear model, K^g(q, x) = q x + 1: K^p(q = -1, x = 1) is exactly 0, so a
 /// there is null (the other pairs give -1, 1.5, 2).
 #[test]

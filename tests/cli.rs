@@ -61,6 +61,9 @@ fn entries(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Files by name and text; the first is the spec.
+type Files = Vec<(&'static str, String)>;
+
 /// Writes `files` into a new temporary directory.
 fn dir_with(files: &[(&str, String)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -142,7 +145,7 @@ fn wrong_input_exits_2_with_one_line_and_writes_nothing() {
     let csv_spec = |train: &str| {
         edited(|v| v["data"] = json!({"source": "csv", "train": train, "test": "test.csv"}))
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, &[&str])> = vec![
+    let cases: Vec<(&str, Files, &[&str])> = vec![
         (
             "JSON syntax",
             spec("{\n \"seed\": 7,\n \"data\": }".into()),

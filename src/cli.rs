@@ -46,18 +46,24 @@ pub enum Command {
     Example,
 }
 
+/// Most halvings `converge` takes: 2^20 times the spec's steps is already
+/// far past any useful study.
+pub const MAX_HALVINGS: u32 = 20;
+
 /// Runs the command line; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
-        None => run_text(EXAMPLE_SPEC, Path::new("."), None),
-        Some(Command::Run { spec, out }) => read_spec(&spec).and_then(|(text, fmt, base)| {
-            let spec = Spec::parse(&text, fmt)?;
-            run_spec(spec, &base, out.as_deref())
-        }),
-        Some(Command::Converge { spec, halvings }) => read_spec(&spec)
-            .and_then(|(text, fmt, base)| converge(Spec::parse(&text, fmt)?, &base, halvings)),
+        None => Spec::parse(EXAMPLE_SPEC, Format::Json)
+            .map_err(Error::from)
+            .and_then(|spec| run_spec(spec, Path::new("."), None)),
+        Some(Command::Run { spec, out }) => check_out(out.as_deref())
+            .and_then(|()| read_spec(&spec))
+            .and_then(|(spec, base)| run_spec(spec, &base, out.as_deref())),
+        Some(Command::Converge { spec, halvings }) => {
+            read_spec(&spec).and_then(|(spec, base)| converge(spec, &base, halvings))
+        }
         Some(Command::Example) => {
-            print!("{EXAMPLE_SPEC}");
+            emit(EXAMPLE_SPEC);
             Ok(())
         }
     };
@@ -70,45 +76,62 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
-/// The spec's text, format and the directory its relative paths start from.
-fn read_spec(path: &Path) -> Result<(String, Format, PathBuf), Error> {
+/// Writes to standard output; a reader that went away (`| head`) is not an
+/// error of the run, so a failed write is ignored rather than a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// The spec of a path (`-`: standard input, JSON) and the directory its
+/// relative paths start from.
+fn read_spec(path: &Path) -> Result<(Spec, PathBuf), Error> {
     if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(|e| InputError::new("standard input", format!("cannot read the spec: {e}")))?;
-        return Ok((text, Format::Json, PathBuf::from(".")));
+        return Ok((Spec::parse(&text, Format::Json)?, PathBuf::from(".")));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        InputError::new(
-            path.display().to_string(),
-            format!("cannot read the spec: {e}"),
-        )
-    })?;
-    let format = if path.extension().is_some_and(|e| e == "toml") {
-        Format::Toml
-    } else {
-        Format::Json
+    let base = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
     };
-    let base = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    Ok((text, format, base))
+    Ok((Spec::from_path(path)?, base))
 }
 
-fn run_text(text: &str, base: &Path, out: Option<&Path>) -> Result<(), Error> {
-    run_spec(Spec::parse(text, Format::Json)?, base, out)
+/// Refuses, before any work, a report path that cannot be written: a
+/// directory, or one in a directory that does not exist.
+fn check_out(out: Option<&Path>) -> Result<(), Error> {
+    let Some(path) = out else { return Ok(()) };
+    let refuse =
+        |why: &str| Err(InputError::new("--out", format!("{}: {why}", path.display())).into());
+    if path.is_dir() {
+        return refuse("is a directory, expected a file path for the report");
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            refuse("its directory does not exist")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The data of a spec, checked for size before the model is built.
+fn resolve(spec: &Spec, base: &Path) -> Result<Dataset, Error> {
+    let data = Dataset::resolve(spec, base)?;
+    spec.check_size(data.dim(), data.train_x.nrows(), data.test_x.nrows())?;
+    Ok(data)
 }
 
 fn run_spec(spec: Spec, base: &Path, out: Option<&Path>) -> Result<(), Error> {
-    let data = Dataset::resolve(&spec, base)?;
+    let data = resolve(&spec, base)?;
     let exp = Experiment::new(spec, data);
     let outcome = run_with_progress(&exp)?;
     if let Some(path) = out {
         Report::new(&exp, &outcome).write_atomic(path)?;
     }
-    print!("{}", summary(&exp, &outcome));
+    emit(&summary(&exp, &outcome));
     Ok(())
 }
 
@@ -201,11 +224,18 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
         )
         .into());
     };
-    let data = Dataset::resolve(&spec, base)?;
-    println!(
-        "{:>12} {:>8} {:>10} {:>14} {:>8}",
+    if halvings > MAX_HALVINGS {
+        return Err(InputError::new(
+            "--halvings",
+            format!("found {halvings}, allowed: at most {MAX_HALVINGS}"),
+        )
+        .into());
+    }
+    let data = resolve(&spec, base)?;
+    emit(&format!(
+        "{:>12} {:>8} {:>10} {:>14} {:>8}\n",
         "step", "steps", "rhs_evals", "max |r|", "order"
-    );
+    ));
     let mut previous: Option<f64> = None;
     for k in 0..=halvings {
         let mut s = spec.clone();
@@ -220,10 +250,10 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
         let order = previous
             .map(|p| format!("{:8.3}", (p / r).log2()))
             .unwrap_or_else(|| format!("{:>8}", "-"));
-        println!(
-            "{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}",
+        emit(&format!(
+            "{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}\n",
             out.stats.steps, out.stats.rhs_evals
-        );
+        ));
         previous = Some(r);
     }
     Ok(())

@@ -94,6 +94,7 @@ pub fn integration(flow: &FlowSpec) -> (Tableau, Control) {
         Method::Rk4 => Tableau::rk4(),
         Method::Dopri5 => Tableau::dopri5(),
         Method::Dop853 => Tableau::dop853(),
+        Method::Verner98 => Tableau::verner98(),
     };
     let control = match (flow.fixed_step(), flow.fixed_steps()) {
         (Some(step), Some(steps)) => Control::Fixed { step, steps },

@@ -14,6 +14,7 @@ mod read;
 mod validate;
 
 pub use read::Format;
+pub use validate::MAX_NUMBERS;
 
 /// rtol of an adaptive run when the spec gives none (SPEC §4).
 pub const DEFAULT_RTOL: f64 = 1e-8;
@@ -173,6 +174,16 @@ impl ModelSpec {
         }
     }
 
+    /// The widest layer's width for inputs of dimension `dim` (the inputs
+    /// count as a layer), which sizes the activations kept per point.
+    pub fn widest(&self, dim: usize) -> usize {
+        match self {
+            ModelSpec::Linear { .. } | ModelSpec::DiagLinear { .. } => dim,
+            ModelSpec::Mlp { hidden, .. } => hidden.iter().copied().fold(dim, usize::max),
+            ModelSpec::Resmlp { width, .. } => dim.max(*width),
+        }
+    }
+
     /// The architecture's name as written in a spec.
     pub fn arch(&self) -> &'static str {
         match self {
@@ -206,6 +217,8 @@ pub enum Method {
     Rk4,
     Dopri5,
     Dop853,
+    /// Verner's 9(8) pair: adaptive like dopri5 and dop853, or fixed with `step`.
+    Verner98,
 }
 
 impl Method {
@@ -217,18 +230,19 @@ impl Method {
             Method::Rk4 => "rk4",
             Method::Dopri5 => "dopri5",
             Method::Dop853 => "dop853",
+            Method::Verner98 => "verner98",
         }
     }
 
     /// True for the embedded pairs, which may run adaptively.
     pub fn has_error_estimate(self) -> bool {
-        matches!(self, Method::Dopri5 | Method::Dop853)
+        matches!(self, Method::Dopri5 | Method::Dop853 | Method::Verner98)
     }
 }
 
 /// The integration: T, the method and its step or tolerances. `step` (or
-/// `lr` for gd) makes any method fixed-step; dopri5 and dop853 without a
-/// step are adaptive with `rtol` and `atol`.
+/// `lr` for gd) makes any method fixed-step; the embedded pairs (dopri5,
+/// dop853, verner98) without a step are adaptive with `rtol` and `atol`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowSpec {
@@ -258,7 +272,7 @@ impl FlowSpec {
         }
     }
 
-    /// True when the run chooses its own steps (dopri5 or dop853 without a step).
+    /// True when the run chooses its own steps (an embedded pair without a step).
     pub fn is_adaptive(&self) -> bool {
         self.method.has_error_estimate() && self.step.is_none()
     }

@@ -1,5 +1,6 @@
 //! One integration-test binary (one link step) with a module per topic.
 mod activation;
+mod cli;
 mod data;
 mod loss;
 mod model;

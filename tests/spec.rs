@@ -145,6 +145,8 @@ fn valid_specs() -> Vec<Value> {
         json!({"t_end": 1.0, "method": "dopri5"}),
         json!({"t_end": 1.0, "method": "dop853", "rtol": 1e-6}),
         json!({"t_end": 1.0, "method": "dop853", "step": 0.5}),
+        json!({"t_end": 1.0, "method": "verner98", "atol": 1e-12}),
+        json!({"t_end": 1.0, "method": "verner98", "step": 0.25}),
     ];
     for f in flows {
         let mut v = example();
@@ -206,6 +208,52 @@ fn adaptive_tolerances_default_per_spec() {
     assert_eq!((fixed.flow.rtol, fixed.flow.atol), (None, None));
     assert_eq!(fixed.flow.fixed_steps(), Some(2));
     assert!(!fixed.flow.is_adaptive() && spec.flow.is_adaptive());
+}
+
+/// Every method maps to the tableau of its name (gd: explicit Euler) and,
+/// for an embedded pair without a step, to adaptive control with the spec's
+/// tolerances; with a step, to K fixed steps.
+#[test]
+fn every_method_maps_to_its_tableau_and_control() {
+    use pathkernel::experiment::integration;
+    use pathkernel::stepper::Control;
+    let methods = [
+        ("gd", "euler", false),
+        ("heun", "heun", false),
+        ("rk4", "rk4", false),
+        ("dopri5", "dopri5", true),
+        ("dop853", "dop853", true),
+        ("verner98", "verner98", true),
+    ];
+    for (method, tableau, embedded) in methods {
+        let step_field = if method == "gd" { "lr" } else { "step" };
+        let fixed = json!({"t_end": 1.0, "method": method, step_field: 0.25});
+        let spec = Spec::parse(&example_with_flow(fixed), Format::Json).unwrap();
+        let (tab, control) = integration(&spec.flow);
+        assert_eq!(tab.name, tableau);
+        assert_eq!(
+            control,
+            Control::Fixed {
+                step: 0.25,
+                steps: 4
+            }
+        );
+        if embedded {
+            let adaptive = json!({"t_end": 1.0, "method": method, "rtol": 1e-7, "max_steps": 9});
+            let spec = Spec::parse(&example_with_flow(adaptive), Format::Json).unwrap();
+            assert!(spec.flow.is_adaptive());
+            let (tab, control) = integration(&spec.flow);
+            assert_eq!(tab.name, tableau);
+            assert_eq!(
+                control,
+                Control::Adaptive {
+                    rtol: 1e-7,
+                    atol: 1e-10,
+                    max_steps: 9
+                }
+            );
+        }
+    }
 }
 
 fn example_with_flow(f: Value) -> String {
@@ -318,7 +366,7 @@ fn unknown_enum_values_list_the_allowed() {
             "flow",
             "method",
             "dopri",
-            "`gd`, `heun`, `rk4`, `dopri5`, `dop853`",
+            "`gd`, `heun`, `rk4`, `dopri5`, `dop853`, `verner98`",
         ),
         ("loss", "kind", "sqaured", "`squared`, `logistic`, `bce`"),
         (
@@ -605,6 +653,16 @@ fn flow_fields_must_suit_the_method() {
             "flow.exact_path_kernel",
             "method `gd`",
         ),
+        (
+            json!({"t_end": 1.0, "method": "verner98", "lr": 0.5}),
+            "flow.lr",
+            "`lr` is for method `gd`",
+        ),
+        (
+            json!({"t_end": 1.0, "method": "verner98", "step": 0.5, "atol": 1e-6}),
+            "flow.atol",
+            "not both",
+        ),
     ];
     for (fields, location, why) in cases {
         let method = fields["method"].as_str().unwrap().to_owned();
@@ -670,11 +728,47 @@ fn n_params_follows_the_spec_layouts() {
     );
     // diag_linear: u and v.
     assert_eq!(model(json!({"arch": "diag_linear"})).n_params(7), 14);
-    // An absurd size saturates instead of overflowing.
-    assert_eq!(
-        model(json!({"arch": "mlp", "hidden": [usize::MAX, 2]})).n_params(3),
-        usize::MAX
+    // An absurd size saturates instead of overflowing (such a spec is
+    // refused, so the model spec is read alone).
+    let absurd: ModelSpec =
+        serde_json::from_value(json!({"arch": "mlp", "hidden": [usize::MAX, 2]})).unwrap();
+    assert_eq!(absurd.n_params(3), usize::MAX);
+}
+
+#[test]
+fn sizes_past_the_memory_bound_are_refused_before_allocation() {
+    let synthetic = |n_train: u64, n_test: u64, hidden: u64| {
+        refused(|v| {
+            v["data"]["n_train"] = json!(n_train);
+            v["data"]["n_test"] = json!(n_test);
+            v["model"]["hidden"] = json!([hidden]);
+        })
+    };
+    // P + 2 M N, the augmented state: P saturates at usize::MAX.
+    let error = synthetic(16, 8, u64::MAX);
+    assert_error(
+        &error,
+        "model",
+        &["P = 18446744073709551615", "at most 33554432"],
     );
+    // 2 M N = 2 * 8192 * 4096 = 2^26 past 2^25 with a small P.
+    let error = synthetic(8192, 4096, 4);
+    assert_error(&error, "data", &["N = 8192", "M = 4096", "P + 2 M N"]);
+    // The state fits (P = 32769, 2 M N = 2.4e7) but 8000 points through a
+    // layer of 8192 are 6.6e7 activations.
+    let error = synthetic(6000, 2000, 8192);
+    assert_error(&error, "model", &["width 8192", "65536000 activations"]);
+    // At the edge, a linear model on D = 2 (P = 3): 3 + 2 * 4096 * 4095
+    // fits in 2^25, 3 + 2 * 4096 * 4096 does not.
+    let spec = Spec::parse(SPEC_EXAMPLE, Format::Json).unwrap();
+    let linear: ModelSpec = serde_json::from_value(json!({"arch": "linear"})).unwrap();
+    let spec = Spec {
+        model: linear,
+        ..spec
+    };
+    spec.check_size(2, 4096, 4095).unwrap();
+    assert_eq!(spec.check_size(2, 4096, 4096).unwrap_err().location, "data");
+    assert_eq!(pathkernel::spec::MAX_NUMBERS, 1 << 25);
 }
 
 #[test]

@@ -193,6 +193,17 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
         out.max_abs_residual(),
         change
     );
+    if out.loss_end > out.loss0 {
+        let _ = writeln!(
+            s,
+            "  note: the loss increased, which the exact flow never does: {}",
+            if flow.method == Method::Gd {
+                "the learning rate is past gd's stability limit"
+            } else {
+                "the step is too large for this flow"
+            }
+        );
+    }
     if let Some(r) = out.exact_max_abs_residual() {
         let _ = writeln!(s, "  exact path kernel: max |residual| {r:.3e}");
     }
@@ -205,14 +216,26 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     for q in 0..m.min(5) {
         let _ = writeln!(
             s,
-            "  {q:>5} {:>14.8} {:>14.8} {:>16.8} {:>11.2e}",
-            out.y0[q], out.y_end[q], km[q], res[q]
+            "  {q:>5} {:>14} {:>14} {:>16} {:>11.2e}",
+            readable(out.y0[q]),
+            readable(out.y_end[q]),
+            readable(km[q]),
+            res[q]
         );
     }
     if m > 5 {
         let _ = writeln!(s, "  ({} more query points in the report)", m - 5);
     }
     s
+}
+
+/// Eight decimals where that reads well, scientific notation elsewhere.
+fn readable(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
+        format!("{v:.8}")
+    } else {
+        format!("{v:.6e}")
+    }
 }
 
 /// The `converge` study: the same experiment at step h / 2^k.

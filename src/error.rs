@@ -22,16 +22,37 @@ impl InputError {
     }
 }
 
+/// The last finite loss a run saw before it failed, and when: (t, L).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LastLoss(pub Option<(f64, f64)>);
+
+impl std::fmt::Display for LastLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some((t, loss)) => write!(f, "last finite loss {loss:e} at t = {t}"),
+            None => write!(f, "the loss was never finite"),
+        }
+    }
+}
+
 /// A failure while integrating. Carries the time and the last finite loss.
 /// Exit code 1.
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum RunError {
-    #[error("the flow diverged at t = {t}: {what} (last finite loss {loss})")]
-    Diverged { t: f64, loss: f64, what: String },
-    #[error("the adaptive step fell to {h:e}, below the floor, at t = {t} (loss {loss})")]
-    StepTooSmall { t: f64, h: f64, loss: f64 },
-    #[error("the run reached max_steps = {max_steps} at t = {t} before t_end (loss {loss})")]
-    TooManySteps { t: f64, max_steps: usize, loss: f64 },
+    #[error("the flow diverged at t = {t}: {what} ({loss})")]
+    Diverged {
+        t: f64,
+        what: String,
+        loss: LastLoss,
+    },
+    #[error("the adaptive step fell to {h:e}, below the floor, at t = {t} ({loss})")]
+    StepTooSmall { t: f64, h: f64, loss: LastLoss },
+    #[error("the run reached max_steps = {max_steps} at t = {t} before t_end ({loss})")]
+    TooManySteps {
+        t: f64,
+        max_steps: usize,
+        loss: LastLoss,
+    },
 }
 
 /// Any failure of a pathkernel command.

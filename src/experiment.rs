@@ -2,7 +2,7 @@
 //! describes and w0; running it integrates the augmented flow and collects
 //! everything the report needs.
 use crate::data::Dataset;
-use crate::error::RunError;
+use crate::error::{LastLoss, RunError};
 use crate::exact::ExactPathKernel;
 use crate::flow::FlowProblem;
 use crate::model::{self, Model};
@@ -145,7 +145,7 @@ impl Experiment {
         let t_end = self.spec.flow.t_end;
 
         let (tableau, control) = integration(&self.spec.flow);
-        let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &self.w0, 0.0, f64::NAN)?;
+        let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &self.w0, 0.0)?;
         let mut y = flow.initial_state(&self.w0);
         let mut exact = self
             .spec
@@ -162,12 +162,12 @@ impl Experiment {
         let stats = match rk.integrate(&mut flow, &mut y, t_end, control, &mut observer) {
             Ok(stats) => stats,
             Err((failure, _)) => {
-                flow.evaluate(layout.w(&y));
-                return Err(run_error(failure, flow.loss()));
+                flow.evaluate(failure_time(failure), layout.w(&y));
+                return Err(run_error(failure, flow.last_finite_loss()));
             }
         };
         let w_end = layout.w(&y).to_vec();
-        let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w_end, t_end, loss0)?;
+        let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w_end, t_end)?;
         let matrix = |s: &[f64]| DMatrix::from_column_slice(m, n, s);
         Ok(Outcome {
             stats,
@@ -186,16 +186,15 @@ impl Experiment {
 }
 
 /// L, f at the query points and K^g at w; a non-finite value means the flow
-/// diverged at time t (`last_loss` is the last finite loss known).
+/// diverged at time t.
 fn snapshot(
     flow: &mut FlowProblem<'_>,
     w: &[f64],
     t: f64,
-    last_loss: f64,
 ) -> Result<(f64, Vec<f64>, DMatrix<f64>), RunError> {
     let layout = flow.layout();
     let (n, m) = (layout.n_train, layout.n_query);
-    flow.evaluate(w);
+    flow.evaluate(t, w);
     let loss = flow.loss();
     let outputs = flow.outputs()[n..].to_vec();
     let mut kernel = vec![0.0; m * n];
@@ -209,14 +208,23 @@ fn snapshot(
         };
         return Err(RunError::Diverged {
             t,
-            loss: last_loss,
+            loss: flow.last_finite_loss(),
             what: what.into(),
         });
     }
     Ok((loss, outputs, DMatrix::from_column_slice(m, n, &kernel)))
 }
 
-fn run_error(failure: StepFailure, loss: f64) -> RunError {
+/// The time at which the integration stopped.
+fn failure_time(failure: StepFailure) -> f64 {
+    match failure {
+        StepFailure::NonFinite { t }
+        | StepFailure::StepTooSmall { t, .. }
+        | StepFailure::TooManySteps { t, .. } => t,
+    }
+}
+
+fn run_error(failure: StepFailure, loss: LastLoss) -> RunError {
     match failure {
         StepFailure::NonFinite { t } => RunError::Diverged {
             t,

@@ -5,6 +5,7 @@
 //! so that the path kernel and the coefficient integrals come out of the same
 //! integration as w, at the method's order.
 use crate::data::Dataset;
+use crate::error::LastLoss;
 use crate::kernel::{KernelPlan, Scratch};
 use crate::loss::Loss;
 use crate::model::{Block, Model, Tape};
@@ -56,6 +57,8 @@ pub struct FlowProblem<'m> {
     lprime: Vec<f64>,
     /// L at the last evaluation.
     loss_value: f64,
+    /// (t, L) at the last evaluation where L was finite.
+    last_finite_loss: Option<(f64, f64)>,
 }
 
 impl<'m> FlowProblem<'m> {
@@ -94,6 +97,7 @@ impl<'m> FlowProblem<'m> {
             scratch,
             lprime: vec![0.0; n],
             loss_value: f64::NAN,
+            last_finite_loss: None,
         }
     }
 
@@ -108,8 +112,8 @@ impl<'m> FlowProblem<'m> {
         y
     }
 
-    /// Forward and backward pass at w, and l' and L from the outputs.
-    pub fn evaluate(&mut self, w: &[f64]) {
+    /// Forward and backward pass at w (at time t), and l' and L from the outputs.
+    pub fn evaluate(&mut self, t: f64, w: &[f64]) {
         self.model.forward(w, &mut self.tape);
         self.model.backward(w, &mut self.tape);
         let mut total = 0.0;
@@ -119,6 +123,14 @@ impl<'m> FlowProblem<'m> {
             total += self.loss.value(target, y);
         }
         self.loss_value = self.weight * total;
+        if self.loss_value.is_finite() {
+            self.last_finite_loss = Some((t, self.loss_value));
+        }
+    }
+
+    /// (t, L) at the last evaluation where the loss was finite.
+    pub fn last_finite_loss(&self) -> LastLoss {
+        LastLoss(self.last_finite_loss)
     }
 
     /// L at the last evaluation.
@@ -199,13 +211,13 @@ impl OdeSystem for FlowProblem<'_> {
         self.layout.dim()
     }
 
-    fn rhs(&mut self, _t: f64, y: &[f64], dy: &mut [f64]) {
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
         let Layout {
             n_params: p,
             n_train: n,
             n_query: m,
         } = self.layout;
-        self.evaluate(&y[..p]);
+        self.evaluate(t, &y[..p]);
         let (dw, dk) = dy.split_at_mut(p);
         self.plan
             .weighted_gradient(&self.tape, 0..n, &self.lprime, -1.0, &mut self.scratch, dw);

@@ -191,9 +191,10 @@ impl Loss {
     /// restates SPEC's convention (there is no derivative to check there).
     pub fn value_dual(&self, target: f64, y: Dual64) -> Dual64 {
         match *self {
+            // Halve before squaring: d^2 alone overflows up to 2x too early.
             Loss::Squared => {
                 let d = y - target;
-                d * d * 0.5
+                d * 0.5 * d
             }
             Loss::Logistic => softplus_dual(y * -target),
             // softplus(y) - y* y = (1 - y*) softplus(y) + y* softplus(-y).
@@ -240,7 +241,7 @@ impl Loss {
             Loss::SquaredHinge => {
                 let h = -(y * target) + 1.0;
                 if h.re > 0.0 {
-                    h * h * 0.5
+                    h * 0.5 * h
                 } else {
                     Dual64::from(0.0)
                 }

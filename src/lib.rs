@@ -21,3 +21,4 @@ pub mod rng;
 pub mod spec;
 pub mod stepper;
 pub mod tableau;
+pub mod vecmath;

@@ -7,3 +7,4 @@ mod model;
 mod spec;
 mod stepper;
 mod tableau;
+mod vecmath;

@@ -2,6 +2,7 @@
 mod activation;
 mod cli;
 mod data;
+mod identity;
 mod loss;
 mod model;
 mod spec;

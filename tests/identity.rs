@@ -578,7 +578,7 @@ fn loss_decreases_by_the_integral_of_the_squared_gradient() {
         let mut y = exp.w0.clone();
         y.push(0.0);
         let p = exp.w0.len();
-        sys.flow.evaluate(&exp.w0);
+        sys.flow.evaluate(0.0, &exp.w0);
         let l0 = sys.flow.loss();
         let control = Control::Fixed {
             step: h,
@@ -587,7 +587,7 @@ fn loss_decreases_by_the_integral_of_the_squared_gradient() {
         RungeKutta::new(Tableau::rk4(), p + 1)
             .integrate(&mut sys, &mut y, 1.0, control, &mut |_, _| {})
             .unwrap();
-        sys.flow.evaluate(&y[..p]);
+        sys.flow.evaluate(1.0, &y[..p]);
         assert!(sys.flow.loss() < l0, "the loss must decrease");
         (sys.flow.loss() + y[p] - l0).abs()
     };

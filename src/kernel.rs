@@ -152,14 +152,10 @@ impl KernelPlan {
     ) {
         let n = rows.len();
         for (weighted, delta) in scratch.weighted.iter_mut().zip(&tape.deltas) {
-            for (mut dst, src) in weighted.column_iter_mut().zip(delta.column_iter()) {
-                for ((d, &s), &cr) in dst
-                    .iter_mut()
-                    .zip(src.rows_range(rows.clone()).iter())
-                    .zip(c)
-                {
-                    *d = cr * s;
-                }
+            let total = delta.nrows();
+            let columns = weighted.as_mut_slice().chunks_exact_mut(n);
+            for (dst, src) in columns.zip(delta.as_slice().chunks_exact(total)) {
+                crate::vecmath::product_into(dst, &src[rows.clone()], c);
             }
         }
         for block in &self.blocks {

@@ -6,6 +6,7 @@
 //! |y_new|), root-mean-square norm, the book's starting-step algorithm, and
 //! the codes' step-size controllers (PI with Lund stabilisation for dopri5).
 use crate::tableau::{ErrorEstimator, Tableau};
+use crate::vecmath;
 
 /// An ODE y' = f(t, y) whose right-hand side writes into a caller's buffer.
 pub trait OdeSystem {
@@ -332,19 +333,15 @@ impl RungeKutta {
             ErrorEstimator::Embedded { e, .. } => (e, &[]),
             ErrorEstimator::Dop853 { e5, e3 } => (e5, e3),
         };
-        let k = &self.k;
-        let y_new = &self.y_new;
-        let weighted =
-            |e: &[f64], i: usize| -> f64 { e.iter().zip(k).map(|(&c, k)| c * k[i]).sum() };
+        let (k, y_new) = (&self.k, &self.y_new);
         let partial = |start: usize| -> (f64, f64) {
-            let (mut s1, mut s2) = (0.0, 0.0);
-            for i in start..(start + CHUNK).min(y.len()) {
-                let sc = atol + rtol * y[i].abs().max(y_new[i].abs());
-                s1 += (weighted(e1, i) / sc).powi(2);
-                if !e2.is_empty() {
-                    s2 += (weighted(e2, i) / sc).powi(2);
-                }
-            }
+            let end = (start + CHUNK).min(y.len());
+            let s1 = vecmath::scaled_sum_of_squares(e1, k, y, y_new, rtol, atol, start, end);
+            let s2 = if e2.is_empty() {
+                0.0
+            } else {
+                vecmath::scaled_sum_of_squares(e2, k, y, y_new, rtol, atol, start, end)
+            };
             (s1, s2)
         };
         let chunks = y.len().div_ceil(CHUNK);
@@ -430,15 +427,7 @@ const CHUNK: usize = 4096;
 fn combine_into(out: &mut [f64], y: &[f64], c: &[f64], v: &[Vec<f64>]) {
     use rayon::prelude::*;
     let run = |(index, out): (usize, &mut [f64])| {
-        let start = index * CHUNK;
-        out.copy_from_slice(&y[start..start + out.len()]);
-        for (&cj, vj) in c.iter().zip(v) {
-            if cj != 0.0 {
-                out.iter_mut()
-                    .zip(&vj[start..])
-                    .for_each(|(o, &x)| *o += cj * x);
-            }
-        }
+        vecmath::linear_combination(out, y, c, v, index * CHUNK)
     };
     if out.len() > 4 * CHUNK {
         out.par_chunks_mut(CHUNK).enumerate().for_each(run);

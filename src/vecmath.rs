@@ -98,3 +98,64 @@ pub fn silu_slices(z: &[f64], u: &mut [f64], d: &mut [f64]) {
         (*u, *d) = (z * s, s + z * s * r);
     }
 }
+
+/// Lanes of the explicit partial sums below: a fixed number, so the order
+/// of additions (and the result) does not depend on the SIMD width.
+const LANES: usize = 8;
+
+/// out = y[start..] + Σ_j c_j v_j[start..] over out's length (one chunk of
+/// a Runge–Kutta stage or solution combination).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+pub fn linear_combination(out: &mut [f64], y: &[f64], c: &[f64], v: &[Vec<f64>], start: usize) {
+    let len = out.len();
+    out.copy_from_slice(&y[start..start + len]);
+    for (&cj, vj) in c.iter().zip(v) {
+        if cj != 0.0 {
+            for (o, &x) in out.iter_mut().zip(&vj[start..start + len]) {
+                *o += cj * x;
+            }
+        }
+    }
+}
+
+/// Σ_i (Σ_j e_j k_j[i] / sc_i)² over i in start..end, with
+/// sc_i = atol + rtol max(|y_i|, |y_new_i|): the sum of squares of an
+/// embedded error estimate in Hairer's scaled norm, for one chunk of at most
+/// 4096 components. Summed in `LANES` fixed partial sums, then in order.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+#[allow(clippy::too_many_arguments)]
+pub fn scaled_sum_of_squares(
+    e: &[f64],
+    k: &[Vec<f64>],
+    y: &[f64],
+    y_new: &[f64],
+    rtol: f64,
+    atol: f64,
+    start: usize,
+    end: usize,
+) -> f64 {
+    let mut err = [0.0f64; 4096];
+    let err = &mut err[..end - start];
+    for (&ej, kj) in e.iter().zip(k) {
+        if ej != 0.0 {
+            for (acc, &x) in err.iter_mut().zip(&kj[start..end]) {
+                *acc += ej * x;
+            }
+        }
+    }
+    let mut lanes = [0.0f64; LANES];
+    let (y, y_new) = (&y[start..end], &y_new[start..end]);
+    for (i, &d) in err.iter().enumerate() {
+        let q = d / (atol + rtol * y[i].abs().max(y_new[i].abs()));
+        lanes[i % LANES] += q * q;
+    }
+    lanes.iter().sum()
+}
+
+/// out = a ∘ b elementwise.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+pub fn product_into(out: &mut [f64], a: &[f64], b: &[f64]) {
+    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+        *o = a * b;
+    }
+}

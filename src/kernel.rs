@@ -26,6 +26,9 @@ struct Group {
     /// (input index, scale²) of each dense block using this δ.
     dense: Vec<(usize, f64)>,
     bias: bool,
+    /// The output layer's δ, all ones: its kernel is Σ s² U_a U_bᵀ (+ 1),
+    /// with no δ product and no Hadamard product.
+    unit: bool,
 }
 
 /// Reusable buffers for [`KernelPlan`]'s products, sized at construction.
@@ -47,6 +50,7 @@ impl KernelPlan {
                 .position(|g| g.delta == delta)
                 .unwrap_or_else(|| {
                     groups.push(Group {
+                        unit: model.unit_delta() == Some(delta),
                         delta,
                         dense: Vec::new(),
                         bias: false,
@@ -111,6 +115,23 @@ impl KernelPlan {
         let s1 = &mut scratch.s1[..n];
         let s2 = &mut scratch.s2[..n];
         for group in &self.groups {
+            if group.unit {
+                for &(input, scale2) in &group.dense {
+                    let ua = view(&ta.inputs[input]).subrows(ra.start, na);
+                    let ub = view(&tb.inputs[input]).subrows(rb.start, nb);
+                    gemm(
+                        slice_view_mut(out, na, nb),
+                        true,
+                        ua,
+                        ub.transpose(),
+                        scale2,
+                    );
+                }
+                if group.bias {
+                    out.iter_mut().for_each(|o| *o += 1.0);
+                }
+                continue;
+            }
             let da = view(&ta.deltas[group.delta]).subrows(ra.start, na);
             let db = view(&tb.deltas[group.delta]).subrows(rb.start, nb);
             gemm(slice_view_mut(s1, na, nb), false, da, db.transpose(), 1.0);

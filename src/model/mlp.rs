@@ -220,6 +220,10 @@ impl Model for Mlp {
         w
     }
 
+    fn unit_delta(&self) -> Option<usize> {
+        Some(self.hidden_layers())
+    }
+
     fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
         if self.is_smooth() {
             Vec::new()

@@ -77,6 +77,11 @@ pub trait Model: Send + Sync {
     fn backward(&self, w: &[f64], tape: &mut Tape);
     /// Initial parameters drawn from `rng` as SPEC §3 prescribes.
     fn init(&self, rng: &mut ChaCha20Rng) -> Vec<f64>;
+    /// The index of a δ that is identically 1 (the output layer's ∂f/∂f),
+    /// which lets the tangent kernel skip its products.
+    fn unit_delta(&self) -> Option<usize> {
+        None
+    }
     /// The pre-activations of kinked units (relu, leaky_relu) on the tape, for
     /// detecting kink crossings; empty for smooth models.
     fn kink_preactivations<'t>(&self, _tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {

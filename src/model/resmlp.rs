@@ -208,6 +208,10 @@ impl Model for ResMlp {
         w
     }
 
+    fn unit_delta(&self) -> Option<usize> {
+        Some(2 * self.n_blocks + 1)
+    }
+
     fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
         if self.is_smooth() {
             Vec::new()

@@ -5,6 +5,7 @@ mod common;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pathkernel::experiment::Experiment;
 use pathkernel::flow::FlowProblem;
+use pathkernel::linalg::{gemm, view, view_mut};
 use pathkernel::stepper::OdeSystem;
 
 fn bench_rhs(c: &mut Criterion, group: &str, name: &str, exp: &Experiment) {
@@ -45,5 +46,22 @@ fn bench_widths(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_specs, bench_widths);
+/// The machine's attainable f64 rate: a 2048³ product through the same
+/// `linalg::gemm` (both cores), the yardstick for the evaluations' rates.
+fn bench_peak(c: &mut Criterion) {
+    let n = 2048;
+    let a = nalgebra::DMatrix::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+    let b = a.transpose();
+    let mut out = nalgebra::DMatrix::zeros(n, n);
+    let mut g = c.benchmark_group("peak");
+    g.throughput(Throughput::Elements(2 * (n * n * n) as u64)).sample_size(10);
+    g.bench_function("gemm_2048", |bench| {
+        bench.iter(|| {
+            rayon::scope(|_| gemm(view_mut(&mut out), false, view(&a), view(&b), 1.0));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_peak, bench_specs, bench_widths);
 criterion_main!(benches);

@@ -54,7 +54,8 @@ fn bench_peak(c: &mut Criterion) {
     let b = a.transpose();
     let mut out = nalgebra::DMatrix::zeros(n, n);
     let mut g = c.benchmark_group("peak");
-    g.throughput(Throughput::Elements(2 * (n * n * n) as u64)).sample_size(10);
+    g.throughput(Throughput::Elements(2 * (n * n * n) as u64))
+        .sample_size(10);
     g.bench_function("gemm_2048", |bench| {
         bench.iter(|| {
             rayon::scope(|_| gemm(view_mut(&mut out), false, view(&a), view(&b), 1.0));

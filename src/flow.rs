@@ -222,14 +222,7 @@ impl OdeSystem for FlowProblem<'_> {
         self.plan
             .weighted_gradient(&self.tape, 0..n, &self.lprime, -1.0, &mut self.scratch, dw);
         let (dkp, da) = dk.split_at_mut(m * n);
-        self.plan.tangent_kernel(
-            &self.tape,
-            n..n + m,
-            &self.tape,
-            0..n,
-            &mut self.scratch,
-            dkp,
-        );
+        self.tangent_kernel(dkp);
         for ((a_col, k_col), &lp) in da
             .chunks_exact_mut(m)
             .zip(dkp.chunks_exact(m))

@@ -1,5 +1,5 @@
 //! Multilayer perceptron D -> h1 -> ... -> hk -> 1 (SPEC §3), batched.
-use super::{Block, Model, Tape, normal_vec};
+use super::{Block, Model, Tape, add_bias, normal_vec};
 use crate::activation::Activation;
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
 use crate::spec::Parameterization;
@@ -173,9 +173,7 @@ impl Model for Mlp {
                 layer.scale,
             );
             if let Some(b) = layer.bias_offset {
-                for (col, &bj) in z.chunks_exact_mut(rows).zip(&w[b..b + layer.fan_out]) {
-                    col.iter_mut().for_each(|v| *v += bj);
-                }
+                add_bias(z, rows, &w[b..b + layer.fan_out]);
             }
             if l < k {
                 let (pre, dact) = tape.scratch.split_at_mut(k);

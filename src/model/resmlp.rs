@@ -1,6 +1,6 @@
 //! Residual MLP (SPEC §3): u_0 = W_in x + b_in; per block
 //! u <- u + W_2 σ(W_1 u + b_1) + b_2; f = w_out · u + b_out.
-use super::{Block, Model, Tape, normal_vec};
+use super::{Block, Model, Tape, add_bias, normal_vec};
 use crate::activation::Activation;
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
 use nalgebra::{DMatrix, DVector};
@@ -77,13 +77,6 @@ impl ResMlp {
             wt,
             &w[offset + fan_in * fan_out..offset + fan_in * fan_out + fan_out],
         )
-    }
-}
-
-/// Adds b_j to column j of a column-major (rows x b.len()) slice.
-fn add_bias(z: &mut [f64], rows: usize, b: &[f64]) {
-    for (col, &bj) in z.chunks_exact_mut(rows).zip(b) {
-        col.iter_mut().for_each(|v| *v += bj);
     }
 }
 

@@ -167,7 +167,6 @@ impl RungeKutta {
     ) -> Result<Stats, (StepFailure, Stats)> {
         let mut stats = Stats::default();
         let mut t = 0.0;
-        let fsal = self.tableau.is_fsal();
         if steps > 0 {
             sys.rhs(t, y, &mut self.k[0]);
             stats.rhs_evals += 1;
@@ -183,23 +182,8 @@ impl RungeKutta {
             if !self.y_new.iter().all(|v| v.is_finite()) {
                 return Err((StepFailure::NonFinite { t: t1 }, stats));
             }
-            stats.steps += 1;
-            observer(
-                sys,
-                &Step {
-                    index,
-                    h,
-                    t0: t,
-                    t1,
-                    y0: y,
-                    y1: &self.y_new,
-                },
-            );
-            y.copy_from_slice(&self.y_new);
+            self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
             t = t1;
-            if index + 1 < steps {
-                self.first_stage(sys, t, y, fsal, &mut stats);
-            }
         }
         Ok(stats)
     }
@@ -217,7 +201,6 @@ impl RungeKutta {
         observer: &mut dyn FnMut(&mut S, &Step<'_>),
     ) -> Result<Stats, (StepFailure, Stats)> {
         let mut stats = Stats::default();
-        let fsal = self.tableau.is_fsal();
         let mut t = 0.0;
         sys.rhs(t, y, &mut self.k[0]);
         stats.rhs_evals += 1;
@@ -253,23 +236,8 @@ impl RungeKutta {
                 let mut h_new = h / fac;
                 fac_old = err.max(1e-4);
                 let t1 = if last { t_end } else { t + h };
-                stats.steps += 1;
-                observer(
-                    sys,
-                    &Step {
-                        index: stats.steps - 1,
-                        h,
-                        t0: t,
-                        t1,
-                        y0: y,
-                        y1: &self.y_new,
-                    },
-                );
-                y.copy_from_slice(&self.y_new);
+                self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
                 t = t1;
-                if t < t_end {
-                    self.first_stage(sys, t, y, fsal, &mut stats);
-                }
                 if last_rejected {
                     h_new = h_new.min(h);
                 }
@@ -302,6 +270,35 @@ impl RungeKutta {
         self.coefs.clear();
         self.coefs.extend(self.tableau.b.iter().map(|b| h * b));
         combine_into(&mut self.y_new, y, &self.coefs, &self.k);
+    }
+
+    /// Takes the step (t0, t1, h) just computed: shows it to the observer,
+    /// moves y to y_new and, unless t_end is reached, prepares the next
+    /// step's first stage.
+    fn accept<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        y: &mut [f64],
+        (t0, t1, h): (f64, f64, f64),
+        t_end: f64,
+        stats: &mut Stats,
+        observer: &mut dyn FnMut(&mut S, &Step<'_>),
+    ) {
+        stats.steps += 1;
+        let step = Step {
+            index: stats.steps - 1,
+            h,
+            t0,
+            t1,
+            y0: y,
+            y1: &self.y_new,
+        };
+        observer(sys, &step);
+        y.copy_from_slice(&self.y_new);
+        if t1 < t_end {
+            let fsal = self.tableau.is_fsal();
+            self.first_stage(sys, t1, y, fsal, stats);
+        }
     }
 
     /// The next step's first stage: the last stage when the method is FSAL.

@@ -207,6 +207,7 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     if let Some(r) = out.exact_max_abs_residual() {
         let _ = writeln!(s, "  exact path kernel: max |residual| {r:.3e}");
     }
+
     let _ = writeln!(
         s,
         "  {:>5} {:>14} {:>14} {:>16} {:>11}",
@@ -226,6 +227,7 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     if m > 5 {
         let _ = writeln!(s, "  ({} more query points in the report)", m - 5);
     }
+    let _ = writeln!(s, "  {}", out.conditions.verdict);
     s
 }
 

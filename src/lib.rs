@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod cli;
+pub mod conditions;
 pub mod data;
 pub mod error;
 pub mod exact;

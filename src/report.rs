@@ -1,5 +1,6 @@
 //! The report (SPEC §5): every field of the contract, numbers in shortest
 //! round-trip form, written atomically so a failed run leaves no file.
+use crate::conditions::Conditions;
 use crate::error::InputError;
 use crate::experiment::{Experiment, Outcome};
 use nalgebra::DMatrix;
@@ -46,6 +47,8 @@ pub struct Report {
     pub exact_max_abs_residual: Option<f64>,
     /// The tool that wrote the report, for regression tracking.
     pub generator: String,
+    /// What held along the path (`crate::conditions`).
+    pub conditions: Conditions,
 }
 
 /// The rows of a matrix, as the report lays out every matrix.
@@ -85,6 +88,7 @@ impl Report {
             exact_kernel_machine: out.exact_kernel_machine(),
             exact_max_abs_residual: out.exact_max_abs_residual(),
             generator: format!("pathkernel {}", env!("CARGO_PKG_VERSION")),
+            conditions: out.conditions.clone(),
         }
     }
 

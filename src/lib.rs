@@ -19,6 +19,8 @@ pub mod model;
 pub mod order_conditions;
 pub mod report;
 pub mod rng;
+pub mod search;
 pub mod spec;
 pub mod stepper;
+pub mod strategies;
 pub mod tableau;

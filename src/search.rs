@@ -87,6 +87,11 @@ impl Claim {
         Claim::Psd,
     ];
 
+    /// The claim called `name` on the command line.
+    pub fn by_name(name: &str) -> Option<Claim> {
+        Claim::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// The name on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -346,7 +351,7 @@ fn gd_limit(out: &Outcome) -> Evaluation {
 fn weighted_average(out: &Outcome) -> Evaluation {
     let c = &out.conditions;
     // The worst pair, for the detail.
-    let mut worst = (0.0, 0, 0);
+    let mut worst = (f64::NEG_INFINITY, 0, 0);
     for (i, (kc, ac)) in out
         .path_kernel
         .column_iter()
@@ -372,8 +377,13 @@ fn weighted_average(out: &Outcome) -> Evaluation {
     Evaluation {
         violation: c.weighted_average_excess / AVERAGE_TOL,
         detail: format!(
-            "a_{i}(q_{m}) = {a:.6e} = A / K^p = {:.6e} / {:.6e}, outside [{:.6e}, {:.6e}], the range \
-             of -l'_{i}; K^g(q_{m}, x_{i}) went {:.6e} -> {:.6e}; K^g changed sign on {} of {} pairs",
+            "{} a_{i}(q_{m}) = {a:.6e} = A / K^p = {:.6e} / {:.6e}, against [{:.6e}, {:.6e}], the \
+             range of -l'_{i}; K^g(q_{m}, x_{i}) went {:.6e} -> {:.6e}; K^g changed sign on {} of {} pairs",
+            if c.weighted_average_excess > AVERAGE_TOL {
+                "outside:"
+            } else {
+                "every a_i(q_m) within its range; the nearest edge:"
+            },
             out.coef_integral[(m, i)],
             out.path_kernel[(m, i)],
             c.neg_lprime_min[i],

@@ -44,6 +44,27 @@ pub enum Command {
     },
     /// Print the built-in example spec, a starting point for your own.
     Example,
+    /// Hunt for a minimal experiment on which a claim about the theorem
+    /// fails; write it (a self-contained spec) and what failed into --out.
+    Search {
+        #[arg(long, value_enum)]
+        claim: crate::search::Claim,
+        /// Passing cases to try before concluding that none fails.
+        #[arg(long, default_value_t = 100)]
+        cases: u32,
+        /// Seeds the draws (ChaCha): the same seed gives the same files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The directory for <claim>.json and <claim>.txt.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Most shrinking steps, each one run of the claim.
+        #[arg(long, default_value_t = 10000)]
+        shrink_iters: u32,
+        /// Draw only smooth activations and losses (the theorem's conditions).
+        #[arg(long)]
+        smooth: bool,
+    },
 }
 
 /// Most halvings `converge` takes: 2^20 times the spec's steps is already
@@ -65,6 +86,23 @@ pub fn main(cli: Cli) -> i32 {
         Some(Command::Example) => {
             emit(EXAMPLE_SPEC);
             Ok(())
+        }
+        Some(Command::Search {
+            claim,
+            cases,
+            seed,
+            out,
+            shrink_iters,
+            smooth,
+        }) => {
+            let options = crate::search::Options {
+                claim,
+                cases,
+                seed,
+                max_shrink_iters: shrink_iters,
+                smooth,
+            };
+            crate::search::command(&options, &out).map(|text| emit(&text))
         }
     };
     match result {
@@ -207,6 +245,7 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     if let Some(r) = out.exact_max_abs_residual() {
         let _ = writeln!(s, "  exact path kernel: max |residual| {r:.3e}");
     }
+
     let _ = writeln!(
         s,
         "  {:>5} {:>14} {:>14} {:>16} {:>11}",
@@ -226,6 +265,7 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     if m > 5 {
         let _ = writeln!(s, "  ({} more query points in the report)", m - 5);
     }
+    let _ = writeln!(s, "  {}", out.conditions.verdict);
     s
 }
 

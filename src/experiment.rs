@@ -1,6 +1,7 @@
 //! An experiment: a validated spec with its resolved data, the model it
 //! describes and w0; running it integrates the augmented flow and collects
 //! everything the report needs.
+use crate::conditions::{Conditions, Tracker};
 use crate::data::Dataset;
 use crate::error::{LastLoss, RunError};
 use crate::exact::ExactPathKernel;
@@ -34,6 +35,8 @@ pub struct Outcome {
     pub tangent_kernel_end: DMatrix<f64>,
     /// gd with exact_path_kernel: Σ_k ε (−l'_i) K^e_k(q_m, x_i).
     pub exact_coef_integral: Option<DMatrix<f64>>,
+    /// What held along the path (sampled after each accepted step).
+    pub conditions: Conditions,
 }
 
 impl Outcome {
@@ -146,6 +149,8 @@ impl Experiment {
 
         let (tableau, control) = integration(&self.spec.flow);
         let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &self.w0, 0.0)?;
+        let mut tracker = Tracker::new(model, self.spec.loss, &self.data.train_y, &flow);
+        tracker.sample(model, &flow, 0.0, tangent_kernel0.as_slice());
         let mut y = flow.initial_state(&self.w0);
         let mut exact = self
             .spec
@@ -153,6 +158,7 @@ impl Experiment {
             .exact_path_kernel
             .then(|| ExactPathKernel::new(model, &self.data));
         let mut observer = |flow: &mut FlowProblem<'_>, step: &Step<'_>| {
+            tracker.sample(model, flow, flow.last_time(), flow.last_kernel());
             if let Some(e) = exact.as_mut() {
                 e.add_step(flow, step);
             }
@@ -168,19 +174,32 @@ impl Experiment {
         };
         let w_end = layout.w(&y).to_vec();
         let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w_end, t_end)?;
+        tracker.sample(model, &flow, t_end, tangent_kernel_end.as_slice());
         let matrix = |s: &[f64]| DMatrix::from_column_slice(m, n, s);
+        let (path_kernel, coef_integral) = (
+            matrix(layout.path_kernel(&y)),
+            matrix(layout.coef_integral(&y)),
+        );
+        let conditions = tracker.finish(
+            t_end,
+            &path_kernel,
+            &coef_integral,
+            &tangent_kernel0,
+            &tangent_kernel_end,
+        );
         Ok(Outcome {
             stats,
             loss0,
             loss_end,
             y0,
             y_end,
-            path_kernel: matrix(layout.path_kernel(&y)),
-            coef_integral: matrix(layout.coef_integral(&y)),
+            path_kernel,
+            coef_integral,
             tangent_kernel0,
             tangent_kernel_end,
             exact_coef_integral: exact.map(|e| matrix(&e.coef_integral)),
             w_end,
+            conditions,
         })
     }
 }

@@ -59,6 +59,11 @@ pub struct FlowProblem<'m> {
     loss_value: f64,
     /// (t, L) at the last evaluation where L was finite.
     last_finite_loss: Option<(f64, f64)>,
+    /// t of the last evaluation.
+    last_time: f64,
+    /// K^g(q_m, x_i) of the last `rhs`, column-major M x N: a copy kept for
+    /// the conditions tracker, which samples it after each accepted step.
+    last_kernel: Vec<f64>,
 }
 
 impl<'m> FlowProblem<'m> {
@@ -98,6 +103,8 @@ impl<'m> FlowProblem<'m> {
             lprime: vec![0.0; n],
             loss_value: f64::NAN,
             last_finite_loss: None,
+            last_time: f64::NAN,
+            last_kernel: vec![0.0; m * n],
         }
     }
 
@@ -123,6 +130,7 @@ impl<'m> FlowProblem<'m> {
             total += self.loss.value(target, y);
         }
         self.loss_value = self.weight * total;
+        self.last_time = t;
         if self.loss_value.is_finite() {
             self.last_finite_loss = Some((t, self.loss_value));
         }
@@ -131,6 +139,17 @@ impl<'m> FlowProblem<'m> {
     /// (t, L) at the last evaluation where the loss was finite.
     pub fn last_finite_loss(&self) -> LastLoss {
         LastLoss(self.last_finite_loss)
+    }
+
+    /// t of the last evaluation.
+    pub fn last_time(&self) -> f64 {
+        self.last_time
+    }
+
+    /// K^g(q_m, x_i), column-major M x N, as the last `rhs` computed it (at
+    /// the state that `rhs` saw; `evaluate` alone does not update it).
+    pub fn last_kernel(&self) -> &[f64] {
+        &self.last_kernel
     }
 
     /// L at the last evaluation.
@@ -230,5 +249,6 @@ impl OdeSystem for FlowProblem<'_> {
         {
             a_col.iter_mut().zip(k_col).for_each(|(a, &k)| *a = -lp * k);
         }
+        self.last_kernel.copy_from_slice(dkp);
     }
 }

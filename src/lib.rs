@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod cli;
+pub mod conditions;
 pub mod data;
 pub mod error;
 pub mod exact;
@@ -18,7 +19,9 @@ pub mod model;
 pub mod order_conditions;
 pub mod report;
 pub mod rng;
+pub mod search;
 pub mod spec;
 pub mod stepper;
+pub mod strategies;
 pub mod tableau;
 pub mod vecmath;

@@ -1,5 +1,6 @@
 //! The report (SPEC §5): every field of the contract, numbers in shortest
 //! round-trip form, written atomically so a failed run leaves no file.
+use crate::conditions::Conditions;
 use crate::error::InputError;
 use crate::experiment::{Experiment, Outcome};
 use nalgebra::DMatrix;
@@ -46,6 +47,8 @@ pub struct Report {
     pub exact_max_abs_residual: Option<f64>,
     /// The tool that wrote the report, for regression tracking.
     pub generator: String,
+    /// What held along the path (`crate::conditions`).
+    pub conditions: Conditions,
 }
 
 /// The rows of a matrix, as the report lays out every matrix.
@@ -85,6 +88,7 @@ impl Report {
             exact_kernel_machine: out.exact_kernel_machine(),
             exact_max_abs_residual: out.exact_max_abs_residual(),
             generator: format!("pathkernel {}", env!("CARGO_PKG_VERSION")),
+            conditions: out.conditions.clone(),
         }
     }
 
@@ -94,28 +98,33 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report of finite numbers always serialises")
     }
 
-    /// Writes the report to `path` through a temporary file in the same
-    /// directory, renamed into place: the file is whole or absent.
+    /// Writes the report to `path` atomically (see [`write_atomic`]).
     pub fn write_atomic(&self, path: &Path) -> Result<(), InputError> {
-        let fail = |e: std::io::Error| {
-            InputError::new(
-                path.display().to_string(),
-                format!("cannot write the report: {e}"),
-            )
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".pathkernel-report")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(fail)?;
-        tmp.write_all(self.to_json().as_bytes()).map_err(fail)?;
-        tmp.write_all(b"\n").map_err(fail)?;
-        tmp.as_file().sync_all().map_err(fail)?;
-        tmp.persist(path).map_err(|e| fail(e.error))?;
-        Ok(())
+        write_atomic(path, &format!("{}\n", self.to_json()), "the report")
     }
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory,
+/// renamed into place: the file is whole or absent. `what` names the file
+/// in an error.
+pub fn write_atomic(path: &Path, text: &str, what: &str) -> Result<(), InputError> {
+    let fail = |e: std::io::Error| {
+        InputError::new(
+            path.display().to_string(),
+            format!("cannot write {what}: {e}"),
+        )
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pathkernel")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }

@@ -123,3 +123,33 @@ fn check_allocations() {
         assert_eq!(last - first, 0, "steps of {:?} allocated", exp.spec.model);
     }
 }
+
+/// Sampling the conditions after a step allocates nothing either: a relu
+/// mlp with the hinge loss, so that kink pre-activations and loss branches
+/// are read at every sample.
+#[test]
+fn sampling_the_conditions_allocates_nothing() {
+    rayon::scope(|_| {
+        let text = r#"{"seed": 3, "data": {"source": "synthetic", "function": "xor", "n_train": 16, "n_test": 8, "dim": 2},
+            "model": {"arch": "mlp", "hidden": [8, 8], "activation": "relu"}, "loss": {"kind": "hinge"},
+            "flow": {"t_end": 0.5, "method": "rk4", "step": 0.05}}"#;
+        let spec = Spec::parse(text, Format::Json).expect("valid spec");
+        let data = Dataset::resolve(&spec, Path::new(".")).expect("data");
+        let exp = Experiment::new(spec, data);
+        let model = exp.model.as_ref();
+        let mut flow = FlowProblem::new(model, exp.spec.loss, exp.spec.reduction, &exp.data);
+        let mut tracker =
+            pathkernel::conditions::Tracker::new(model, exp.spec.loss, &exp.data.train_y, &flow);
+        let y = flow.initial_state(&exp.w0);
+        let mut dy = vec![0.0; y.len()];
+        for _ in 0..20 {
+            flow.rhs(0.0, &y, &mut dy);
+        }
+        let before = allocations();
+        for k in 0..20 {
+            flow.rhs(0.0, &y, &mut dy);
+            tracker.sample(model, &flow, f64::from(k), flow.last_kernel());
+        }
+        assert_eq!(allocations() - before, 0);
+    });
+}

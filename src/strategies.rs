@@ -1,0 +1,373 @@
+//! proptest strategies that draw whole experiments: a [`Spec`] with inline
+//! data, with or without init.w0, over everything SPEC allows (or a
+//! [`Space`] restricted to what a claim is about). Shared by the property
+//! suite and `pathkernel search`.
+//!
+//! Values are built sizes first, then contents (`prop_flat_map`), with no
+//! filter, so every draw is a valid spec and shrinking heads for small,
+//! simple cases: each choice is an index into a list ordered simplest first
+//! (linear before mlp, identity before tanh, squared before logistic, gd
+//! before heun, T = 1 first), integers shrink towards 0, and the numbers are
+//! on grids (inputs in quarters of [-1, 1], real targets in halves of
+//! [-2, 2], w0 in quarters of [-2, 2]), so a shrunk case has round numbers.
+//! The only randomness inside a case is the spec's own seed, from which the
+//! run draws w0 through ChaCha when init.w0 is absent.
+use crate::activation::Activation;
+use crate::loss::{Loss, TargetKind};
+use crate::spec::{
+    DataSpec, FlowSpec, InitSpec, Method, ModelSpec, Parameterization, Reduction, Spec,
+};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+use std::ops::RangeInclusive;
+
+/// The architectures of SPEC §3, simplest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Linear,
+    Mlp,
+    DiagLinear,
+    Resmlp,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::Linear, Arch::Mlp, Arch::DiagLinear, Arch::Resmlp];
+}
+
+/// Whether a drawn spec gives init.w0 or lets the run draw it from the seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitChoice {
+    Seeded,
+    Explicit,
+    Either,
+}
+
+/// The part of SPEC's space a strategy draws from. Lists are drawn by
+/// index, so their first entries are where shrinking goes.
+#[derive(Clone, Debug)]
+pub struct Space {
+    pub archs: Vec<Arch>,
+    pub activations: Vec<Activation>,
+    /// Loss kinds; huber's delta and cauchy's c are drawn from {1, 0.5, 2}.
+    pub losses: Vec<Loss>,
+    pub reductions: Vec<Reduction>,
+    pub methods: Vec<Method>,
+    /// Whether dopri5, dop853 and verner98 may run adaptively.
+    pub adaptive: bool,
+    /// Hidden layers of an mlp, blocks of a resmlp: 0 to this (SPEC: <= 3 here).
+    pub max_depth: usize,
+    /// Layer widths: 1 to this.
+    pub max_width: usize,
+    /// N, M, D.
+    pub n_train: RangeInclusive<usize>,
+    pub n_query: RangeInclusive<usize>,
+    pub dim: RangeInclusive<usize>,
+    /// The query points are the training points (M = N): the path kernel
+    /// is then the Gram matrix of the training set.
+    pub queries_are_training: bool,
+    /// T is drawn from these (first = where shrinking goes).
+    pub t_ends: Vec<f64>,
+    /// A fixed-step run takes K = round(2^(j/2)) steps, j in
+    /// min..=max_step_exponent: step sizes log-uniform, from T / 2^(min/2)
+    /// down to T / 2^(max/2).
+    pub min_step_exponent: u32,
+    pub max_step_exponent: u32,
+    /// rtol = 10^-r for r in this range; atol = rtol / 100.
+    pub rtol_exponents: RangeInclusive<u32>,
+    /// max_steps of an adaptive run, which keeps a stiff draw cheap (it
+    /// fails as a run, which claims treat as no evidence).
+    pub max_adaptive_steps: usize,
+    /// init_scale = 2^(e/2) for e in this range.
+    pub init_exponents: RangeInclusive<i32>,
+    pub init: InitChoice,
+}
+
+impl Default for Space {
+    /// Everything SPEC allows at the sizes of issue 3: depth 0 to 3, width 1
+    /// to 16, N 1 to 12, M 1 to 6, D 1 to 4, every method, adaptive or fixed.
+    fn default() -> Space {
+        Space {
+            archs: Arch::ALL.to_vec(),
+            activations: Activation::ALL.to_vec(),
+            losses: Loss::all(),
+            reductions: vec![Reduction::Sum, Reduction::Mean],
+            methods: vec![
+                Method::Gd,
+                Method::Heun,
+                Method::Rk4,
+                Method::Dopri5,
+                Method::Dop853,
+                Method::Verner98,
+            ],
+            adaptive: true,
+            max_depth: 3,
+            max_width: 16,
+            n_train: 1..=12,
+            n_query: 1..=6,
+            dim: 1..=4,
+            queries_are_training: false,
+            t_ends: vec![1.0, 0.5, 2.0, 0.25, 4.0],
+            min_step_exponent: 0,
+            max_step_exponent: 16,
+            rtol_exponents: 3..=10,
+            max_adaptive_steps: 2000,
+            init_exponents: -8..=4,
+            init: InitChoice::Either,
+        }
+    }
+}
+
+impl Space {
+    /// The space with only smooth activations and losses: where the
+    /// theorem's conditions hold everywhere.
+    pub fn smooth(mut self) -> Space {
+        self.activations.retain(|a| a.is_smooth());
+        self.losses.retain(|l| l.is_smooth());
+        self
+    }
+}
+
+/// The discrete choices of a case, drawn before its contents.
+#[derive(Clone, Debug)]
+struct Shape {
+    arch: Arch,
+    hidden: Vec<usize>,
+    width: usize,
+    activation: Activation,
+    bias: bool,
+    parameterization: Parameterization,
+    init_scale: f64,
+    loss: Loss,
+    reduction: Reduction,
+    n: usize,
+    m: usize,
+    d: usize,
+    method: Method,
+    t_end: f64,
+    steps: usize,
+    /// Some(r): adaptive with rtol 10^-r.
+    rtol_exponent: Option<u32>,
+    seed: u64,
+    explicit_w0: bool,
+}
+
+impl Shape {
+    fn model(&self) -> ModelSpec {
+        match self.arch {
+            Arch::Linear => ModelSpec::Linear {
+                init_scale: self.init_scale,
+            },
+            Arch::Mlp => ModelSpec::Mlp {
+                hidden: self.hidden.clone(),
+                activation: self.activation,
+                bias: self.bias,
+                parameterization: self.parameterization,
+                init_scale: self.init_scale,
+            },
+            Arch::DiagLinear => ModelSpec::DiagLinear {
+                init_scale: self.init_scale,
+            },
+            Arch::Resmlp => ModelSpec::Resmlp {
+                width: self.width,
+                blocks: self.hidden.len(),
+                activation: self.activation,
+                init_scale: self.init_scale,
+            },
+        }
+    }
+
+    fn flow(&self, max_adaptive_steps: usize) -> FlowSpec {
+        let h = self.t_end / self.steps as f64;
+        let mut flow = FlowSpec {
+            t_end: self.t_end,
+            method: self.method,
+            step: None,
+            lr: None,
+            rtol: None,
+            atol: None,
+            exact_path_kernel: false,
+            max_steps: 1_000_000,
+        };
+        match (self.method, self.rtol_exponent) {
+            (Method::Gd, _) => flow.lr = Some(h),
+            (m, Some(r)) if m.has_error_estimate() => {
+                let rtol = 10f64.powi(-(r as i32));
+                flow.rtol = Some(rtol);
+                flow.atol = Some(rtol / 100.0);
+                flow.max_steps = max_adaptive_steps;
+            }
+            _ => flow.step = Some(h),
+        }
+        flow
+    }
+}
+
+/// Picks from a non-empty list by index (shrinks towards the first entry).
+fn pick<T: Clone + std::fmt::Debug + 'static>(list: &[T]) -> BoxedStrategy<T> {
+    assert!(!list.is_empty(), "a Space list must not be empty");
+    select(list.to_vec()).boxed()
+}
+
+fn shape(space: &Space) -> BoxedStrategy<Shape> {
+    let model = (
+        pick(&space.archs),
+        vec(1..=space.max_width, 0..=space.max_depth),
+        1..=space.max_width,
+        pick(&space.activations),
+        any::<bool>(),
+        any::<bool>().prop_map(|ntk| {
+            if ntk {
+                Parameterization::Ntk
+            } else {
+                Parameterization::Standard
+            }
+        }),
+        space
+            .init_exponents
+            .clone()
+            .prop_map(|e| 2f64.powf(e as f64 / 2.0)),
+    );
+    let loss = (
+        pick(&space.losses),
+        select(vec![1.0, 0.5, 2.0]),
+        pick(&space.reductions),
+    )
+        .prop_map(|(loss, p, reduction)| {
+            let loss = match loss {
+                Loss::Huber { .. } => Loss::Huber { delta: p },
+                Loss::Cauchy { .. } => Loss::Cauchy { c: p },
+                other => other,
+            };
+            (loss, reduction)
+        });
+    let sizes = (
+        space.n_train.clone(),
+        space.n_query.clone(),
+        space.dim.clone(),
+    );
+    let adaptive = space.adaptive;
+    let flow = (
+        pick(&space.methods),
+        pick(&space.t_ends),
+        space.min_step_exponent..=space.max_step_exponent,
+        any::<bool>(),
+        space.rtol_exponents.clone(),
+    )
+        .prop_map(move |(method, t_end, j, adapt, r)| {
+            let steps = 2f64.powf(j as f64 / 2.0).round() as usize;
+            let rtol_exponent = (adaptive && adapt && method.has_error_estimate()).then_some(r);
+            (method, t_end, steps, rtol_exponent)
+        });
+    let init = match space.init {
+        InitChoice::Seeded => Just(false).boxed(),
+        InitChoice::Explicit => Just(true).boxed(),
+        // Shrinks towards an explicit w0 on the grid: round numbers.
+        InitChoice::Either => any::<bool>().prop_map(|seeded| !seeded).boxed(),
+    };
+    let queries_are_training = space.queries_are_training;
+    (model, loss, sizes, flow, 0..=u64::from(u16::MAX), init)
+        .prop_map(
+            move |(
+                (arch, hidden, width, activation, bias, parameterization, init_scale),
+                (loss, reduction),
+                (n, m, d),
+                (method, t_end, steps, rtol_exponent),
+                seed,
+                explicit_w0,
+            )| Shape {
+                arch,
+                hidden,
+                width,
+                activation,
+                bias,
+                parameterization,
+                init_scale,
+                loss,
+                reduction,
+                n,
+                m: if queries_are_training { n } else { m },
+                d,
+                method,
+                t_end,
+                steps,
+                rtol_exponent,
+                seed,
+                explicit_w0,
+            },
+        )
+        .boxed()
+}
+
+/// Rows of `d` grid values k/4, k in -4..=4.
+fn rows(values: &[i32], d: usize) -> Vec<Vec<f64>> {
+    values
+        .chunks(d)
+        .map(|r| r.iter().map(|&k| f64::from(k) / 4.0).collect())
+        .collect()
+}
+
+/// A target the loss accepts, from a grid value k in -4..=4 (0 is the
+/// simplest: 0 for real and 0/1 targets, +1 for labels).
+fn target(kind: TargetKind, k: i32) -> f64 {
+    match kind {
+        TargetKind::Real => f64::from(k) / 2.0,
+        TargetKind::PlusMinusOne => {
+            if k < 0 {
+                -1.0
+            } else {
+                1.0
+            }
+        }
+        TargetKind::ZeroOne => f64::from(u8::from(k > 0)),
+    }
+}
+
+/// Whole experiments from `space`: every value is a valid spec with inline
+/// data (and init.w0 when drawn so).
+pub fn experiment(space: &Space) -> BoxedStrategy<Spec> {
+    let space = space.clone();
+    shape(&space)
+        .prop_flat_map(move |shape| {
+            let (n, m, d) = (shape.n, shape.m, shape.d);
+            let test = if space.queries_are_training { 0 } else { m * d };
+            let p = if shape.explicit_w0 {
+                shape.model().n_params(d)
+            } else {
+                0
+            };
+            let max_steps = space.max_adaptive_steps;
+            let queries_are_training = space.queries_are_training;
+            (
+                vec(-4i32..=4, n * d),
+                vec(-4i32..=4, n),
+                vec(-4i32..=4, test),
+                vec(-8i32..=8, p),
+            )
+                .prop_map(move |(x, y, q, w)| {
+                    let train_x = rows(&x, d);
+                    let test_x = if queries_are_training {
+                        train_x.clone()
+                    } else {
+                        rows(&q, d)
+                    };
+                    let kind = shape.loss.target_kind();
+                    Spec {
+                        seed: shape.seed,
+                        data: DataSpec::Inline {
+                            train_x,
+                            train_y: y.iter().map(|&k| target(kind, k)).collect(),
+                            test_x,
+                        },
+                        model: shape.model(),
+                        init: shape.explicit_w0.then(|| InitSpec {
+                            w0: w.iter().map(|&k| f64::from(k) / 4.0).collect(),
+                        }),
+                        loss: shape.loss,
+                        reduction: shape.reduction,
+                        flow: shape.flow(max_steps),
+                    }
+                })
+        })
+        .boxed()
+}

@@ -2,6 +2,7 @@
 mod activation;
 mod cli;
 mod data;
+mod fuzz_replay;
 mod loss;
 mod model;
 mod spec;

@@ -54,7 +54,7 @@ fn derivative_scale(act: Activation, z: f64, reference: f64) -> f64 {
 
 proptest! {
     // Each case costs microseconds; 2048 covers nine activations well.
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(crate::cases(2048))]
 
     #[test]
     fn derivative_matches_dual_reference(i in 0..Activation::ALL.len(), z in wide_z()) {

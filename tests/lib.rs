@@ -11,3 +11,13 @@ mod spec;
 mod stepper;
 mod tableau;
 mod vecmath;
+
+/// A proptest configuration with `default` cases unless PROPTEST_CASES says
+/// otherwise (an explicit case count in code would override the variable).
+pub fn cases(default: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    proptest::test_runner::Config::with_cases(cases)
+}

@@ -68,7 +68,7 @@ fn dual_at(loss: Loss, t: f64, y: f64) -> Dual64 {
 proptest! {
     // Each case costs microseconds: 2048 keeps the rarer corners (a cauchy
     // case at |y| > 1e154) likely in every run.
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(crate::cases(2048))]
 
     #[test]
     /// Exact kinks are included: there both sides state SPEC's convention.

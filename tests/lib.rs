@@ -6,6 +6,7 @@ mod data;
 mod identity;
 mod loss;
 mod model;
+mod reference;
 mod spec;
 mod stepper;
 mod tableau;

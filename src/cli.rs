@@ -2,14 +2,16 @@
 //! human-readable summaries. Exit codes: 0 success, 2 bad input, 1 a
 //! failure while running.
 use crate::data::Dataset;
-use crate::error::{Error, InputError};
+use crate::error::{Error, InputError, RunError};
 use crate::experiment::{Experiment, Outcome};
 use crate::report::Report;
-use crate::spec::{Format, Method, Spec};
+use crate::spec::{DEFAULT_MAX_MEMORY_GIB, DataSpec, Format, MAX_MEMORY_GIB, Method, Spec};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The built-in example: a small tanh mlp on synthetic data, integrated by dop853.
 pub const EXAMPLE_SPEC: &str = include_str!("example.json");
@@ -34,6 +36,9 @@ pub enum Command {
         /// Where to write the JSON report.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Refuse a run whose estimated memory is more than this many GiB.
+        #[arg(long, value_name = "GiB", default_value_t = DEFAULT_MAX_MEMORY_GIB)]
+        max_memory: f64,
     },
     /// Rerun a fixed-step spec at step h, h/2, h/4, … and show the order at which the residual falls.
     Converge {
@@ -41,6 +46,9 @@ pub enum Command {
         /// How many times to halve the step.
         #[arg(long, default_value_t = 4)]
         halvings: u32,
+        /// Refuse a run whose estimated memory is more than this many GiB.
+        #[arg(long, value_name = "GiB", default_value_t = DEFAULT_MAX_MEMORY_GIB)]
+        max_memory: f64,
     },
     /// Print the built-in example spec, a starting point for your own.
     Example,
@@ -76,13 +84,22 @@ pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
         None => Spec::parse(EXAMPLE_SPEC, Format::Json)
             .map_err(Error::from)
-            .and_then(|spec| run_spec(spec, Path::new("."), None)),
-        Some(Command::Run { spec, out }) => check_out(out.as_deref())
+            .and_then(|spec| run_spec(spec, Path::new("."), None, DEFAULT_MAX_MEMORY_GIB)),
+        Some(Command::Run {
+            spec,
+            out,
+            max_memory,
+        }) => check_out(out.as_deref())
+            .and_then(|()| check_limit(max_memory))
             .and_then(|()| read_spec(&spec))
-            .and_then(|(spec, base)| run_spec(spec, &base, out.as_deref())),
-        Some(Command::Converge { spec, halvings }) => {
-            read_spec(&spec).and_then(|(spec, base)| converge(spec, &base, halvings))
-        }
+            .and_then(|(spec, base)| run_spec(spec, &base, out.as_deref(), max_memory)),
+        Some(Command::Converge {
+            spec,
+            halvings,
+            max_memory,
+        }) => check_limit(max_memory)
+            .and_then(|()| read_spec(&spec))
+            .and_then(|(spec, base)| converge(spec, &base, halvings, max_memory)),
         Some(Command::Example) => {
             emit(EXAMPLE_SPEC);
             Ok(())
@@ -155,17 +172,76 @@ fn check_out(out: Option<&Path>) -> Result<(), Error> {
     }
 }
 
-/// The data of a spec, checked for size before the model is built.
-fn resolve(spec: &Spec, base: &Path) -> Result<Dataset, Error> {
+/// A `--max-memory` the estimate can be held to.
+fn check_limit(gib: f64) -> Result<(), Error> {
+    if gib > 0.0 && gib <= MAX_MEMORY_GIB {
+        return Ok(());
+    }
+    Err(InputError::new(
+        "--max-memory",
+        format!("found {gib}, allowed: a number of GiB > 0 and at most {MAX_MEMORY_GIB}"),
+    )
+    .into())
+}
+
+/// The data of a spec, its run's memory estimated against the limit before
+/// the model is built (and, for synthetic data, before they are drawn).
+fn resolve(spec: &Spec, base: &Path, max_memory: f64) -> Result<Dataset, Error> {
+    if let DataSpec::Synthetic {
+        n_train,
+        n_test,
+        dim,
+        ..
+    } = spec.data
+    {
+        spec.check_size(dim, n_train, n_test, max_memory)?;
+    }
     let data = Dataset::resolve(spec, base)?;
-    spec.check_size(data.dim(), data.train_x.nrows(), data.test_x.nrows())?;
+    let (n, m) = (data.train_x.nrows(), data.test_x.nrows());
+    spec.check_size(data.dim(), n, m, max_memory)?;
     Ok(data)
 }
 
-fn run_spec(spec: Spec, base: &Path, out: Option<&Path>) -> Result<(), Error> {
-    let data = resolve(&spec, base)?;
-    let exp = Experiment::new(spec, data);
+/// The flag Ctrl-C sets, from a handler installed on first use (None if it
+/// cannot be installed: Ctrl-C then ends the process as usual). A run
+/// stops before its next step; a second Ctrl-C exits at once.
+fn interrupt_flag() -> Option<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Option<Arc<AtomicBool>>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let seen = flag.clone();
+        let handler = move || {
+            if seen.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        };
+        ctrlc::set_handler(handler).ok().map(|()| flag)
+    })
+    .clone()
+}
+
+/// The experiment, stopped by Ctrl-C.
+fn interruptible(spec: Spec, data: Dataset) -> Experiment {
+    let mut exp = Experiment::new(spec, data);
+    exp.interrupt = interrupt_flag();
+    exp
+}
+
+fn run_spec(spec: Spec, base: &Path, out: Option<&Path>, max_memory: f64) -> Result<(), Error> {
+    let data = resolve(&spec, base, max_memory)?;
+    let exp = interruptible(spec, data);
     let outcome = run_with_progress(&exp)?;
+    // A Ctrl-C after the last step still leaves no report.
+    if exp
+        .interrupt
+        .as_ref()
+        .is_some_and(|f| f.load(Ordering::SeqCst))
+    {
+        return Err(RunError::Interrupted {
+            t: exp.spec.flow.t_end,
+        }
+        .into());
+    }
     if let Some(path) = out {
         Report::new(&exp, &outcome).write_atomic(path)?;
     }
@@ -279,7 +355,7 @@ fn readable(v: f64) -> String {
 }
 
 /// The `converge` study: the same experiment at step h / 2^k.
-fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
+fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(), Error> {
     let Some(h) = spec.flow.fixed_step() else {
         return Err(InputError::new(
             "flow.step",
@@ -294,7 +370,7 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
         )
         .into());
     }
-    let data = resolve(&spec, base)?;
+    let data = resolve(&spec, base, max_memory)?;
     emit(&format!(
         "{:>12} {:>8} {:>10} {:>14} {:>8}\n",
         "step", "steps", "rhs_evals", "max |r|", "order"
@@ -307,7 +383,7 @@ fn converge(spec: Spec, base: &Path, halvings: u32) -> Result<(), Error> {
             Method::Gd => s.flow.lr = Some(hk),
             _ => s.flow.step = Some(hk),
         }
-        let exp = Experiment::new(s, data.clone());
+        let exp = interruptible(s, data.clone());
         let out = run_with_progress(&exp)?;
         let r = out.max_abs_residual();
         let order = previous

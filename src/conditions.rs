@@ -37,7 +37,7 @@ pub const LOSS_RISE_TOL: f64 = 1e-9;
 
 /// What held along the path. Every measure is dimensionless; `None` (null)
 /// where its denominator is zero.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Conditions {
     /// f is smooth in w (no relu-type unit).
     pub model_smooth: bool,

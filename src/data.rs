@@ -43,6 +43,22 @@ impl Dataset {
             } => {
                 let data =
                     synthetic::generate(*function, *n_train, *n_test, *dim, *noise, spec.seed);
+                // noise z with z ~ Normal(0, 1) passes f64's range for a
+                // finite noise near f64::MAX.
+                if let Some((i, y)) = data
+                    .train_y
+                    .iter()
+                    .enumerate()
+                    .find(|(_, y)| !y.is_finite())
+                {
+                    return Err(InputError::new(
+                        "data.noise",
+                        format!(
+                            "found {noise:?}, which makes the target of row {i} {y}; allowed: \
+                             a noise small enough that every target is finite"
+                        ),
+                    ));
+                }
                 (data, Rows::Synthetic(synthetic::name(*function)))
             }
             DataSpec::Inline {

@@ -22,6 +22,19 @@ impl InputError {
     }
 }
 
+/// A user's text (a key, a name, a CSV cell) as a message shows it: as is
+/// when it is a non-empty run of printable characters without a backquote,
+/// else in Rust's escaped, double-quoted form (`""`, `"a\nb"`), so that a
+/// message stays one line and its backquoted names stay unambiguous.
+pub fn shown(text: &str) -> String {
+    let plain = !text.is_empty() && !text.chars().any(|c| c.is_control() || c == '`');
+    if plain {
+        text.to_owned()
+    } else {
+        format!("{text:?}")
+    }
+}
+
 /// The last finite loss a run saw before it failed, and when: (t, L).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LastLoss(pub Option<(f64, f64)>);
@@ -53,6 +66,9 @@ pub enum RunError {
         max_steps: usize,
         loss: LastLoss,
     },
+    /// Ctrl-C: the run stopped at the next step and wrote nothing.
+    #[error("interrupted at t = {t}; no report written")]
+    Interrupted { t: f64 },
 }
 
 /// Any failure of a pathkernel command.
@@ -65,10 +81,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// The documented process exit code: 2 for bad input, 1 for a run failure.
+    /// The documented process exit code: 2 for bad input, 1 for a run
+    /// failure, 130 (128 + SIGINT, as a shell reports it) for an interrupt.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) => 2,
+            Error::Run(RunError::Interrupted { .. }) => 130,
             Error::Run(_) => 1,
         }
     }

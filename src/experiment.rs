@@ -12,12 +12,16 @@ use crate::spec::{FlowSpec, Method, Spec};
 use crate::stepper::{Control, RungeKutta, Stats, Step, StepFailure};
 use crate::tableau::Tableau;
 use nalgebra::DMatrix;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 pub struct Experiment {
     pub spec: Spec,
     pub data: Dataset,
     pub model: Box<dyn Model>,
     pub w0: Vec<f64>,
+    /// When set (by a Ctrl-C handler), a run stops before its next step.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// What a run produces; M x N matrices have query points as rows.
@@ -127,6 +131,7 @@ impl Experiment {
             data,
             model,
             w0,
+            interrupt: None,
         }
     }
 
@@ -165,8 +170,12 @@ impl Experiment {
             progress(step.t1);
         };
         let mut rk = RungeKutta::new(tableau, layout.dim());
+        if let Some(flag) = &self.interrupt {
+            rk.interrupt_on(flag.clone());
+        }
         let stats = match rk.integrate(&mut flow, &mut y, t_end, control, &mut observer) {
             Ok(stats) => stats,
+            Err((StepFailure::Interrupted { t }, _)) => return Err(RunError::Interrupted { t }),
             Err((failure, _)) => {
                 flow.evaluate(failure_time(failure), layout.w(&y));
                 return Err(run_error(failure, flow.last_finite_loss()));
@@ -239,7 +248,8 @@ fn failure_time(failure: StepFailure) -> f64 {
     match failure {
         StepFailure::NonFinite { t }
         | StepFailure::StepTooSmall { t, .. }
-        | StepFailure::TooManySteps { t, .. } => t,
+        | StepFailure::TooManySteps { t, .. }
+        | StepFailure::Interrupted { t } => t,
     }
 }
 
@@ -252,5 +262,6 @@ fn run_error(failure: StepFailure, loss: LastLoss) -> RunError {
         },
         StepFailure::StepTooSmall { t, h } => RunError::StepTooSmall { t, h, loss },
         StepFailure::TooManySteps { t, max_steps } => RunError::TooManySteps { t, max_steps, loss },
+        StepFailure::Interrupted { t } => RunError::Interrupted { t },
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod exact;
 pub mod experiment;
 pub mod flow;
+pub mod fuzzing;
 pub mod kernel;
 pub mod linalg;
 pub mod loss;

@@ -474,9 +474,14 @@ fn rng_seed(seed: u64) -> [u8; 32] {
 /// Draws experiments for `options.claim` until one fails (then shrinks it)
 /// or `options.cases` pass. `progress` sees every evaluation.
 pub fn search(options: &Options, progress: &dyn Fn(&Progress)) -> Result<Found, InputError> {
+    // Every field that shrinking or generation reads is set here, so that
+    // no PROPTEST_* variable of the environment can change the result.
     let config = Config {
         cases: options.cases,
         max_shrink_iters: options.max_shrink_iters,
+        max_flat_map_regens: 1_000_000,
+        max_local_rejects: 65_536,
+        max_global_rejects: 1024,
         max_shrink_time: 0,
         failure_persistence: None,
         fork: false,

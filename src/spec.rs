@@ -9,12 +9,13 @@ use crate::loss::Loss;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+mod memory;
 mod message;
 mod read;
 mod validate;
 
+pub use memory::{DEFAULT_MAX_MEMORY_GIB, GIB, MAX_MEMORY_GIB, MemoryEstimate};
 pub use read::Format;
-pub use validate::MAX_NUMBERS;
 
 /// rtol of an adaptive run when the spec gives none (SPEC §4).
 pub const DEFAULT_RTOL: f64 = 1e-8;

@@ -7,6 +7,8 @@
 //! the codes' step-size controllers (PI with Lund stabilisation for dopri5).
 use crate::tableau::{ErrorEstimator, Tableau};
 use crate::vecmath;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An ODE y' = f(t, y) whose right-hand side writes into a caller's buffer.
 pub trait OdeSystem {
@@ -38,9 +40,21 @@ pub struct Stats {
 /// Why an integration stopped before t_end; the state is left at time `t`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum StepFailure {
-    NonFinite { t: f64 },
-    StepTooSmall { t: f64, h: f64 },
-    TooManySteps { t: f64, max_steps: usize },
+    NonFinite {
+        t: f64,
+    },
+    StepTooSmall {
+        t: f64,
+        h: f64,
+    },
+    TooManySteps {
+        t: f64,
+        max_steps: usize,
+    },
+    /// The interrupt flag was set (Ctrl-C); the run stopped before its next step.
+    Interrupted {
+        t: f64,
+    },
 }
 
 /// An accepted step from (t0, y0) to (t1, y1), shown to the observer.
@@ -111,6 +125,8 @@ pub struct RungeKutta {
     coefs: Vec<f64>,
     /// Per-chunk partial sums of the error norm.
     partials: Vec<(f64, f64)>,
+    /// Once set (by a Ctrl-C handler), the integration stops before its next step.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl RungeKutta {
@@ -123,7 +139,20 @@ impl RungeKutta {
             y_new: vec![0.0; dim],
             coefs: Vec::with_capacity(s),
             partials: Vec::with_capacity(dim.div_ceil(CHUNK)),
+            interrupt: None,
         }
+    }
+
+    /// Stops every later integration before its next step once `flag` is
+    /// set, with [`StepFailure::Interrupted`]: how Ctrl-C ends a run.
+    pub fn interrupt_on(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     pub fn tableau(&self) -> &Tableau {
@@ -172,6 +201,9 @@ impl RungeKutta {
             stats.rhs_evals += 1;
         }
         for index in 0..steps {
+            if self.interrupted() {
+                return Err((StepFailure::Interrupted { t }, stats));
+            }
             stats.rhs_evals += self.stages(sys, t, y, h);
             self.combine(y, h);
             let t1 = if index + 1 == steps {
@@ -211,6 +243,9 @@ impl RungeKutta {
         let mut last_rejected = false;
         let mut attempts = 0;
         while t < t_end {
+            if self.interrupted() {
+                return Err((StepFailure::Interrupted { t }, stats));
+            }
             if attempts >= max_steps {
                 return Err((StepFailure::TooManySteps { t, max_steps }, stats));
             }

@@ -297,3 +297,20 @@ fn conditions_of_a_linear_model_are_lazy_and_fixed() {
             .starts_with("conditions: smooth model and loss; no kink crossed")
     );
 }
+
+/// A sign change of K^g seen only between the ends is counted: diag_linear,
+/// K^g(q, x) = 4 Σ_j (u_j² + v_j²) q_j x_j = 4 (0.5625 (-0.75) + 5.5625
+/// (0.0625)) = -0.297 at w0, negative again at w(T) = w_2, positive at the
+/// one iterate w_1 between them, which only the per-step samples see.
+#[test]
+fn conditions_see_a_kernel_sign_change_between_the_ends() {
+    let out = run(
+        r#"{"data": {"source": "inline", "train_x": [[0.75, -0.25]], "train_y": [-0.5],
+        "test_x": [[-1.0, -0.25]]}, "model": {"arch": "diag_linear"},
+        "init": {"w0": [-0.75, 1.25, 0.0, -2.0]}, "loss": {"kind": "absolute"}, "reduction": "mean",
+        "flow": {"t_end": 2.0, "method": "gd", "lr": 1.0}}"#,
+    );
+    assert_eq!(out.tangent_kernel0[(0, 0)], -0.296875);
+    assert!(out.tangent_kernel_end[(0, 0)] < 0.0);
+    assert_eq!(out.conditions.kernel_sign_changes, 1);
+}

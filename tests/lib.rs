@@ -3,6 +3,7 @@ mod activation;
 mod cli;
 mod counterexamples;
 mod data;
+mod fuzz_replay;
 mod identity;
 mod loss;
 mod model;

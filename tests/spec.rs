@@ -736,7 +736,7 @@ fn n_params_follows_the_spec_layouts() {
 }
 
 #[test]
-fn sizes_past_the_memory_bound_are_refused_before_allocation() {
+fn sizes_past_the_memory_ceiling_are_refused_before_allocation() {
     let synthetic = |n_train: u64, n_test: u64, hidden: u64| {
         refused(|v| {
             v["data"]["n_train"] = json!(n_train);
@@ -744,31 +744,90 @@ fn sizes_past_the_memory_bound_are_refused_before_allocation() {
             v["model"]["hidden"] = json!([hidden]);
         })
     };
-    // P + 2 M N, the augmented state: P saturates at usize::MAX.
+    // P saturates at usize::MAX: the model is named, and no flag can help.
     let error = synthetic(16, 8, u64::MAX);
     assert_error(
         &error,
         "model",
-        &["P = 18446744073709551615", "at most 33554432"],
+        &[
+            "P = 18446744073709551615",
+            "at most 1024 GiB",
+            "reduce the sizes",
+        ],
     );
-    // 2 M N = 2 * 8192 * 4096 = 2^26 past 2^25 with a small P.
-    let error = synthetic(8192, 4096, 4);
-    assert_error(&error, "data", &["N = 8192", "M = 4096", "P + 2 M N"]);
-    // The state fits (P = 32769, 2 M N = 2.4e7) but 8000 points through a
-    // layer of 8192 are 6.6e7 activations.
-    let error = synthetic(6000, 2000, 8192);
-    assert_error(&error, "model", &["width 8192", "65536000 activations"]);
-    // At the edge, a linear model on D = 2 (P = 3): 3 + 2 * 4096 * 4095
-    // fits in 2^25, 3 + 2 * 4096 * 4096 does not.
-    let spec = Spec::parse(SPEC_EXAMPLE, Format::Json).unwrap();
-    let linear: ModelSpec = serde_json::from_value(json!({"arch": "linear"})).unwrap();
-    let spec = Spec {
-        model: linear,
-        ..spec
+    // 2 M N = 2^41 numbers with a small P: the data are named.
+    let error = synthetic(1 << 20, 1 << 20, 4);
+    assert_error(
+        &error,
+        "data",
+        &["N = 1048576", "M = 1048576", "P + 2 M N", "GiB"],
+    );
+    // 2^30 points through a layer of 2^10: the tapes alone pass 1 TiB, and
+    // they grow with the model's widths.
+    let error = synthetic(1 << 30, 1, 1 << 10);
+    assert!(error.problem.contains("estimated"), "{error}");
+}
+
+/// The estimate counts what SPEC §1's augmented state needs per stage, and
+/// the limit is exact: a run of the estimated size passes, a hair less does
+/// not, with a message naming the estimate and the flag that raises it.
+#[test]
+fn the_memory_estimate_grows_with_the_state_and_the_stages() {
+    use pathkernel::spec::{DEFAULT_MAX_MEMORY_GIB, GIB};
+    let spec = |method: &str| -> Spec {
+        let mut v = example();
+        v["flow"] = match method {
+            "gd" => json!({"t_end": 1.0, "method": "gd", "lr": 0.5}),
+            "rk4" => json!({"t_end": 1.0, "method": "rk4", "step": 0.5}),
+            m => json!({"t_end": 1.0, "method": m}),
+        };
+        Spec::parse(&v.to_string(), Format::Json).unwrap()
     };
-    spec.check_size(2, 4096, 4095).unwrap();
-    assert_eq!(spec.check_size(2, 4096, 4096).unwrap_err().location, "data");
-    assert_eq!(pathkernel::spec::MAX_NUMBERS, 1 << 25);
+    // mlp [16, 16] on D = 2: P = 48 + 272 + 17 = 337.
+    let (d, n, m) = (2, 1000, 500);
+    let state = 337.0 + 2.0 * 1000.0 * 500.0;
+    for (method, stages) in [
+        ("gd", 1.0),
+        ("rk4", 4.0),
+        ("dopri5", 7.0),
+        ("verner98", 16.0),
+    ] {
+        let e = spec(method).memory_estimate(d, n, m);
+        assert_eq!(e.state, state);
+        assert_eq!(e.copies, stages + 3.0, "{method}");
+        // At least the integrator's copies of the state, and not more than
+        // twice that plus the report's text (40 bytes for each of 6 M N numbers).
+        let integrator = 8.0 * e.copies * state;
+        assert!(e.bytes >= integrator, "{method}: {e:?}");
+        assert!(
+            e.bytes <= 2.0 * integrator + 40.0 * 6.0 * 500_000.0,
+            "{method}: {e:?}"
+        );
+    }
+    let dopri5 = spec("dopri5");
+    let e = dopri5.memory_estimate(d, n, m);
+    // More stages never cost less, and cost more once the state's copies
+    // outweigh the report's text (about 5 numbers' worth per number
+    // written: verner98's 19 copies of P do).
+    let small = |method: &str| spec(method).memory_estimate(d, 4, 2).bytes;
+    assert!(small("gd") <= small("rk4") && small("rk4") <= small("dopri5"));
+    assert!(small("dopri5") < small("verner98"));
+    assert!(e.bytes < dopri5.memory_estimate(d, 2 * n, m).bytes);
+    let gib = e.bytes / GIB;
+    dopri5.check_size(d, n, m, gib).unwrap();
+    let error = dopri5.check_size(d, n, m, gib * 0.999).unwrap_err();
+    assert_error(
+        &error,
+        "data",
+        &[
+            "N = 1000",
+            "M = 500",
+            "`dopri5`",
+            "estimated",
+            "--max-memory",
+        ],
+    );
+    dopri5.check_size(d, n, m, DEFAULT_MAX_MEMORY_GIB).unwrap();
 }
 
 #[test]

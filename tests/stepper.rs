@@ -203,6 +203,7 @@ fn adaptive_run_fails_cleanly_on_blow_up() {
         StepFailure::NonFinite { t } => {
             panic!("adaptive runs reject non-finite steps, got NonFinite at {t}")
         }
+        StepFailure::Interrupted { t } => panic!("interrupted at {t} with no interrupt flag"),
     }
     assert!(y[0].is_finite());
 }

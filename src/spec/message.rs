@@ -4,7 +4,7 @@
 use super::read::{LossTwin, TAGGED};
 use super::{DataSpecTwin, Method, ModelSpecTwin, Parameterization, Reduction, SyntheticFunction};
 use crate::activation::Activation;
-use crate::error::InputError;
+use crate::error::{InputError, shown};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
@@ -83,7 +83,7 @@ pub(super) fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) 
                 if !path.is_empty() {
                     path.push('.');
                 }
-                path.push_str(key);
+                path.push_str(&shown(key));
             }
             Segment::Enum { variant: name } => {
                 let tag = TAGGED.iter().find(|(field, _)| *field == path).map(|t| t.1);
@@ -104,15 +104,13 @@ pub(super) fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) 
     if let Some(rest) = message.strip_prefix("unknown field ") {
         // The path already ends at the unknown key; a tagged object's tag
         // was taken out by `untag` but is allowed too.
-        let names = quoted(rest);
-        let found = names.first().copied().unwrap_or_default();
-        let allowed: Vec<&str> = tag.into_iter().chain(names[1..].iter().copied()).collect();
+        let (found, names) = found_and_allowed(rest);
+        let allowed: Vec<&str> = tag.into_iter().chain(names).collect();
         return unknown(path, "field", &context, found, &allowed);
     }
     if let Some(rest) = message.strip_prefix("unknown variant ") {
-        let names = quoted(rest);
-        let found = names.first().copied().unwrap_or_default();
-        return unknown(path, "value", "", found, &names[1..]);
+        let (found, names) = found_and_allowed(rest);
+        return unknown(path, "value", "", found, &names);
     }
     if let Some(rest) = message.strip_prefix("missing field ") {
         let name = quoted(rest).first().copied().unwrap_or_default();
@@ -160,12 +158,23 @@ pub(super) fn unknown(
         .map(|name| (strsim::normalized_damerau_levenshtein(&lower, name), *name))
         .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    let mut problem = format!("unknown {what} `{found}`{context}.");
+    let mut problem = format!("unknown {what} `{}`{context}.", shown(found));
     if let Some((_, name)) = nearest {
         problem.push_str(&format!(" Did you mean `{name}`?"));
     }
     problem.push_str(&format!(" Allowed: {}", list(allowed)));
     InputError::new(location, problem)
+}
+
+/// The user's name and the allowed names of serde's "`found`, expected
+/// one of `a`, `b`" (or "expected `a`", or "there are no fields"); the
+/// found name may hold backquotes itself, the allowed ones never do.
+fn found_and_allowed(rest: &str) -> (&str, Vec<&str>) {
+    let (found, allowed) = match rest.rsplit_once("`, expected ") {
+        Some((found, allowed)) => (found, quoted(allowed)),
+        None => (rest.rsplit_once("`, ").map_or(rest, |r| r.0), Vec::new()),
+    };
+    (found.strip_prefix('`').unwrap_or(found), allowed)
 }
 
 /// The backquoted names in a serde message, in order.

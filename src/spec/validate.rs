@@ -1,18 +1,13 @@
 //! The checks a spec's types cannot express (SPEC §4): ranges, and which
 //! flow fields go with which method. Checks that need the data (the length
 //! of init.w0, labels against the loss) are in `crate::data`.
+use super::memory::MAX_MEMORY_GIB;
 use super::{DataSpec, FlowSpec, Method, ModelSpec, Spec};
 use crate::error::InputError;
 use crate::loss::Loss;
 
 /// How far T / step may be from a whole number K, relative to K (SPEC §4).
 const WHOLE_STEPS_RTOL: f64 = 1e-9;
-
-/// Most numbers in the augmented state (P + 2 M N) or in one layer's
-/// activations over the batch ((N + M) x width): 2^25, 256 MiB a copy. The
-/// integrator keeps up to 19 copies of the state, so a spec past this (most
-/// likely a typo) is refused instead of aborting when memory runs out.
-pub const MAX_NUMBERS: usize = 1 << 25;
 
 impl Spec {
     /// Ok when every number is finite and in range and the flow's fields
@@ -33,42 +28,9 @@ impl Spec {
             ..
         } = self.data
         {
-            self.check_size(dim, n_train, n_test)?;
+            self.check_size(dim, n_train, n_test, MAX_MEMORY_GIB)?;
         }
         flow(&self.flow)
-    }
-
-    /// Ok when the run's arrays for D inputs, N training and M query points
-    /// stay within [`MAX_NUMBERS`]; checked before anything that size is
-    /// allocated (for inline and CSV data once they are read).
-    pub fn check_size(&self, dim: usize, n_train: usize, n_test: usize) -> Result<(), InputError> {
-        let p = self.model.n_params(dim);
-        let kernels = n_train.saturating_mul(n_test).saturating_mul(2);
-        let state = p.saturating_add(kernels);
-        if state > MAX_NUMBERS {
-            let location = if p >= kernels { "model" } else { "data" };
-            return Err(InputError::new(
-                location,
-                format!(
-                    "found P = {p} parameters, N = {n_train} training and M = {n_test} query \
-                     points: P + 2 M N = {state} numbers, allowed: at most {MAX_NUMBERS}"
-                ),
-            ));
-        }
-        let widest = self.model.widest(dim);
-        let batch = n_train.saturating_add(n_test).saturating_mul(widest);
-        if batch > MAX_NUMBERS {
-            let location = if widest > dim { "model" } else { "data" };
-            return Err(InputError::new(
-                location,
-                format!(
-                    "found N + M = {} points through a layer of width {widest}: {batch} \
-                     activations, allowed: at most {MAX_NUMBERS}",
-                    n_train.saturating_add(n_test)
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 

@@ -1,0 +1,7 @@
+//! Fuzz target `model_eval`: the property is stated on
+//! `pathkernel::fuzzing::model_eval`, which tests/fuzz_replay.rs also runs on the
+//! committed corpus and regressions.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| pathkernel::fuzzing::model_eval(data));

@@ -1,0 +1,7 @@
+//! Fuzz target `report_roundtrip`: the property is stated on
+//! `pathkernel::fuzzing::report_roundtrip`, which tests/fuzz_replay.rs also runs on the
+//! committed corpus and regressions.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| pathkernel::fuzzing::report_roundtrip(data));

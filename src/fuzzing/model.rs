@@ -1,0 +1,196 @@
+//! Model evaluation and gradients on arbitrary small architectures.
+use super::Num;
+use super::spec::run_checked;
+use crate::activation::Activation;
+use crate::kernel::KernelPlan;
+use crate::model::{self, reference};
+use crate::spec::{ModelSpec, Parameterization};
+use arbitrary::{Arbitrary, Unstructured};
+use nalgebra::DMatrix;
+use num_dual::Dual64;
+
+#[derive(Arbitrary, Debug)]
+enum Arch {
+    Linear,
+    Mlp {
+        hidden: Vec<u8>,
+        activation: u8,
+        bias: bool,
+        ntk: bool,
+    },
+    Resmlp {
+        width: u8,
+        blocks: u8,
+        activation: u8,
+    },
+    DiagLinear,
+}
+
+impl Arch {
+    /// The architecture at small sizes: up to 3 hidden layers of width
+    /// 1..=5, a residual width 1..=4 with up to 2 blocks.
+    fn spec(&self) -> ModelSpec {
+        let act = |a: u8| Activation::ALL[a as usize % Activation::ALL.len()];
+        match *self {
+            Arch::Linear => ModelSpec::Linear { init_scale: 1.0 },
+            Arch::Mlp {
+                ref hidden,
+                activation,
+                bias,
+                ntk,
+            } => ModelSpec::Mlp {
+                hidden: hidden.iter().take(3).map(|h| 1 + *h as usize % 5).collect(),
+                activation: act(activation),
+                bias,
+                parameterization: if ntk {
+                    Parameterization::Ntk
+                } else {
+                    Parameterization::Standard
+                },
+                init_scale: 1.0,
+            },
+            Arch::Resmlp {
+                width,
+                blocks,
+                activation,
+            } => ModelSpec::Resmlp {
+                width: 1 + width as usize % 4,
+                blocks: blocks as usize % 3,
+                activation: act(activation),
+                init_scale: 1.0,
+            },
+            Arch::DiagLinear => ModelSpec::DiagLinear { init_scale: 1.0 },
+        }
+    }
+}
+
+/// Relative rounding allowed between the batched reverse mode and the
+/// per-example forward mode: both evaluate the same sums of products in
+/// other orders, each within γ_n ≈ n u of the sum of absolute terms (n <
+/// 50 terms a sum here, through at most 7 layers); 1e-11 of the largest
+/// intermediate magnitude covers that with room.
+const ROUNDING: f64 = 1e-11;
+
+/// Property: for any small architecture with weights and inputs in
+/// [-4, 4], the outputs, the per-example gradients (as weighted sums) and
+/// the tangent kernel are finite and equal the dual-number forward mode of
+/// `model::reference` to rounding. With any finite weights and inputs
+/// (values past 1e300 included), evaluation does not panic, and a one-step
+/// run of that model on those points ends in a finite report or a typed
+/// error (an overflow is reported as a diverged flow, never a panic).
+pub fn model_eval(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let (Ok(arch), Ok(dim), Ok(rows), Ok(wild)) = (
+        Arch::arbitrary(&mut u),
+        u.int_in_range(1usize..=4),
+        u.int_in_range(1usize..=4),
+        bool::arbitrary(&mut u),
+    ) else {
+        return;
+    };
+    let spec = arch.spec();
+    let m = model::build(&spec, dim);
+    assert_eq!(
+        m.n_params(),
+        spec.n_params(dim),
+        "P differs from the spec's"
+    );
+    let mut draw = || -> f64 {
+        if wild {
+            Num::arbitrary(&mut u).map_or(0.0, Num::finite)
+        } else {
+            f64::from(u.arbitrary::<i8>().unwrap_or(0)) / 32.0
+        }
+    };
+    let w: Vec<f64> = (0..m.n_params()).map(|_| draw()).collect();
+    let x = DMatrix::from_fn(rows, dim, |_, _| draw());
+    let mut tape = m.tape(&x);
+    m.forward(&w, &mut tape);
+    m.backward(&w, &mut tape);
+    let plan = KernelPlan::new(m.as_ref());
+    let mut scratch = plan.scratch(&tape, rows * rows, rows);
+    let mut grads = vec![vec![0.0; m.n_params()]; rows];
+    for (r, g) in grads.iter_mut().enumerate() {
+        let mut c = vec![0.0; rows];
+        c[r] = 1.0;
+        plan.weighted_gradient(&tape, 0..rows, &c, 1.0, &mut scratch, g);
+    }
+    let mut kernel = vec![0.0; rows * rows];
+    plan.tangent_kernel(&tape, 0..rows, &tape, 0..rows, &mut scratch, &mut kernel);
+    if wild {
+        return run_one_step(&spec, &w, &x);
+    }
+    let all = tape
+        .output
+        .iter()
+        .chain(grads.iter().flatten())
+        .chain(&kernel);
+    assert!(
+        all.clone().all(|v| v.is_finite()),
+        "non-finite at moderate values"
+    );
+    // The largest magnitude any sum passes through: a layer's W u (at most
+    // 5 terms of |w| |u|), a δ = Wᵀ δ' ∘ σ' (5 terms of |w| |δ'|, |σ'| <= 1.1)
+    // times the u it meets in a gradient entry.
+    let wmax = w.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+    let largest = |ms: &[DMatrix<f64>]| ms.iter().flatten().fold(0.0f64, |a, v| a.max(v.abs()));
+    let (umax, dmax) = (largest(&tape.inputs), largest(&tape.deltas));
+    let xr: Vec<Vec<f64>> = x.row_iter().map(|r| r.iter().copied().collect()).collect();
+    let wd: Vec<Dual64> = w.iter().map(|&v| v.into()).collect();
+    let refs: Vec<Vec<f64>> = xr
+        .iter()
+        .map(|x| reference::gradient(&spec, &w, x))
+        .collect();
+    for r in 0..rows {
+        let f = reference::output(&spec, &wd, &xr[r]).re;
+        let gmax = refs[r].iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let scale = [
+            f.abs(),
+            gmax,
+            5.0 * wmax * umax * dmax,
+            5.0 * umax * wmax,
+            1e-300,
+        ]
+        .into_iter()
+        .fold(0.0, f64::max);
+        let tol = ROUNDING * scale;
+        assert!(
+            (tape.output[r] - f).abs() <= tol,
+            "row {r}: f {} vs {f}",
+            tape.output[r]
+        );
+        for (p, (a, b)) in grads[r].iter().zip(&refs[r]).enumerate() {
+            assert!(
+                (a - b).abs() <= tol,
+                "row {r} param {p}: reverse {a} forward {b}"
+            );
+        }
+        for (c, gc) in refs.iter().enumerate() {
+            let want: f64 = refs[r].iter().zip(gc).map(|(a, b)| a * b).sum();
+            let abs: f64 = refs[r].iter().zip(gc).map(|(a, b)| (a * b).abs()).sum();
+            let l1 = |g: &[f64]| g.iter().map(|v| v.abs()).sum::<f64>();
+            let ktol = ROUNDING * abs + tol * (l1(&refs[r]) + l1(gc));
+            let got = kernel[r + c * rows];
+            assert!(
+                (got - want).abs() <= ktol,
+                "K[{r}][{c}] = {got}, forward mode {want}"
+            );
+        }
+    }
+    run_one_step(&spec, &w, &x);
+}
+
+/// One gd step of the model from w on the points (train and query, targets 0).
+fn run_one_step(spec: &ModelSpec, w: &[f64], x: &DMatrix<f64>) {
+    let rows: Vec<Vec<f64>> = x.row_iter().map(|r| r.iter().copied().collect()).collect();
+    let text = serde_json::json!({
+        "data": {"source": "inline", "train_x": rows, "train_y": vec![0.0; rows.len()],
+                 "test_x": rows},
+        "model": spec,
+        "init": {"w0": w},
+        "loss": {"kind": "squared"},
+        "flow": {"t_end": 0.001, "method": "gd", "lr": 0.001}
+    })
+    .to_string();
+    run_checked(&text);
+}

@@ -1,0 +1,930 @@
+#!/usr/bin/env python3
+"""An independent reference for pathkernel reports, written from SPEC.md alone.
+
+    python3 pathkernel_ref.py REPORT [--spec SPEC]
+
+Reads a report (SPEC section 5), rebuilds the experiment from the report's own
+spec, resolved data and w0, recomputes every field it can and prints one line
+per disagreement; exit 1 if there is any, 0 otherwise. With --spec, the
+original spec (JSON) is read too: its defaults are filled in from SPEC.md here
+and must agree with the report's "spec as run", and its inline data and w0
+must be the report's resolved data and w0.
+
+Nothing here is shared with the Rust code: the models are differentiated by
+hand-written reverse mode one example at a time, the tangent kernel is a plain
+dot product of two such gradients, the Runge-Kutta coefficients are the
+textbook ones (Butcher; Dormand and Prince 1980; Hairer's DOP853), the
+Gauss-Legendre nodes come from Newton's method on the Legendre recurrence.
+Standard library only (CPython 3.11), so that CI needs nothing but python3.
+
+For a fixed-step method (gd, heun, rk4, and dopri5 / dop853 given a "step")
+every field is recomputed. For an adaptive run (and verner98, whose
+coefficients are not typed in here) the step sequence is the tool's own, so
+only what follows from w0 and w_end alone is checked
+(losses, outputs, tangent kernels, and the kernel machine, residual and a as
+functions of the reported path_kernel and coef_integral).
+"""
+
+import json
+import math
+import sys
+
+# ---------------------------------------------------------------- activations
+# Each returns (value, derivative); SPEC section 3 fixes the kink conventions:
+# relu'(0) = 0, leaky_relu'(0) = 0.01.
+
+
+def _sigmoid(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _softplus(z):
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+def _act_identity(z):
+    return z, 1.0
+
+
+def _act_tanh(z):
+    t = math.tanh(z)
+    return t, 1.0 - t * t
+
+
+def _act_sigmoid(z):
+    s = _sigmoid(z)
+    return s, s * (1.0 - s)
+
+
+def _act_softplus(z):
+    return _softplus(z), _sigmoid(z)
+
+
+def _act_gelu(z):
+    cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    pdf = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return z * cdf, cdf + z * pdf
+
+
+def _act_silu(z):
+    s = _sigmoid(z)
+    return z * s, s * (1.0 + z * (1.0 - s))
+
+
+def _act_sin(z):
+    return math.sin(z), math.cos(z)
+
+
+def _act_relu(z):
+    return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+
+
+def _act_leaky_relu(z):
+    return (z, 1.0) if z > 0.0 else (0.01 * z, 0.01)
+
+
+ACTIVATIONS = {
+    "identity": _act_identity,
+    "tanh": _act_tanh,
+    "sigmoid": _act_sigmoid,
+    "softplus": _act_softplus,
+    "gelu": _act_gelu,
+    "silu": _act_silu,
+    "sin": _act_sin,
+    "relu": _act_relu,
+    "leaky_relu": _act_leaky_relu,
+}
+
+# --------------------------------------------------------------------- losses
+# loss(params, target, y) -> (l, dl/dy), SPEC section 2, written in forms that
+# do not overflow where the true value is representable. Kinks: absolute at
+# y = y* and hinge at y* y = 1 take derivative 0.
+
+
+def _loss_squared(p, t, y):
+    r = y - t
+    return 0.5 * r * r, r
+
+
+def _loss_logistic(p, t, y):
+    m = t * y
+    return _softplus(-m), -t * _sigmoid(-m)
+
+
+def _loss_bce(p, t, y):
+    return _softplus(y) - t * y, _sigmoid(y) - t
+
+
+def _loss_exponential(p, t, y):
+    e = math.exp(-t * y)
+    return e, -t * e
+
+
+def _loss_huber(p, t, y):
+    d = p["delta"]
+    r = y - t
+    if abs(r) <= d:
+        return 0.5 * r * r, r
+    return d * (abs(r) - 0.5 * d), math.copysign(d, r)
+
+
+def _loss_log_cosh(p, t, y):
+    r = y - t
+    a = abs(r)
+    return a + math.log1p(math.exp(-2.0 * a)) - math.log(2.0), math.tanh(r)
+
+
+def _loss_cauchy(p, t, y):
+    c = p["c"]
+    r = y - t
+    q = (r / c) ** 2
+    return 0.5 * c * c * math.log1p(q), r / (1.0 + q)
+
+
+def _loss_absolute(p, t, y):
+    r = y - t
+    return abs(r), (1.0 if r > 0.0 else (-1.0 if r < 0.0 else 0.0))
+
+
+def _loss_hinge(p, t, y):
+    m = t * y
+    return (1.0 - m, -t) if m < 1.0 else (0.0, 0.0)
+
+
+def _loss_squared_hinge(p, t, y):
+    g = max(0.0, 1.0 - t * y)
+    return 0.5 * g * g, -t * g
+
+
+LOSSES = {
+    "squared": _loss_squared,
+    "logistic": _loss_logistic,
+    "bce": _loss_bce,
+    "exponential": _loss_exponential,
+    "huber": _loss_huber,
+    "log_cosh": _loss_log_cosh,
+    "cauchy": _loss_cauchy,
+    "absolute": _loss_absolute,
+    "hinge": _loss_hinge,
+    "squared_hinge": _loss_squared_hinge,
+}
+
+# --------------------------------------------------------------------- models
+# Each model is a function grad(w, x) -> (f, g) with g the full gradient
+# d f / d w in the flat layout of SPEC section 3 (matrices row-major, (out, in)).
+
+
+def linear_model(dim):
+    def grad(w, x):
+        f = w[dim] + sum(w[k] * x[k] for k in range(dim))
+        return f, list(x) + [1.0]
+
+    return dim + 1, grad
+
+
+def diag_linear_model(dim):
+    # f = sum_j (u_j^2 - v_j^2) x_j, layout u then v.
+    def grad(w, x):
+        f = sum((w[j] * w[j] - w[dim + j] * w[dim + j]) * x[j] for j in range(dim))
+        g = [2.0 * w[j] * x[j] for j in range(dim)]
+        g += [-2.0 * w[dim + j] * x[j] for j in range(dim)]
+        return f, g
+
+    return 2 * dim, grad
+
+
+def mlp_model(dim, hidden, act, bias, ntk):
+    sizes = [dim] + list(hidden) + [1]
+    layers = []  # (fan_in, fan_out, W offset, b offset or None, input scale)
+    off = 0
+    for l in range(len(sizes) - 1):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        w_off = off
+        off += n_in * n_out
+        b_off = None
+        if bias:
+            b_off = off
+            off += n_out
+        scale = 1.0 / math.sqrt(n_in) if ntk else 1.0
+        layers.append((n_in, n_out, w_off, b_off, scale))
+    n_params = off
+    sigma = ACTIVATIONS[act]
+
+    def grad(w, x):
+        us = [list(x)]  # inputs of each layer
+        dacts = []  # activation derivatives of each hidden layer
+        z = None
+        for l, (n_in, n_out, w_off, b_off, scale) in enumerate(layers):
+            u = us[-1]
+            z = []
+            for j in range(n_out):
+                row = w_off + j * n_in
+                s = 0.0
+                for k in range(n_in):
+                    s += w[row + k] * u[k]
+                s *= scale
+                if b_off is not None:
+                    s += w[b_off + j]
+                z.append(s)
+            if l < len(layers) - 1:
+                pairs = [sigma(v) for v in z]
+                us.append([p[0] for p in pairs])
+                dacts.append([p[1] for p in pairs])
+        f = z[0]
+        g = [0.0] * n_params
+        delta = [1.0]  # d f / d z of the current layer
+        for l in range(len(layers) - 1, -1, -1):
+            n_in, n_out, w_off, b_off, scale = layers[l]
+            u = us[l]
+            for j in range(n_out):
+                row = w_off + j * n_in
+                dj = delta[j] * scale
+                for k in range(n_in):
+                    g[row + k] = dj * u[k]
+                if b_off is not None:
+                    g[b_off + j] = delta[j]
+            if l > 0:
+                du = [0.0] * n_in
+                for j in range(n_out):
+                    row = w_off + j * n_in
+                    for k in range(n_in):
+                        du[k] += w[row + k] * delta[j]
+                delta = [du[k] * scale * dacts[l - 1][k] for k in range(n_in)]
+        return f, g
+
+    return n_params, grad
+
+
+def resmlp_model(dim, width, blocks, act):
+    sigma = ACTIVATIONS[act]
+    win, bin_ = 0, width * dim
+    off = bin_ + width
+    blk = []  # (W1, b1, W2, b2) offsets
+    for _ in range(blocks):
+        w1 = off
+        b1 = w1 + width * width
+        w2 = b1 + width
+        b2 = w2 + width * width
+        off = b2 + width
+        blk.append((w1, b1, w2, b2))
+    wout, bout = off, off + width
+    n_params = bout + 1
+
+    def matvec(w, o, u, n_out, n_in):
+        return [sum(w[o + j * n_in + k] * u[k] for k in range(n_in)) for j in range(n_out)]
+
+    def grad(w, x):
+        u = [a + w[bin_ + j] for j, a in enumerate(matvec(w, win, x, width, dim))]
+        saved = []  # (u entering the block, act(h), act'(h))
+        for w1, b1, w2, b2 in blk:
+            h = [a + w[b1 + j] for j, a in enumerate(matvec(w, w1, u, width, width))]
+            pairs = [sigma(v) for v in h]
+            a = [p[0] for p in pairs]
+            da = [p[1] for p in pairs]
+            r = matvec(w, w2, a, width, width)
+            saved.append((u, a, da))
+            u = [u[j] + r[j] + w[b2 + j] for j in range(width)]
+        f = sum(w[wout + j] * u[j] for j in range(width)) + w[bout]
+        g = [0.0] * n_params
+        for j in range(width):
+            g[wout + j] = u[j]
+        g[bout] = 1.0
+        gu = [w[wout + j] for j in range(width)]  # d f / d u
+        for (w1, b1, w2, b2), (u_in, a, da) in zip(reversed(blk), reversed(saved)):
+            ga = [0.0] * width
+            for j in range(width):
+                g[b2 + j] = gu[j]
+                for k in range(width):
+                    g[w2 + j * width + k] = gu[j] * a[k]
+                    ga[k] += w[w2 + j * width + k] * gu[j]
+            gh = [ga[k] * da[k] for k in range(width)]
+            new_gu = list(gu)  # the skip connection
+            for j in range(width):
+                g[b1 + j] = gh[j]
+                for k in range(width):
+                    g[w1 + j * width + k] = gh[j] * u_in[k]
+                    new_gu[k] += w[w1 + j * width + k] * gh[j]
+            gu = new_gu
+        for j in range(width):
+            g[bin_ + j] = gu[j]
+            for k in range(dim):
+                g[win + j * dim + k] = gu[j] * x[k]
+        return f, g
+
+    return n_params, grad
+
+
+def build_model(model, dim):
+    arch = model["arch"]
+    if arch == "linear":
+        return linear_model(dim)
+    if arch == "diag_linear":
+        return diag_linear_model(dim)
+    if arch == "mlp":
+        return mlp_model(
+            dim,
+            model["hidden"],
+            model["activation"],
+            model["bias"],
+            model["parameterization"] == "ntk",
+        )
+    if arch == "resmlp":
+        return resmlp_model(dim, model["width"], model["blocks"], model["activation"])
+    raise ValueError(f"unknown arch {arch}")
+
+
+# ------------------------------------------------------------ spec defaults
+# The defaults SPEC.md and the README name; with --spec they are filled into
+# the original spec and must match the report's "spec as run".
+MODEL_DEFAULTS = {
+    "linear": {"init_scale": 1.0},
+    "mlp": {"bias": True, "parameterization": "standard", "init_scale": 1.0},
+    "resmlp": {"activation": "tanh", "init_scale": 1.0},
+    "diag_linear": {"init_scale": 1.0},
+}
+LOSS_DEFAULTS = {"huber": {"delta": 1.0}, "cauchy": {"c": 1.0}}
+ADAPTIVE = ("dopri5", "dop853", "verner98")
+
+
+def with_defaults(spec):
+    s = json.loads(json.dumps(spec))
+    s.setdefault("reduction", "sum")
+    for k, v in MODEL_DEFAULTS.get(s["model"]["arch"], {}).items():
+        s["model"].setdefault(k, v)
+    for k, v in LOSS_DEFAULTS.get(s["loss"]["kind"], {}).items():
+        s["loss"].setdefault(k, v)
+    flow = s["flow"]
+    if flow["method"] == "gd":
+        flow.setdefault("exact_path_kernel", False)
+    if flow["method"] in ADAPTIVE and "step" not in flow:
+        flow.setdefault("rtol", 1e-8)
+        flow.setdefault("atol", 1e-10)
+    return s
+
+
+# ----------------------------------------------------------------- tableaus
+# (c, a, b): explicit Runge-Kutta, a lower triangular (row i has i entries).
+EULER = ([0.0], [[]], [1.0])
+HEUN = ([0.0, 1.0], [[], [1.0]], [0.5, 0.5])
+RK4 = (
+    [0.0, 0.5, 0.5, 1.0],
+    [[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]],
+    [1 / 6, 1 / 3, 1 / 3, 1 / 6],
+)
+# Dormand-Prince 5(4), the 5th-order solution; the 7th (FSAL) stage has
+# weight 0, so a fixed step needs the first six stages.
+DOPRI5 = (
+    [0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0],
+    [
+        [],
+        [1 / 5],
+        [3 / 40, 9 / 40],
+        [44 / 45, -56 / 15, 32 / 9],
+        [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
+        [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+    ],
+    [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
+)
+# DOP853 (Hairer, Norsett and Wanner; Hairer's dop853.f): the twelve stages of
+# the 8th-order solution.
+DOP853 = (
+    [
+        0.0,
+        0.526001519587677318785587544488e-01,
+        0.789002279381515978178381316732e-01,
+        0.118350341907227396726757197510,
+        0.281649658092772603273242802490,
+        0.333333333333333333333333333333,
+        0.25,
+        0.307692307692307692307692307692,
+        0.651282051282051282051282051282,
+        0.6,
+        0.857142857142857142857142857142,
+        1.0,
+    ],
+    [
+        [],
+        [5.26001519587677318785587544488e-2],
+        [1.97250569845378994544595329183e-2, 5.91751709536136983633785987549e-2],
+        [2.95875854768068491816892993775e-2, 0.0, 8.87627564304205475450678981324e-2],
+        [
+            2.41365134159266685502369798665e-1,
+            0.0,
+            -8.84549479328286085344864962717e-1,
+            9.24834003261792003115737966543e-1,
+        ],
+        [
+            3.7037037037037037037037037037e-2,
+            0.0,
+            0.0,
+            1.70828608729473871279604482173e-1,
+            1.25467687566822425016691814123e-1,
+        ],
+        [
+            3.7109375e-2,
+            0.0,
+            0.0,
+            1.70252211019544039314978060272e-1,
+            6.02165389804559606850219397283e-2,
+            -1.7578125e-2,
+        ],
+        [
+            3.70920001185047927108779319836e-2,
+            0.0,
+            0.0,
+            1.70383925712239993810214054705e-1,
+            1.07262030446373284651809199168e-1,
+            -1.53194377486244017527936158236e-2,
+            8.27378916381402288758473766002e-3,
+        ],
+        [
+            6.24110958716075717114429577812e-1,
+            0.0,
+            0.0,
+            -3.36089262944694129406857109825,
+            -8.68219346841726006818189891453e-1,
+            2.75920996994467083049415600797e1,
+            2.01540675504778934086186788979e1,
+            -4.34898841810699588477366255144e1,
+        ],
+        [
+            4.77662536438264365890433908527e-1,
+            0.0,
+            0.0,
+            -2.48811461997166764192642586468,
+            -5.90290826836842996371446475743e-1,
+            2.12300514481811942347288949897e1,
+            1.52792336328824235832596922938e1,
+            -3.32882109689848629194453265587e1,
+            -2.03312017085086261358222928593e-2,
+        ],
+        [
+            -9.3714243008598732571704021658e-1,
+            0.0,
+            0.0,
+            5.18637242884406370830023853209,
+            1.09143734899672957818500254654,
+            -8.14978701074692612513997267357,
+            -1.85200656599969598641566180701e1,
+            2.27394870993505042818970056734e1,
+            2.49360555267965238987089396762,
+            -3.0467644718982195003823669022,
+        ],
+        [
+            2.27331014751653820792359768449,
+            0.0,
+            0.0,
+            -1.05344954667372501984066689879e1,
+            -2.00087205822486249909675718444,
+            -1.79589318631187989172765950534e1,
+            2.79488845294199600508499808837e1,
+            -2.85899827713502369474065508674,
+            -8.87285693353062954433549289258,
+            1.23605671757943030647266201528e1,
+            6.43392746015763530355970484046e-1,
+        ],
+    ],
+    [
+        5.42937341165687622380535766363e-2,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        4.45031289275240888144113950566,
+        1.89151789931450038304281599044,
+        -5.8012039600105847814672114227,
+        3.1116436695781989440891606237e-1,
+        -1.52160949662516078556178806805e-1,
+        2.01365400804030348374776537501e-1,
+        4.47106157277725905176885569043e-2,
+    ],
+)
+TABLEAUS = {"gd": EULER, "heun": HEUN, "rk4": RK4, "dopri5": DOPRI5, "dop853": DOP853}
+
+
+def check_tableau(name, tab):
+    """Guards the typed-in coefficients: rows sum to c, weights to 1."""
+    c, a, b = tab
+    assert abs(sum(b) - 1.0) < 1e-14, name
+    for ci, row in zip(c, a):
+        assert abs(sum(row) - ci) < 1e-14, name
+
+
+for _name, _tab in TABLEAUS.items():
+    check_tableau(_name, _tab)
+
+
+def rhs_evals_allowed(method, k):
+    """The honest counts of right-hand-side evaluations for K fixed steps.
+
+    gd, heun, rk4: s per step. dopri5 and dop853 have a first-same-as-last
+    stage that the solution does not need: s K without it, s K + 1 when it is
+    evaluated at each new point and reused as the next step's first stage."""
+    s = len(TABLEAUS[method][2])
+    if method in ("dopri5", "dop853"):
+        return {s * k, s * k + 1}
+    return {s * k}
+
+
+# -------------------------------------------------------------- quadrature
+
+
+def gauss_legendre(n):
+    """Nodes and weights on [0, 1]: Newton on P_n from the usual guesses."""
+    nodes, weights = [], []
+    for i in range(1, n + 1):
+        x = math.cos(math.pi * (i - 0.25) / (n + 0.5))
+        for _ in range(100):
+            p0, p1 = 1.0, x
+            for k in range(2, n + 1):
+                p0, p1 = p1, ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
+            dp = n * (x * p1 - p0) / (x * x - 1.0)
+            dx = p1 / dp
+            x -= dx
+            if abs(dx) < 1e-16:
+                break
+        p0, p1 = 1.0, x
+        for k in range(2, n + 1):
+            p0, p1 = p1, ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
+        dp = n * (x * p1 - p0) / (x * x - 1.0)
+        nodes.append(0.5 * (1.0 - x))
+        weights.append(1.0 / ((1.0 - x * x) * dp * dp))  # half of 2/(...)
+    return nodes, weights
+
+
+# ---------------------------------------------------------------- the flow
+
+
+def dot(u, v):
+    return math.fsum(a * b for a, b in zip(u, v))
+
+
+class Experiment:
+    def __init__(self, spec, train_x, train_y, test_x):
+        self.spec = spec
+        self.xs, self.ys, self.qs = train_x, train_y, test_x
+        self.n, self.m = len(train_x), len(test_x)
+        self.n_params, self.grad = build_model(spec["model"], len(train_x[0]))
+        self.loss_fn = LOSSES[spec["loss"]["kind"]]
+        self.loss_params = spec["loss"]
+        self.mean = spec["reduction"] == "mean"
+
+    def loss_terms(self, w):
+        """Train gradients g_i, losses and weighted derivatives l'_i."""
+        gs, ls, dls = [], [], []
+        scale = 1.0 / self.n if self.mean else 1.0
+        for x, t in zip(self.xs, self.ys):
+            f, g = self.grad(w, x)
+            l, dl = self.loss_fn(self.loss_params, t, f)
+            gs.append(g)
+            ls.append(l)
+            dls.append(dl * scale)
+        return gs, ls, dls
+
+    def loss(self, w):
+        ls = self.loss_terms(w)[1]
+        total = math.fsum(ls)
+        return total / self.n if self.mean else total
+
+    def outputs(self, w):
+        return [self.grad(w, q)[0] for q in self.qs]
+
+    def tangent_kernel(self, w):
+        gs = [self.grad(w, x)[1] for x in self.xs]
+        hs = [self.grad(w, q)[1] for q in self.qs]
+        return [[dot(h, g) for g in gs] for h in hs]
+
+    def rhs(self, state):
+        """d/dt of (w, K^p, A) with K^p and A flattened row by row (m, i)."""
+        p, n = self.n_params, self.n
+        w = state[:p]
+        gs, _, dls = self.loss_terms(w)
+        hs = [self.grad(w, q)[1] for q in self.qs]
+        dw = [-math.fsum(dls[i] * gs[i][j] for i in range(n)) for j in range(p)]
+        dk, da = [], []
+        for h in hs:
+            for i in range(n):
+                kg = dot(h, gs[i])
+                dk.append(kg)
+                da.append(-dls[i] * kg)
+        return dw + dk + da
+
+    def integrate(self, method, h, k_steps):
+        c, a, b = TABLEAUS[method]
+        y = list(self.w0) + [0.0] * (2 * self.m * self.n)
+        for _ in range(k_steps):
+            ks = []
+            for row in a:
+                yi = list(y)
+                for aij, kj in zip(row, ks):
+                    if aij != 0.0:
+                        yi = [u + h * aij * v for u, v in zip(yi, kj)]
+                ks.append(self.rhs(yi))
+            y = [
+                yj + h * math.fsum(bi * kk[j] for bi, kk in zip(b, ks) if bi != 0.0)
+                for j, yj in enumerate(y)
+            ]
+        return y
+
+    def exact_gd(self, lr, k_steps, nodes=8):
+        """The discrete identity of SPEC section 1: per gd step, the test
+        gradient averaged along the segment (Gauss-Legendre) against the train
+        gradient at the step's start; returns the M x N coefficient sums."""
+        s_nodes, s_weights = gauss_legendre(nodes)
+        m, n = self.m, self.n
+        acc = [[0.0] * n for _ in range(m)]
+        w = list(self.w0)
+        for _ in range(k_steps):
+            gs, _, dls = self.loss_terms(w)
+            step = [-lr * math.fsum(dls[i] * gs[i][j] for i in range(n)) for j in range(len(w))]
+            ke = [[0.0] * n for _ in range(m)]
+            for s, wt in zip(s_nodes, s_weights):
+                ws = [u + s * d for u, d in zip(w, step)]
+                for mm, q in enumerate(self.qs):
+                    hq = self.grad(ws, q)[1]
+                    for i in range(n):
+                        ke[mm][i] += wt * dot(hq, gs[i])
+            for mm in range(m):
+                for i in range(n):
+                    acc[mm][i] += lr * (-dls[i]) * ke[mm][i]
+            w = [u + d for u, d in zip(w, step)]
+        return acc
+
+
+# ------------------------------------------------------------- comparison
+# Tolerance: relative 1e-10 with an absolute floor of 1e-10 times the field's
+# magnitude. The tool and this script run the same method at the same step,
+# so their states differ only by rounding: about 1e-16 per operation,
+# accumulated over at most a few hundred steps and amplified by the flow's
+# conditioning (exp of the largest tangent-kernel eigenvalue times T, small
+# for the specs the tests use), which stays well below 1e-12. A convention
+# error (a factor N, a 1/sqrt(fan_in), a wrong kink, a missing term, one step
+# more or less) changes a field by far more than 1e-10 of its magnitude.
+# Differences of nearly equal numbers (the residual) take the floor of the
+# numbers subtracted, not of the difference.
+REL = 1e-10
+
+
+class Checker:
+    def __init__(self):
+        self.failures = []
+        self.checked = 0
+
+    def fail(self, msg):
+        self.failures.append(msg)
+
+    def close(self, name, got, want, floor):
+        self.checked += 1
+        if got is None or not isinstance(got, (int, float)) or isinstance(got, bool):
+            self.fail(f"{name}: report has {got!r}, reference {want!r}")
+            return
+        tol = REL * max(abs(want), floor)
+        if not abs(got - want) <= tol:
+            self.fail(
+                f"{name}: report {got!r}, reference {want!r} (diff {got - want:.3e}, tol {tol:.1e})"
+            )
+
+    def vector(self, name, got, want, floor=None):
+        if not isinstance(got, list) or len(got) != len(want):
+            self.fail(f"{name}: report has {_short(got)}, reference length {len(want)}")
+            return
+        if floor is None:
+            floor = max((abs(v) for v in want), default=0.0)
+        for j, (g, w) in enumerate(zip(got, want)):
+            self.close(f"{name}[{j}]", g, w, floor)
+
+    def matrix(self, name, got, want, floor=None):
+        if not isinstance(got, list) or len(got) != len(want):
+            self.fail(f"{name}: report has {_short(got)}, reference {len(want)} rows")
+            return
+        if floor is None:
+            floor = max((abs(v) for row in want for v in row), default=0.0)
+        for r, (g, w) in enumerate(zip(got, want)):
+            self.vector(f"{name}[{r}]", g, w, floor)
+
+    def equal(self, name, got, want):
+        self.checked += 1
+        if isinstance(want, set):
+            if got not in want:
+                self.fail(f"{name}: report {got!r}, reference one of {sorted(want)}")
+        elif got != want:
+            self.fail(f"{name}: report {_short(got)}, reference {_short(want)}")
+
+
+def _short(v):
+    s = json.dumps(v)
+    return s if len(s) < 120 else s[:117] + "..."
+
+
+def _max_abs(rows):
+    return max((abs(v) for row in rows for v in row), default=0.0)
+
+
+def check_a(chk, report, kp, aint):
+    """a = A / K^p, null exactly where K^p = 0. Its tolerance is propagated
+    from those of A and K^p: |da| <= (tol_A + |a| tol_K) / |K^p|."""
+    ra = report.get("a")
+    if not isinstance(ra, list) or len(ra) != len(kp):
+        chk.fail(f"a: report has {_short(ra)}")
+        return
+    tol_k = REL * _max_abs(kp)
+    tol_a = REL * _max_abs(aint)
+    for m, (row_a, row_k, row_i) in enumerate(zip(ra, kp, aint)):
+        if not isinstance(row_a, list) or len(row_a) != len(row_k):
+            chk.fail(f"a[{m}]: report has {_short(row_a)}")
+            continue
+        for i, (got, k, ai) in enumerate(zip(row_a, row_k, row_i)):
+            chk.checked += 1
+            name = f"a[{m}][{i}]"
+            if got is None:
+                if abs(k) > tol_k:
+                    chk.fail(f"{name}: report null, reference K^p = {k!r} (a = {ai / k!r})")
+                continue
+            if k == 0.0:
+                chk.fail(f"{name}: report {got!r}, reference K^p = 0 (undefined)")
+                continue
+            want = ai / k
+            tol = REL * abs(want) + (tol_a + abs(want) * tol_k) / abs(k)
+            if not abs(got - want) <= tol:
+                chk.fail(f"{name}: report {got!r}, reference {want!r} (tol {tol:.1e})")
+
+
+def check_spec(chk, report, original):
+    """The report's spec as run holds the original spec with SPEC's defaults;
+    inline data and w0 come back unchanged."""
+    want = with_defaults(original)
+
+    def walk(path, w, g):
+        if isinstance(w, dict):
+            if not isinstance(g, dict):
+                chk.fail(f"spec{path}: report {_short(g)}, expected an object")
+                return
+            for k, v in w.items():
+                walk(f"{path}.{k}", v, g.get(k))
+        else:
+            chk.equal(f"spec{path}", g, w)
+
+    walk("", want, report.get("spec"))
+    data = original["data"]
+    if data.get("source") == "inline":
+        for key in ("train_x", "train_y", "test_x"):
+            chk.equal(key, report.get(key), data[key])
+    if "init" in original and "w0" in original["init"]:
+        chk.equal("w0", report.get("w0"), original["init"]["w0"])
+    return want
+
+
+def init_fixed_entries(model, dim, n_params):
+    """The entries of a drawn w0 that SPEC section 3 fixes, as {index: value}:
+    biases (and linear's c) start at 0, diag_linear at u = v = alpha. They
+    also pin the layout: a bias stored elsewhere shows up as a nonzero here."""
+    arch = model["arch"]
+    if arch == "linear":
+        return {dim: 0.0}
+    if arch == "diag_linear":
+        return {j: float(model["init_scale"]) for j in range(2 * dim)}
+    fixed = {}
+    if arch == "mlp":
+        if not model["bias"]:
+            return fixed
+        sizes = [dim] + list(model["hidden"]) + [1]
+        off = 0
+        for n_in, n_out in zip(sizes, sizes[1:]):
+            off += n_in * n_out
+            fixed.update((off + j, 0.0) for j in range(n_out))
+            off += n_out
+        return fixed
+    if arch == "resmlp":
+        width = model["width"]
+        off = width * dim
+        fixed.update((off + j, 0.0) for j in range(width))  # b_in
+        off += width
+        for _ in range(model["blocks"]):
+            for _matrix_then_bias in range(2):
+                off += width * width
+                fixed.update((off + j, 0.0) for j in range(width))
+                off += width
+        fixed[n_params - 1] = 0.0  # b_out
+    return fixed
+
+
+def check_report(report, original=None):
+    chk = Checker()
+    spec = with_defaults(report["spec"])
+    if original is not None:
+        spec = check_spec(chk, report, original)
+    exp = Experiment(spec, report["train_x"], report["train_y"], report["test_x"])
+    flow = spec["flow"]
+    method = flow["method"]
+    t_end = float(flow["t_end"])
+    w0 = report["w0"]
+    chk.equal("version", report.get("version"), 1)
+    chk.equal("n_params", report.get("n_params"), exp.n_params)
+    if len(w0) != exp.n_params:
+        chk.fail(f"w0: {len(w0)} entries, the model has {exp.n_params}")
+        return chk
+    exp.w0 = w0
+    drawn = original is not None and "w0" not in original.get("init", {})
+    if drawn:
+        fixed = init_fixed_entries(spec["model"], len(exp.xs[0]), exp.n_params)
+        for j, v in sorted(fixed.items()):
+            chk.equal(f"w0[{j}] (fixed by the init rule)", w0[j], v)
+    chk.close("t_end", report.get("t_end"), t_end, 0.0)
+
+    step = flow.get("lr") if method == "gd" else flow.get("step")
+    # verner98's coefficients are not typed in here: its fixed-step runs get
+    # the adaptive run's partial check.
+    fixed = step is not None and method in TABLEAUS
+    if fixed:
+        k_steps = round(t_end / step)
+        state = exp.integrate(method, step, k_steps)
+        p, mn = exp.n_params, exp.m * exp.n
+        w_end = state[:p]
+        kp = [state[p + r * exp.n : p + (r + 1) * exp.n] for r in range(exp.m)]
+        aint = [state[p + mn + r * exp.n : p + mn + (r + 1) * exp.n] for r in range(exp.m)]
+        chk.vector("w_end", report.get("w_end"), w_end, max(_max_abs([w0, w_end]), 1e-300))
+        chk.matrix("path_kernel", report.get("path_kernel"), kp)
+        chk.matrix("coef_integral", report.get("coef_integral"), aint)
+        chk.equal("steps", report.get("steps"), k_steps)
+        chk.equal("rejected_steps", report.get("rejected_steps"), 0)
+        chk.equal("rhs_evals", report.get("rhs_evals"), rhs_evals_allowed(method, k_steps))
+    else:
+        # Adaptive: the path is the tool's; check what w_end determines.
+        w_end = report["w_end"]
+        kp = report["path_kernel"]
+        aint = report["coef_integral"]
+
+    y0 = exp.outputs(w0)
+    y_end = exp.outputs(w_end)
+    y_floor = _max_abs([y0, y_end])
+    chk.vector("y0", report.get("y0"), y0, y_floor)
+    chk.vector("y_end", report.get("y_end"), y_end, y_floor)
+    loss0, loss_end = exp.loss(w0), exp.loss(w_end)
+    chk.close("loss0", report.get("loss0"), loss0, max(loss0, loss_end))
+    chk.close("loss_end", report.get("loss_end"), loss_end, max(loss0, loss_end))
+    chk.matrix("tangent_kernel0", report.get("tangent_kernel0"), exp.tangent_kernel(w0))
+    chk.matrix("tangent_kernel_end", report.get("tangent_kernel_end"), exp.tangent_kernel(w_end))
+    check_a(chk, report, kp, aint)
+
+    # yhat = b + sum_i A_i; r = f(w(T)) - yhat. Floor: the magnitudes summed.
+    km = [y0[m] + math.fsum(aint[m]) for m in range(exp.m)]
+    res = [y_end[m] - km[m] for m in range(exp.m)]
+    floor = max(
+        [abs(y0[m]) + abs(y_end[m]) + sum(abs(v) for v in aint[m]) for m in range(exp.m)],
+        default=0.0,
+    )
+    chk.vector("kernel_machine", report.get("kernel_machine"), km, floor)
+    chk.vector("residual", report.get("residual"), res, floor)
+    chk.close("max_abs_residual", report.get("max_abs_residual"), max(map(abs, res)), floor)
+
+    if method == "gd" and flow.get("exact_path_kernel"):
+        ex = exp.exact_gd(step, round(t_end / step))
+        ekm = [y0[m] + math.fsum(ex[m]) for m in range(exp.m)]
+        eres = [abs(y_end[m] - ekm[m]) for m in range(exp.m)]
+        efloor = max(
+            [abs(y0[m]) + abs(y_end[m]) + sum(abs(v) for v in ex[m]) for m in range(exp.m)],
+            default=0.0,
+        )
+        chk.matrix("exact_coef_integral", report.get("exact_coef_integral"), ex)
+        chk.vector("exact_kernel_machine", report.get("exact_kernel_machine"), ekm, efloor)
+        chk.close("exact_max_abs_residual", report.get("exact_max_abs_residual"), max(eres), efloor)
+        # The identity itself: the exact decomposition closes to rounding.
+        if not max(eres) <= REL * efloor:
+            chk.fail(f"exact identity: reference residual {max(eres):.3e} above {REL * efloor:.1e}")
+    else:
+        for key in ("exact_coef_integral", "exact_kernel_machine", "exact_max_abs_residual"):
+            if report.get(key) is not None:
+                chk.fail(f"{key}: present without gd exact_path_kernel")
+    return chk
+
+
+def main(argv):
+    args = list(argv[1:])
+    original = None
+    if "--spec" in args:
+        i = args.index("--spec")
+        with open(args[i + 1]) as fh:
+            original = json.load(fh)
+        del args[i : i + 2]
+    if len(args) != 1:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    with open(args[0]) as fh:
+        report = json.load(fh)
+    chk = check_report(report, original)
+    for line in chk.failures:
+        print(line)
+    spec = report.get("spec", {})
+    what = f"{spec.get('model', {}).get('arch')} {spec.get('loss', {}).get('kind')} {spec.get('flow', {}).get('method')}"
+    if chk.failures:
+        print(f"{args[0]} ({what}): {len(chk.failures)} of {chk.checked} checks disagree")
+        return 1
+    print(f"{args[0]} ({what}): {chk.checked} checks agree")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -633,3 +633,238 @@ fn linear_model_identity_holds_through_loss_kinks() {
         }
     }
 }
+
+/// The flow with every right-hand-side evaluation recorded: −l'_i and
+/// K^g(q_m, x_i) at each stage state, i.e. exactly the values whose
+/// weighted sums the stepper accumulates into A and K^p.
+struct Recorded<'m> {
+    flow: FlowProblem<'m>,
+    /// Per evaluation: −l'_i (length N) and K^g column-major (M x N).
+    evaluations: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
+impl OdeSystem for Recorded<'_> {
+    fn dim(&self) -> usize {
+        self.flow.layout().dim()
+    }
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
+        self.flow.rhs(t, y, dy);
+        let layout = self.flow.layout();
+        let minus_lprime = self.flow.lprime().iter().map(|l| -l).collect();
+        let kernel = layout.path_kernel(dy).to_vec();
+        self.evaluations.push((minus_lprime, kernel));
+    }
+}
+
+/// What a recorded fixed-step run leaves: the evaluations, and (t, K^p, A)
+/// at each step's end.
+struct RecordedRun {
+    evaluations: Vec<(Vec<f64>, Vec<f64>)>,
+    /// (t, number of evaluations so far, K^p, A) after each step.
+    steps: Vec<(f64, usize, Vec<f64>, Vec<f64>)>,
+}
+
+fn recorded_run(exp: &Experiment, tableau: Tableau, h: f64, steps: usize) -> RecordedRun {
+    let spec = &exp.spec;
+    let flow = FlowProblem::new(exp.model.as_ref(), spec.loss, spec.reduction, &exp.data);
+    let layout = flow.layout();
+    let mut y = flow.initial_state(&exp.w0);
+    let mut sys = Recorded {
+        flow,
+        evaluations: Vec::new(),
+    };
+    let mut ends = Vec::new();
+    let t_end = steps as f64 * h;
+    RungeKutta::new(tableau, layout.dim())
+        .integrate(
+            &mut sys,
+            &mut y,
+            t_end,
+            Control::Fixed { step: h, steps },
+            &mut |sys: &mut Recorded<'_>, step| {
+                ends.push((
+                    step.t1,
+                    sys.evaluations.len(),
+                    layout.path_kernel(step.y1).to_vec(),
+                    layout.coef_integral(step.y1).to_vec(),
+                ));
+            },
+        )
+        .expect("the flow runs");
+    RecordedRun {
+        evaluations: sys.evaluations,
+        steps: ends,
+    }
+}
+
+/// C8, the theorem's reading: where K^g(q, x_i) keeps one sign along the
+/// path, a_i(q) = ∫ −l'_i K^g / ∫ K^g is an average of −l'_i with weights
+/// of one sign, so it lies between the smallest and largest −l'_i.
+///
+/// The discrete form is exact: the stepper accumulates
+/// A = Σ_n h Σ_s b_s (−l'_i K^g)(W_{n,s}) and K^p = Σ_n h Σ_s b_s K^g(W_{n,s})
+/// from the same stage states W_{n,s}, and rk4's (and Euler's) b_s are
+/// positive, so a_i is a weighted average with weights h b_s K^g(W_{n,s}) of
+/// one sign, of the recorded values −l'_i(W_{n,s}) (which tend to the path's
+/// as h → 0). The pairs checked are those whose recorded K^g never changes
+/// sign; the diagonal ones (q = x_i, K^g = |∇f(x_i)|² > 0) always qualify.
+///
+/// Bound: each of A and K^p is a sum of 4K terms (K steps) accumulated with
+/// relative error (K + 4) ε of Σ|terms|, and Σ|h b_s −l'_i K^g| ≤
+/// max|l'_i| |K^p|, so |δa| ≤ 2 (K + 4) ε max|l'_i|; the test allows twice
+/// that. It checks the nonlinear tanh MLP with rk4 and gd (Domingos's
+/// discrete path, where the evaluations are the iterates themselves).
+#[test]
+fn coefficient_is_a_weighted_average_where_the_tangent_kernel_keeps_its_sign() {
+    let spec = smooth(json!({"t_end": 4.0, "method": "rk4", "step": 0.5}));
+    let mut data = data_of(&spec);
+    let n = data.train_x.nrows();
+    // Queries: the training points (diagonal pairs) and the test points.
+    let queries = DMatrix::from_fn(n + data.test_x.nrows(), data.train_x.ncols(), |r, c| {
+        if r < n {
+            data.train_x[(r, c)]
+        } else {
+            data.test_x[(r - n, c)]
+        }
+    });
+    data.test_x = queries;
+    let m = data.test_x.nrows();
+    let exp = Experiment::new(spec.clone(), data);
+    let h = power_of_two_below(0.25 / stiffness(&spec));
+    let steps = (spec.flow.t_end / h).round() as usize;
+    for tableau in [Tableau::rk4(), Tableau::euler()] {
+        let run = recorded_run(&exp, tableau, h, steps);
+        let (_, _, kp, a_int) = run.steps.last().unwrap();
+        let (mut one_sign, mut inside_wide) = (0, 0);
+        for i in 0..n {
+            let g = run.evaluations.iter().map(|(g, _)| g[i]);
+            let (lo, hi) = (
+                g.clone().fold(f64::INFINITY, f64::min),
+                g.fold(f64::NEG_INFINITY, f64::max),
+            );
+            let tol = 4.0 * (steps as f64 + 4.0) * EPS * lo.abs().max(hi.abs());
+            for q in 0..m {
+                let k = run.evaluations.iter().map(|(_, k)| k[q + i * m]);
+                let (k_lo, k_hi) = (
+                    k.clone().fold(f64::INFINITY, f64::min),
+                    k.fold(f64::NEG_INFINITY, f64::max),
+                );
+                let keeps_sign = k_lo > 0.0 || k_hi < 0.0;
+                if q == i {
+                    assert!(k_lo > 0.0, "K^g(x_{i}, x_{i}) = |∇f|² must stay > 0");
+                }
+                if !keeps_sign {
+                    continue;
+                }
+                one_sign += 1;
+                let a = a_int[q + i * m] / kp[q + i * m];
+                assert!(
+                    lo - tol <= a && a <= hi + tol,
+                    "a_{i}(q_{q}) = {a} outside [{lo}, {hi}] though K^g keeps its sign"
+                );
+                if hi - lo > 0.1 * hi.abs().max(lo.abs()) && lo < a && a < hi {
+                    inside_wide += 1;
+                }
+            }
+        }
+        // Not vacuous: many pairs keep their sign, and -l'_i moves by more
+        // than 10 % along the path for some of them.
+        assert!(
+            one_sign >= n && inside_wide > 0,
+            "{one_sign} pairs, {inside_wide} wide"
+        );
+    }
+}
+
+/// C8's failure: where K^g(q, x_i) changes sign along the path, the
+/// weights of the "average" are signed and a_i(q) can leave the range of
+/// −l'_i, unboundedly as K^p(q, x_i) → 0.
+///
+/// Construction (diag_linear, f = Σ_j (u_j² − v_j²) x_j, one training point
+/// x = (0.5, 2), y* = 1, u = v = α = 0.1 at the start, squared loss): with
+/// τ(t) = ∫₀ᵗ −l' ds the flow is u_j = α e^{2 x_j τ}, v_j = α e^{−2 x_j τ}, so
+/// K^g(q, x) = 4 Σ_j (u_j² + v_j²) q_j x_j = 8 α² Σ_j cosh(4 x_j τ) q_j x_j.
+/// For q = (1, −0.2): K^g ∝ 0.5 cosh(2τ) − 0.4 cosh(8τ), positive at τ = 0
+/// and negative once cosh(8τ)/cosh(2τ) > 1.25 (τ ≈ 0.09, while f ≈ 0.03 ≪
+/// y*): the second coordinate, which carries the fit, grows its weights
+/// fastest and turns the kernel. −l' = y* − f falls from 1 towards 0 and
+/// stays positive. By Abel summation over gd's steps (g_k = −l'(w_k)
+/// non-increasing, k_k = K^g(w_k) changing sign once, at step k*),
+/// A − g_{k*} K^p = Σ_k ε (g_k − g_{k*}) k_k ≥ 0, every term being ≥ 0; it is
+/// > 0 and growing after k*. Hence a = g_{k*} + (that)/K^p: a ≥ g_{k*} where
+/// K^p > 0, a ≤ g_{k*} where K^p < 0, and a → ±∞ as K^p crosses 0: just
+/// before the crossing a exceeds max −l' = 1 (here it reaches 2.26), just
+/// after it falls below min −l' (to 0.51, with −l' ≥ 0.93 so far). The query q = x (K^g = |∇f(x)|² > 0) is the control:
+/// its a stays in range throughout.
+#[test]
+fn coefficient_leaves_the_range_where_the_tangent_kernel_changes_sign() {
+    let spec = parse(json!({
+        "data": {"source": "inline", "train_x": [[0.5, 2.0]], "train_y": [1.0],
+                 "test_x": [[1.0, -0.2], [0.5, 2.0]]},
+        "model": {"arch": "diag_linear", "init_scale": 0.1},
+        "loss": {"kind": "squared"},
+        "flow": {"t_end": 2.0, "method": "gd", "lr": 1.0 / 256.0}
+    }));
+    let exp = Experiment::new(spec.clone(), data_of(&spec));
+    // Stiffness at the end: K^g(x, x) = 8α²(0.25 cosh 2τ + 4 cosh 8τ) ≈ 8 at
+    // τ ≈ 0.5, so lr λ ≈ 0.03: gd is stable and close to the flow.
+    let run = recorded_run(&exp, Tableau::euler(), 1.0 / 256.0, 512);
+    let g: Vec<f64> = run.evaluations.iter().map(|(g, _)| g[0]).collect();
+    let k: Vec<f64> = run.evaluations.iter().map(|(_, k)| k[0]).collect();
+    assert!(
+        g.windows(2).all(|w| w[1] <= w[0]) && *g.last().unwrap() > 0.0,
+        "−l' must fall and stay positive"
+    );
+    let flip = k
+        .iter()
+        .position(|&k| k < 0.0)
+        .expect("K^g(q, x) turns negative");
+    assert!(k[..flip].iter().all(|&k| k > 0.0) && k[flip..].iter().all(|&k| k < 0.0));
+    let g_flip = g[flip];
+    let lr = 1.0 / 256.0;
+    let (mut above, mut below) = (false, false);
+    for (t, evals, kp, a_int) in &run.steps {
+        let (lo, hi) = (g[*evals - 1], g[0]);
+        // Rounding: A and K^p are sums of `evals` terms ε g_j k_j and ε k_j,
+        // each with error ≤ (evals + 4) ε Σ_j ε |k_j| (|g_j| ≤ 1), so
+        // |δa| ≤ 2 (evals + 4) ε Σ_j ε |k_j| (1 + |a|) / |K^p|: large near
+        // K^p = 0, where a is ill-conditioned. The test allows twice that,
+        // and counts a case out of range only beyond 100 times it.
+        let tol_of = |q: usize, a: f64| {
+            let abs_sum: f64 = run.evaluations[..*evals]
+                .iter()
+                .map(|(_, k)| lr * k[q].abs())
+                .sum();
+            4.0 * (*evals as f64 + 4.0) * EPS * abs_sum * (1.0 + a.abs()) / kp[q].abs()
+        };
+        let a = a_int[0] / kp[0];
+        let tol = tol_of(0, a);
+        if *evals <= flip {
+            assert!(
+                lo - tol <= a && a <= hi + tol,
+                "t = {t}: a = {a} outside [{lo}, {hi}] before the flip"
+            );
+        }
+        if kp[0] > 0.0 {
+            assert!(
+                a >= g_flip - tol,
+                "t = {t}: a = {a} < g(t*) = {g_flip} with K^p > 0"
+            );
+            above |= a > hi + 100.0 * tol;
+        } else {
+            assert!(
+                a <= g_flip + tol,
+                "t = {t}: a = {a} > g(t*) = {g_flip} with K^p < 0"
+            );
+            below |= a < lo - 100.0 * tol;
+        }
+        // The control query, q = x: K^g > 0 throughout, a in range.
+        let a_x = a_int[1] / kp[1];
+        let tol = tol_of(1, a_x);
+        assert!(lo - tol <= a_x && a_x <= hi + tol, "t = {t}: a(x) = {a_x}");
+    }
+    assert!(
+        above && below,
+        "a must exceed max −l' (K^p ↓ 0) and fall below min −l' (K^p < 0)"
+    );
+}

@@ -5,6 +5,8 @@ mod data;
 mod fuzz_replay;
 mod loss;
 mod model;
+mod reproducible;
+mod robustness;
 mod spec;
 mod stepper;
 mod tableau;

@@ -81,6 +81,11 @@ pub const MAX_HALVINGS: u32 = 20;
 
 /// Runs the command line; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
+    if !matches!(cli.command, Some(Command::Example)) {
+        // From the start, so that a Ctrl-C while the spec and data are
+        // read also ends in the documented way.
+        interrupt_flag();
+    }
     let result = match cli.command {
         None => Spec::parse(EXAMPLE_SPEC, Format::Json)
             .map_err(Error::from)

@@ -8,6 +8,8 @@ mod identity;
 mod loss;
 mod model;
 mod reference;
+mod reproducible;
+mod robustness;
 mod spec;
 mod stepper;
 mod tableau;

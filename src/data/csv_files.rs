@@ -9,7 +9,7 @@
 //! number as Rust's `f64` parser reads it. Errors name `file:line[:column]`
 //! (lines and columns from 1).
 use super::Dataset;
-use crate::error::InputError;
+use crate::error::{InputError, shown};
 use nalgebra::{DMatrix, DVector};
 use std::path::Path;
 
@@ -141,9 +141,9 @@ impl Table {
 fn number(cell: &str) -> Result<f64, String> {
     match cell.parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(x),
-        Ok(_) => Err(format!("found `{cell}`, allowed: a finite number")),
+        Ok(_) => Err(format!("found `{}`, allowed: a finite number", shown(cell))),
         Err(_) if cell.is_empty() => Err("found an empty cell, expected a number".to_owned()),
-        Err(_) => Err(format!("found `{cell}`, expected a number")),
+        Err(_) => Err(format!("found `{}`, expected a number", shown(cell))),
     }
 }
 

@@ -88,16 +88,16 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
 
 /// Property: a report of any finite values (subnormals, -0.0 and the
 /// extremes included, in every field) written as JSON reads back to the
-/// same values, every f64 bit for bit; written to a file (every 16th
-/// input, as the file system is slow) the file holds that text and no
-/// temporary file remains beside it.
+/// same values, every f64 bit for bit; written to a file (for inputs whose
+/// first byte is 0: the synced write is slow) the file holds that text and
+/// no temporary file remains beside it.
 pub fn report_roundtrip(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(report) = report(&mut u) else {
         return;
     };
     assert_reads_back(&report);
-    if data.first().is_some_and(|b| b % 16 == 0) {
+    if data.first() == Some(&0) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("report.json");
         report.write_atomic(&path).expect("writes the report");

@@ -449,16 +449,18 @@ fn linear_residual_bound(exp: &Experiment) -> Option<(Vec<f64>, Vec<f64>)> {
         .ok()?;
     let (p, d) = (model.n_params() as f64, exp.data.dim() as f64);
     let (n, u) = (n as f64, f64::EPSILON / 2.0);
+    // Σ h may overflow (h near f64::MAX) where the terms are 0: 0 then.
+    let over_time = |x: f64| if x == 0.0 { 0.0 } else { time * b_abs * x };
     let bound = (0..m)
         .map(|q| {
             4.0 * u
                 * ((steps + 1.0) * (s + 2.0) * sys.state[q]
-                    + (n + d + 4.0) * time * b_abs * sys.terms[q]
+                    + (n + d + 4.0) * over_time(sys.terms[q])
                     + (p + n + 2.0) * sys.state[q])
                 // Underflow: at most half the least subnormal per operation,
                 // and for a kernel entry (D + 2 operations) times |l'_i|.
                 + ((steps + 1.0) * (s + 2.0) * (p + n + d + 8.0)
-                    + (d + 3.0) * time * b_abs * sys.lprime_sum)
+                    + (d + 3.0) * over_time(sys.lprime_sum))
                     * f64::from_bits(1)
         })
         .collect();

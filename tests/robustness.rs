@@ -1,0 +1,268 @@
+//! The kinds of bad input and of faults while running that tests/cli.rs,
+//! tests/spec.rs and tests/data.rs do not already cover (issue 5): a run
+//! past the memory limit and the flag that raises it, unreadable files,
+//! user text with line breaks, an adaptive step below its floor, and
+//! Ctrl-C. Each is the real binary run as a process: exit 2 (bad input),
+//! 1 (a failed run) or 130 (interrupted), one line on standard error, and
+//! nothing written.
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn pathkernel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pathkernel"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+/// The exit code, nothing on standard output, and one line on standard
+/// error holding every fragment.
+#[track_caller]
+fn assert_fails(out: &Output, code: i32, fragments: &[&str]) -> String {
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
+    let line = err.strip_suffix('\n').expect("a line");
+    assert!(!line.contains('\n'), "more than one line: {err}");
+    for fragment in fragments {
+        assert!(line.contains(fragment), "`{fragment}` not in: {line}");
+    }
+    line.to_owned()
+}
+
+fn entries(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+/// Runs `run SPEC --out report.json` (and `extra` arguments) in a fresh
+/// directory holding `files`; the output and the directory's names after.
+fn run_in(files: &[(&str, &[u8])], extra: &[&str]) -> (Output, BTreeSet<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let spec = dir.path().join(files[0].0);
+    let report = dir.path().join("report.json");
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = pathkernel(&args);
+    (out, entries(dir.path()))
+}
+
+fn names(files: &[&str]) -> BTreeSet<String> {
+    files.iter().map(|s| s.to_string()).collect()
+}
+
+/// Linear regression on N = 256 synthetic points with M = 128 queries: the
+/// M x N matrices alone are 32768 numbers, so its estimate is about 10 MiB
+/// (the report's six of them, as numbers and as text, dominate).
+fn mid_sized() -> Value {
+    json!({
+        "data": {"source": "synthetic", "function": "linear", "n_train": 256, "n_test": 128, "dim": 2},
+        "model": {"arch": "linear"},
+        "loss": {"kind": "squared"},
+        "reduction": "mean",
+        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
+    })
+}
+
+#[test]
+fn a_run_past_the_memory_limit_is_refused_until_the_flag_raises_it() {
+    let spec = mid_sized().to_string();
+    let files: &[(&str, &[u8])] = &[("spec.json", spec.as_bytes())];
+    let (out, after) = run_in(files, &["--max-memory", "0.005"]);
+    assert_fails(
+        &out,
+        2,
+        &[
+            "pathkernel: data: ",
+            "N = 256",
+            "M = 128",
+            "`rk4`",
+            "an estimated ",
+            " MiB of memory",
+            "at most 0.005 GiB",
+            "--max-memory",
+        ],
+    );
+    assert_eq!(after, names(&["spec.json"]));
+    let (out, after) = run_in(files, &["--max-memory", "0.05"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(after, names(&["spec.json", "report.json"]));
+    // converge takes the same limit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, &spec).unwrap();
+    let out = pathkernel(&["converge", path.to_str().unwrap(), "--max-memory", "0.005"]);
+    assert_fails(&out, 2, &["data: ", "--max-memory"]);
+    // A limit that is not a positive number of GiB up to the ceiling.
+    for bad in ["0", "-1", "NaN", "inf", "2000"] {
+        let flag = format!("--max-memory={bad}");
+        let (out, after) = run_in(files, &[&flag]);
+        assert_fails(&out, 2, &["--max-memory: found", "at most 1024"]);
+        assert_eq!(after, names(&["spec.json"]), "{bad}");
+    }
+}
+
+#[test]
+fn unreadable_files_are_refused_with_their_path() {
+    // A spec that is not UTF-8, and a spec path that is a directory.
+    let (out, after) = run_in(&[("spec.json", b"{\"seed\": \xff}")], &[]);
+    assert_fails(&out, 2, &["spec.json", "cannot read the spec"]);
+    assert_eq!(after, names(&["spec.json"]));
+    let dir = tempfile::tempdir().unwrap();
+    let out = pathkernel(&["run", dir.path().to_str().unwrap()]);
+    assert_fails(&out, 2, &["cannot read the spec"]);
+    // A data file that is a directory.
+    let spec = json!({
+        "data": {"source": "csv", "train": ".", "test": "test.csv"},
+        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
+        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
+    })
+    .to_string();
+    let files: &[(&str, &[u8])] = &[("spec.json", spec.as_bytes()), ("test.csv", b"1\n")];
+    let (out, after) = run_in(files, &[]);
+    assert_fails(&out, 2, &["cannot read the data file"]);
+    assert_eq!(after, names(&["spec.json", "test.csv"]));
+}
+
+/// A user's key or cell holding a line break is shown escaped, so the
+/// message stays one line; an empty key is shown as `""`.
+#[test]
+fn user_text_with_line_breaks_keeps_the_message_one_line() {
+    let mut spec = mid_sized();
+    spec["model"]["in\nit"] = json!(1);
+    let text = spec.to_string();
+    let (out, _) = run_in(&[("spec.json", text.as_bytes())], &[]);
+    assert_fails(
+        &out,
+        2,
+        &["model.\"in\\nit\"", "unknown field `\"in\\nit\"`"],
+    );
+    let mut spec = mid_sized();
+    spec[""] = json!(1);
+    let text = spec.to_string();
+    let (out, _) = run_in(&[("spec.json", text.as_bytes())], &[]);
+    assert_fails(&out, 2, &["pathkernel: \"\": unknown field `\"\"`"]);
+    let spec = json!({
+        "data": {"source": "csv", "train": "train.csv", "test": "test.csv"},
+        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
+        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
+    })
+    .to_string();
+    let files: &[(&str, &[u8])] = &[
+        ("spec.json", spec.as_bytes()),
+        ("train.csv", b"1,2\n\"3\n4\",5\n"),
+        ("test.csv", b"1\n"),
+    ];
+    let (out, after) = run_in(files, &[]);
+    assert_fails(&out, 2, &["train.csv:2:1", "found `\"3\\n4\"`"]);
+    assert_eq!(after, names(&["spec.json", "train.csv", "test.csv"]));
+}
+
+/// A finite noise so large that noise times a normal draw overflows.
+#[test]
+fn a_noise_that_makes_infinite_targets_is_refused() {
+    let mut spec = mid_sized();
+    spec["data"]["noise"] = json!(f64::MAX);
+    let text = spec.to_string();
+    let (out, after) = run_in(&[("spec.json", text.as_bytes())], &[]);
+    assert_fails(
+        &out,
+        2,
+        &["data.noise: found 1.7976931348623157e308", "finite"],
+    );
+    assert_eq!(after, names(&["spec.json"]));
+}
+
+/// With rtol = atol = 1e-300 no step can pass the error test (rounding
+/// alone is 1e-16 of the state), so the step shrinks to the floor
+/// 10 eps max(t, T) and the run stops there: exit 1 with t and the loss.
+#[test]
+fn an_adaptive_step_below_its_floor_stops_the_run() {
+    let spec = json!({
+        "data": {"source": "inline", "train_x": [[1.0], [2.0]], "train_y": [0.5, -1.0],
+                 "test_x": [[0.5]]},
+        "model": {"arch": "linear"},
+        "init": {"w0": [0.3, -0.2]},
+        "loss": {"kind": "squared"},
+        "flow": {"t_end": 1.0, "method": "dopri5", "rtol": 1e-300, "atol": 1e-300}
+    })
+    .to_string();
+    let (out, after) = run_in(&[("spec.json", spec.as_bytes())], &[]);
+    assert_fails(
+        &out,
+        1,
+        &["below the floor, at t = 0", "last finite loss", "at t = 0"],
+    );
+    assert_eq!(after, names(&["spec.json"]));
+}
+
+/// A long gd run (10^6 steps of an mlp on 64 points) interrupted by SIGINT
+/// a moment after it starts: exit 130 within seconds, one line naming the
+/// interrupt, and no report or temporary file.
+#[test]
+fn ctrl_c_stops_the_run_and_leaves_no_file() {
+    let spec = json!({
+        "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 16, "dim": 2},
+        "model": {"arch": "mlp", "hidden": [32]},
+        "loss": {"kind": "squared"},
+        "reduction": "mean",
+        "flow": {"t_end": 1000.0, "method": "gd", "lr": 0.001}
+    })
+    .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec).unwrap();
+    let report = dir.path().join("report.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_pathkernel"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            report.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let sent = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(20),
+        "took {:?} to stop",
+        sent.elapsed()
+    );
+    let line = assert_fails(
+        &out,
+        130,
+        &["pathkernel: interrupted at t = ", "no report written"],
+    );
+    let t: f64 = line
+        .split("t = ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no t in {line}"));
+    assert!((0.0..1000.0).contains(&t), "{line}");
+    assert_eq!(entries(dir.path()), names(&["spec.json"]));
+}

@@ -5,6 +5,7 @@ mod data;
 mod identity;
 mod loss;
 mod model;
+mod properties;
 mod spec;
 mod stepper;
 mod tableau;

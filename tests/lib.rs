@@ -7,6 +7,7 @@ mod fuzz_replay;
 mod identity;
 mod loss;
 mod model;
+mod properties;
 mod reference;
 mod reproducible;
 mod robustness;

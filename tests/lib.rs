@@ -4,6 +4,7 @@ mod cli;
 mod data;
 mod fuzz_replay;
 mod loss;
+mod mangled;
 mod model;
 mod reproducible;
 mod robustness;

@@ -26,8 +26,11 @@ pub use report::report_roundtrip;
 pub use spec::{SHOW, spec_bytes, spec_structured};
 pub use stepper::stepper_step;
 
+/// A fuzz target's body: it panics only when its property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/NAME.rs` calls it.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("spec_bytes", spec_bytes),
     ("spec_structured", spec_structured),
     ("csv_bytes", csv_bytes),

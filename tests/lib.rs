@@ -6,6 +6,7 @@ mod data;
 mod fuzz_replay;
 mod identity;
 mod loss;
+mod mangled;
 mod model;
 mod properties;
 mod reference;

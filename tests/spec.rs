@@ -796,11 +796,11 @@ fn the_memory_estimate_grows_with_the_state_and_the_stages() {
         assert_eq!(e.state, state);
         assert_eq!(e.copies, stages + 3.0, "{method}");
         // At least the integrator's copies of the state, and not more than
-        // twice that plus the report's text (40 bytes for each of 6 M N numbers).
+        // twice that plus the report's text (28 bytes for each of 6 M N numbers).
         let integrator = 8.0 * e.copies * state;
         assert!(e.bytes >= integrator, "{method}: {e:?}");
         assert!(
-            e.bytes <= 2.0 * integrator + 40.0 * 6.0 * 500_000.0,
+            e.bytes <= 2.0 * integrator + 28.0 * 6.0 * 500_000.0,
             "{method}: {e:?}"
         );
     }

@@ -352,6 +352,10 @@ struct Tracked<'m> {
     lprime_sum: f64,
 }
 
+fn l1(a: &[f64]) -> f64 {
+    a.iter().map(|x| x.abs()).sum()
+}
+
 fn abs_dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(a, b)| (a * b).abs()).sum()
 }
@@ -400,7 +404,8 @@ impl OdeSystem for Tracked<'_> {
 /// Σ h Σ|b_j| max terms over the run), and evaluating f(w_T) and the
 /// kernel machine by (P + N + 2) u times the state magnitude; 4 u covers
 /// γ_n = n u / (1 - n u) and the two sides of the identity. Where values
-/// are subnormal each operation may also err by half the least subnormal.
+/// are subnormal each operation may also err by half the least subnormal,
+/// and an error in w is magnified by |g(q)| in f(q).
 fn linear_residual_bound(exp: &Experiment) -> Option<(Vec<f64>, Vec<f64>)> {
     let linear = match &exp.spec.model {
         ModelSpec::Linear { .. } => true,
@@ -457,11 +462,15 @@ fn linear_residual_bound(exp: &Experiment) -> Option<(Vec<f64>, Vec<f64>)> {
                 * ((steps + 1.0) * (s + 2.0) * sys.state[q]
                     + (n + d + 4.0) * over_time(sys.terms[q])
                     + (p + n + 2.0) * sys.state[q])
-                // Underflow: at most half the least subnormal per operation,
-                // and for a kernel entry (D + 2 operations) times |l'_i|.
-                + ((steps + 1.0) * (s + 2.0) * (p + n + d + 8.0)
-                    + (d + 3.0) * over_time(sys.lprime_sum))
-                    * f64::from_bits(1)
+                // Underflow: each operation may err by half the least
+                // subnormal η. Those on w (forming the gradient terms and
+                // the stage sums, P + N + D + 8 of them a stage for each
+                // component) reach f(q) times |g(q)|_1; a kernel entry's
+                // (D + 2 operations) is multiplied by |l'_i| into A.
+                + f64::from_bits(1)
+                    * ((1.0 + l1(&sys.g_query[q]))
+                        * ((steps + 1.0) * (s + 2.0) * (p + n + d + 8.0) + n * over_time(1.0))
+                        + (n + d + 3.0) * over_time(sys.lprime_sum))
         })
         .collect();
     Some((sys.flow.layout().w(&y).to_vec(), bound))

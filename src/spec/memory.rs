@@ -20,9 +20,10 @@ pub const DEFAULT_MAX_MEMORY_GIB: f64 = 4.0;
 /// the flag says (it is then almost surely a typo).
 pub const MAX_MEMORY_GIB: f64 = 1024.0;
 
-/// Bytes a pretty-printed report spends per number: up to 24 characters of
-/// shortest round-trip digits, the indentation, a comma and a newline.
-const REPORT_TEXT_BYTES: f64 = 40.0;
+/// Bytes a pretty-printed report spends per number: the shortest round-trip
+/// digits (about 20 characters), the indentation, a comma and a newline (a
+/// report of 3.1e6 numbers measured 23 a number).
+const REPORT_TEXT_BYTES: f64 = 28.0;
 
 /// The estimate, in f64 so that absurd sizes cannot overflow.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -76,8 +76,19 @@ fn experiments() -> Vec<Experiment> {
 /// `Experiment::run`), where splitting work pushes jobs on the thread's own
 /// deque; jobs injected from outside the pool go through a shared queue
 /// that allocates a block every few dozen jobs.
+/// The counter is global, so the tests of this binary take turns: one
+/// test's set-up must not be counted against another's hot loop.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn right_hand_side_and_steps_allocate_nothing_after_set_up() {
+    let _turn = exclusive();
     rayon::scope(|_| check_allocations());
 }
 
@@ -129,6 +140,7 @@ fn check_allocations() {
 /// are read at every sample.
 #[test]
 fn sampling_the_conditions_allocates_nothing() {
+    let _turn = exclusive();
     rayon::scope(|_| {
         let text = r#"{"seed": 3, "data": {"source": "synthetic", "function": "xor", "n_train": 16, "n_test": 8, "dim": 2},
             "model": {"arch": "mlp", "hidden": [8, 8], "activation": "relu"}, "loss": {"kind": "hinge"},

@@ -1,6 +1,6 @@
 //! The command line (SPEC §6): argument parsing, the commands, and the
 //! human-readable summaries. Exit codes: 0 success, 2 bad input, 1 a
-//! failure while running.
+//! failure while running, 130 interrupted by Ctrl-C.
 use crate::data::Dataset;
 use crate::error::{Error, InputError, RunError};
 use crate::experiment::{Experiment, Outcome};

@@ -104,6 +104,9 @@ pub fn model_eval(data: &[u8]) {
     };
     let w: Vec<f64> = (0..m.n_params()).map(|_| draw()).collect();
     let x = DMatrix::from_fn(rows, dim, |_, _| draw());
+    if std::env::var_os(super::SHOW).is_some() {
+        eprintln!("{spec:?} on {x} with w = {w:?}");
+    }
     let mut tape = m.tape(&x);
     m.forward(&w, &mut tape);
     m.backward(&w, &mut tape);
@@ -169,7 +172,11 @@ pub fn model_eval(data: &[u8]) {
             let want: f64 = refs[r].iter().zip(gc).map(|(a, b)| a * b).sum();
             let abs: f64 = refs[r].iter().zip(gc).map(|(a, b)| (a * b).abs()).sum();
             let l1 = |g: &[f64]| g.iter().map(|v| v.abs()).sum::<f64>();
-            let ktol = ROUNDING * abs + tol * (l1(&refs[r]) + l1(gc));
+            // The kernel of the computed gradients, each entry within tol:
+            // (g + e)·(g' + e') errs by tol (|g|_1 + |g'|_1) + P tol², and
+            // its own sums by ROUNDING of the absolute terms.
+            let p = refs[r].len() as f64;
+            let ktol = ROUNDING * abs + tol * (l1(&refs[r]) + l1(gc)) + p * tol * tol;
             let got = kernel[r + c * rows];
             assert!(
                 (got - want).abs() <= ktol,

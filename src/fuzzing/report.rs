@@ -88,16 +88,20 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
 
 /// Property: a report of any finite values (subnormals, -0.0 and the
 /// extremes included, in every field) written as JSON reads back to the
-/// same values, every f64 bit for bit; written to a file (for inputs whose
-/// first byte is 0: the synced write is slow) the file holds that text and
-/// no temporary file remains beside it.
+/// same values, every f64 bit for bit; written to a file (for one input in
+/// 64: the synced write is slow) the file holds that text and no temporary
+/// file remains beside it.
 pub fn report_roundtrip(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(report) = report(&mut u) else {
         return;
     };
     assert_reads_back(&report);
-    if data.first() == Some(&0) {
+    // One input in 64, by a hash the fuzzer cannot steer by one byte.
+    let hash = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    if hash % 64 == 0 {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("report.json");
         report.write_atomic(&path).expect("writes the report");

@@ -1168,3 +1168,38 @@ fn chattering_at_a_loss_kink_costs_order_one() {
         }
     }
 }
+
+/// The work model the benchmarks report (`FlowProblem::flops_per_evaluation`),
+/// pinned by hand counts so that a change to it is deliberate. Per dense
+/// block with fan-in a and fan-out b (layer = a·max(b, 1)): forward and
+/// backward over the N + M rows, 2·2(N + M)·layer, the gradient over the N
+/// rows, 2N·layer, and the kernel's two products and Hadamard product,
+/// 2MN(a + b) + 2MN; biases add nothing; an explicit block counts as a
+/// dense one with fan-out 0.
+#[test]
+fn flop_count_matches_a_hand_count() {
+    let data = |d: usize| Dataset {
+        train_x: DMatrix::from_element(4, d, 0.5),
+        train_y: DVector::from_element(4, 1.0),
+        test_x: DMatrix::from_element(2, d, 0.5),
+    };
+    // mlp 2 → [3] → 1, N = 4, M = 2: layer 1 (a, b) = (2, 3): 2·2·6·6 + 2·4·6
+    // + 2·2·4·5 + 16 = 288; layer 2 (3, 1): 2·2·6·3 + 2·4·3 + 2·2·4·4 + 16 = 176.
+    let mlp = pathkernel::model::Mlp::new(
+        2,
+        &[3],
+        pathkernel::activation::Activation::Tanh,
+        true,
+        pathkernel::spec::Parameterization::Standard,
+        1.0,
+    );
+    let d = data(2);
+    let flow = FlowProblem::new(&mlp, pathkernel::loss::Loss::Squared, Reduction::Sum, &d);
+    assert_eq!(flow.flops_per_evaluation(), 288.0 + 176.0);
+    // diag_linear, D = 3: one explicit block of 6 columns: 2·2·6·6 + 2·4·6 +
+    // 2·2·4·6 + 16 = 304.
+    let diag = pathkernel::model::DiagLinear::new(3, 1.0);
+    let d = data(3);
+    let flow = FlowProblem::new(&diag, pathkernel::loss::Loss::Squared, Reduction::Sum, &d);
+    assert_eq!(flow.flops_per_evaluation(), 304.0);
+}

@@ -792,12 +792,13 @@ fn coefficient_is_a_weighted_average_where_the_tangent_kernel_keeps_its_sign() {
 /// fastest and turns the kernel. −l' = y* − f falls from 1 towards 0 and
 /// stays positive. By Abel summation over gd's steps (g_k = −l'(w_k)
 /// non-increasing, k_k = K^g(w_k) changing sign once, at step k*),
-/// A − g_{k*} K^p = Σ_k ε (g_k − g_{k*}) k_k ≥ 0, every term being ≥ 0; it is
-/// > 0 and growing after k*. Hence a = g_{k*} + (that)/K^p: a ≥ g_{k*} where
-/// K^p > 0, a ≤ g_{k*} where K^p < 0, and a → ±∞ as K^p crosses 0: just
-/// before the crossing a exceeds max −l' = 1 (here it reaches 2.26), just
-/// after it falls below min −l' (to 0.51, with −l' ≥ 0.93 so far). The query q = x (K^g = |∇f(x)|² > 0) is the control:
-/// its a stays in range throughout.
+/// A − g_{k*} K^p = Σ_k ε (g_k − g_{k*}) k_k ≥ 0, every term being ≥ 0; it
+/// is positive and growing after k*. Hence a = g_{k*} + (that)/K^p:
+/// a ≥ g_{k*} where K^p is positive, a ≤ g_{k*} where it is negative, and
+/// a → ±∞ as K^p crosses 0: just before the crossing a exceeds
+/// max −l' = 1 (here it reaches 2.26), just after it falls below min −l'
+/// (to 0.51, with −l' ≥ 0.93 so far). The query q = x (K^g = |∇f(x)|²,
+/// positive) is the control: its a stays in range throughout.
 #[test]
 fn coefficient_leaves_the_range_where_the_tangent_kernel_changes_sign() {
     let spec = parse(json!({
@@ -1159,8 +1160,8 @@ fn chattering_at_a_loss_kink_costs_order_one() {
                 );
             }
         }
-        for m in 0..queries.len() {
-            let order = (rs[0][m] / rs[1][m]).log2();
+        for (m, (coarse, fine)) in rs[0].iter().zip(&rs[1]).enumerate() {
+            let order = (coarse / fine).log2();
             assert!(
                 (order - 1.0).abs() < 0.1,
                 "{method} q_{m}: observed order {order}"

@@ -18,7 +18,7 @@ use pathkernel::loss::{Loss, TargetKind};
 use pathkernel::spec::{Format, ModelSpec, Parameterization, Reduction, Spec};
 use pathkernel::stepper::OdeSystem;
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde_json::{Value, json};

@@ -792,12 +792,13 @@ fn coefficient_is_a_weighted_average_where_the_tangent_kernel_keeps_its_sign() {
 /// fastest and turns the kernel. −l' = y* − f falls from 1 towards 0 and
 /// stays positive. By Abel summation over gd's steps (g_k = −l'(w_k)
 /// non-increasing, k_k = K^g(w_k) changing sign once, at step k*),
-/// A − g_{k*} K^p = Σ_k ε (g_k − g_{k*}) k_k ≥ 0, every term being ≥ 0; it is
-/// > 0 and growing after k*. Hence a = g_{k*} + (that)/K^p: a ≥ g_{k*} where
-/// K^p > 0, a ≤ g_{k*} where K^p < 0, and a → ±∞ as K^p crosses 0: just
-/// before the crossing a exceeds max −l' = 1 (here it reaches 2.26), just
-/// after it falls below min −l' (to 0.51, with −l' ≥ 0.93 so far). The query q = x (K^g = |∇f(x)|² > 0) is the control:
-/// its a stays in range throughout.
+/// A − g_{k*} K^p = Σ_k ε (g_k − g_{k*}) k_k ≥ 0, every term being ≥ 0; it
+/// is positive and growing after k*. Hence a = g_{k*} + (that)/K^p:
+/// a ≥ g_{k*} where K^p is positive, a ≤ g_{k*} where it is negative, and
+/// a → ±∞ as K^p crosses 0: just before the crossing a exceeds
+/// max −l' = 1 (here it reaches 2.26), just after it falls below min −l'
+/// (to 0.51, with −l' ≥ 0.93 so far). The query q = x (K^g = |∇f(x)|²,
+/// positive) is the control: its a stays in range throughout.
 #[test]
 fn coefficient_leaves_the_range_where_the_tangent_kernel_changes_sign() {
     let spec = parse(json!({
@@ -1159,12 +1160,47 @@ fn chattering_at_a_loss_kink_costs_order_one() {
                 );
             }
         }
-        for m in 0..queries.len() {
-            let order = (rs[0][m] / rs[1][m]).log2();
+        for (m, (coarse, fine)) in rs[0].iter().zip(&rs[1]).enumerate() {
+            let order = (coarse / fine).log2();
             assert!(
                 (order - 1.0).abs() < 0.1,
                 "{method} q_{m}: observed order {order}"
             );
         }
     }
+}
+
+/// The work model the benchmarks report (`FlowProblem::flops_per_evaluation`),
+/// pinned by hand counts so that a change to it is deliberate. Per dense
+/// block with fan-in a and fan-out b (layer = a·max(b, 1)): forward and
+/// backward over the N + M rows, 2·2(N + M)·layer, the gradient over the N
+/// rows, 2N·layer, and the kernel's two products and Hadamard product,
+/// 2MN(a + b) + 2MN; biases add nothing; an explicit block counts as a
+/// dense one with fan-out 0.
+#[test]
+fn flop_count_matches_a_hand_count() {
+    let data = |d: usize| Dataset {
+        train_x: DMatrix::from_element(4, d, 0.5),
+        train_y: DVector::from_element(4, 1.0),
+        test_x: DMatrix::from_element(2, d, 0.5),
+    };
+    // mlp 2 → [3] → 1, N = 4, M = 2: layer 1 (a, b) = (2, 3): 2·2·6·6 + 2·4·6
+    // + 2·2·4·5 + 16 = 288; layer 2 (3, 1): 2·2·6·3 + 2·4·3 + 2·2·4·4 + 16 = 176.
+    let mlp = pathkernel::model::Mlp::new(
+        2,
+        &[3],
+        pathkernel::activation::Activation::Tanh,
+        true,
+        pathkernel::spec::Parameterization::Standard,
+        1.0,
+    );
+    let d = data(2);
+    let flow = FlowProblem::new(&mlp, pathkernel::loss::Loss::Squared, Reduction::Sum, &d);
+    assert_eq!(flow.flops_per_evaluation(), 288.0 + 176.0);
+    // diag_linear, D = 3: one explicit block of 6 columns: 2·2·6·6 + 2·4·6 +
+    // 2·2·4·6 + 16 = 304.
+    let diag = pathkernel::model::DiagLinear::new(3, 1.0);
+    let d = data(3);
+    let flow = FlowProblem::new(&diag, pathkernel::loss::Loss::Squared, Reduction::Sum, &d);
+    assert_eq!(flow.flops_per_evaluation(), 304.0);
 }

@@ -163,7 +163,8 @@ impl Experiment {
             .exact_path_kernel
             .then(|| ExactPathKernel::new(model, &self.data));
         let mut observer = |flow: &mut FlowProblem<'_>, step: &Step<'_>| {
-            tracker.sample(model, flow, flow.last_time(), flow.last_kernel());
+            let kernel = layout.path_kernel(step.last_derivative);
+            tracker.sample(model, flow, flow.last_time(), kernel);
             if let Some(e) = exact.as_mut() {
                 e.add_step(flow, step);
             }

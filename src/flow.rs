@@ -61,9 +61,6 @@ pub struct FlowProblem<'m> {
     last_finite_loss: Option<(f64, f64)>,
     /// t of the last evaluation.
     last_time: f64,
-    /// K^g(q_m, x_i) of the last `rhs`, column-major M x N: a copy kept for
-    /// the conditions tracker, which samples it after each accepted step.
-    last_kernel: Vec<f64>,
 }
 
 impl<'m> FlowProblem<'m> {
@@ -104,7 +101,6 @@ impl<'m> FlowProblem<'m> {
             loss_value: f64::NAN,
             last_finite_loss: None,
             last_time: f64::NAN,
-            last_kernel: vec![0.0; m * n],
         }
     }
 
@@ -144,12 +140,6 @@ impl<'m> FlowProblem<'m> {
     /// t of the last evaluation.
     pub fn last_time(&self) -> f64 {
         self.last_time
-    }
-
-    /// K^g(q_m, x_i), column-major M x N, as the last `rhs` computed it (at
-    /// the state that `rhs` saw; `evaluate` alone does not update it).
-    pub fn last_kernel(&self) -> &[f64] {
-        &self.last_kernel
     }
 
     /// L at the last evaluation.
@@ -230,6 +220,11 @@ impl OdeSystem for FlowProblem<'_> {
         self.layout.dim()
     }
 
+    /// The right-hand side reads w only: K^p and A are quadratures.
+    fn coupled_dim(&self) -> usize {
+        self.layout.n_params
+    }
+
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
         let Layout {
             n_params: p,
@@ -247,8 +242,7 @@ impl OdeSystem for FlowProblem<'_> {
             .zip(dkp.chunks_exact(m))
             .zip(&self.lprime)
         {
-            a_col.iter_mut().zip(k_col).for_each(|(a, &k)| *a = -lp * k);
+            crate::vecmath::scaled_copy(a_col, k_col, -lp);
         }
-        self.last_kernel.copy_from_slice(dkp);
     }
 }

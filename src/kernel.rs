@@ -128,7 +128,7 @@ impl KernelPlan {
                     );
                 }
                 if group.bias {
-                    out.iter_mut().for_each(|o| *o += 1.0);
+                    crate::vecmath::add_scalar(out, 1.0);
                 }
                 continue;
             }
@@ -136,7 +136,7 @@ impl KernelPlan {
             let db = view(&tb.deltas[group.delta]).subrows(rb.start, nb);
             gemm(slice_view_mut(s1, na, nb), false, da, db.transpose(), 1.0);
             if group.dense.is_empty() {
-                out.iter_mut().zip(s1.iter()).for_each(|(o, &a)| *o += a);
+                crate::vecmath::add_assign(out, s1);
                 continue;
             }
             for (k, &(input, scale2)) in group.dense.iter().enumerate() {
@@ -201,9 +201,9 @@ impl KernelPlan {
                     let cd = &scratch.weighted[delta];
                     for (g, col) in grad[offset..offset + cd.ncols()]
                         .iter_mut()
-                        .zip(cd.column_iter())
+                        .zip(cd.as_slice().chunks_exact(n))
                     {
-                        *g = alpha * col.sum();
+                        *g = alpha * crate::vecmath::sum(col);
                     }
                 }
                 Block::Explicit { offset, jac } => {
@@ -223,9 +223,7 @@ fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64) {
     use rayon::prelude::*;
     const CHUNK: usize = 1 << 14;
     let run = |((o, a), b): ((&mut [f64], &[f64]), &[f64])| {
-        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-            *o += a * (b + bias);
-        }
+        crate::vecmath::hadamard_accumulate(o, a, b, bias)
     };
     if out.len() > 2 * CHUNK {
         out.par_chunks_mut(CHUNK)

@@ -14,6 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub trait OdeSystem {
     fn dim(&self) -> usize;
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]);
+    /// The leading components that `rhs` reads: f(t, y) depends on
+    /// y[..coupled_dim()] only, and the other components are quadratures
+    /// (their derivatives never feed back). The stages form only the coupled
+    /// part; the step's solution and error estimate still cover every
+    /// component.
+    fn coupled_dim(&self) -> usize {
+        self.dim()
+    }
 }
 
 /// How the step size is chosen.
@@ -66,6 +74,9 @@ pub struct Step<'a> {
     pub t1: f64,
     pub y0: &'a [f64],
     pub y1: &'a [f64],
+    /// f at the system's last evaluation, the one the observer's system
+    /// still holds (the step's last stage; for Euler, its start).
+    pub last_derivative: &'a [f64],
 }
 
 /// The step-size controller's constants (Hairer's DOPRI5 and DOP853 codes).
@@ -259,8 +270,7 @@ impl RungeKutta {
             }
             attempts += 1;
             stats.rhs_evals += self.stages(sys, t, y, h);
-            self.combine(y, h);
-            let mut err = self.error_norm(y, h, rtol, atol);
+            let mut err = self.solution_and_error(y, h, rtol, atol);
             if !err.is_finite() || !self.y_new.iter().all(|v| v.is_finite()) {
                 err = f64::INFINITY;
             }
@@ -290,11 +300,12 @@ impl RungeKutta {
     /// Stages 2..s of a step of size h from (t, y), k[0] = f(t, y) given.
     /// Returns the number of evaluations.
     fn stages<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], h: f64) -> usize {
+        let coupled = sys.coupled_dim();
         for i in 1..self.tableau.stages() {
             self.coefs.clear();
             self.coefs.extend(self.tableau.a[i].iter().map(|a| h * a));
             let (done, rest) = self.k.split_at_mut(i);
-            combine_into(&mut self.stage, y, &self.coefs, done);
+            combine_into(&mut self.stage[..coupled], y, &self.coefs, done);
             sys.rhs(t + self.tableau.c[i] * h, &self.stage, &mut rest[0]);
         }
         self.tableau.stages() - 1
@@ -327,6 +338,7 @@ impl RungeKutta {
             t1,
             y0: y,
             y1: &self.y_new,
+            last_derivative: &self.k[self.tableau.stages() - 1],
         };
         observer(sys, &step);
         y.copy_from_slice(&self.y_new);
@@ -354,38 +366,34 @@ impl RungeKutta {
         }
     }
 
-    /// The scaled RMS norm of the local error estimate of the step just
-    /// taken. Sums go by fixed chunks, added in order, so the result does not
-    /// depend on the number of threads.
-    fn error_norm(&mut self, y: &[f64], h: f64, rtol: f64, atol: f64) -> f64 {
+    /// y_new = y + h Σ b_i k_i and the scaled RMS norm of the step's local
+    /// error estimate, in one pass over the stages. Sums go by fixed chunks,
+    /// added in order, so the result does not depend on the number of
+    /// threads.
+    fn solution_and_error(&mut self, y: &[f64], h: f64, rtol: f64, atol: f64) -> f64 {
         use rayon::prelude::*;
         let n = y.len() as f64;
         let (e1, e2): (&[f64], &[f64]) = match &self.tableau.error {
-            ErrorEstimator::None => return 0.0,
+            ErrorEstimator::None => (&[], &[]),
             ErrorEstimator::Embedded { e, .. } => (e, &[]),
             ErrorEstimator::Dop853 { e5, e3 } => (e5, e3),
         };
-        let (k, y_new) = (&self.k, &self.y_new);
-        let partial = |start: usize| -> (f64, f64) {
-            let end = (start + CHUNK).min(y.len());
-            let s1 = vecmath::scaled_sum_of_squares(e1, k, y, y_new, rtol, atol, start, end);
-            let s2 = if e2.is_empty() {
-                0.0
-            } else {
-                vecmath::scaled_sum_of_squares(e2, k, y, y_new, rtol, atol, start, end)
-            };
-            (s1, s2)
+        self.coefs.clear();
+        self.coefs.extend(self.tableau.b.iter().map(|b| h * b));
+        let (k, coefs) = (&self.k, &self.coefs);
+        let chunk = |(index, out): (usize, &mut [f64])| -> (f64, f64) {
+            vecmath::solution_and_error(out, y, coefs, e1, e2, k, index * CHUNK, (rtol, atol))
         };
-        let chunks = y.len().div_ceil(CHUNK);
-        if chunks > 4 {
-            (0..chunks)
-                .into_par_iter()
-                .map(|c| partial(c * CHUNK))
+        if y.len() > 4 * CHUNK {
+            self.y_new
+                .par_chunks_mut(CHUNK)
+                .enumerate()
+                .map(chunk)
                 .collect_into_vec(&mut self.partials);
         } else {
             self.partials.clear();
             self.partials
-                .extend((0..chunks).map(|c| partial(c * CHUNK)));
+                .extend(self.y_new.chunks_mut(CHUNK).enumerate().map(chunk));
         }
         let (s1, s2) = self
             .partials

@@ -5,9 +5,11 @@
 //! libm's scalar exp costs about as much per element as a 128-wide matrix
 //! product row, so on wide layers the activations would dominate; no
 //! maintained crate offers a vectorisable f64 exp on stable Rust, hence this
-//! small one. Only IEEE +, −, ×, ÷ are used (no fused multiply-add, which
-//! Rust never contracts to), so every code path gives bitwise the same
-//! result on any x86-64.
+//! small one. Only correctly rounded IEEE operations are used: +, −, ×, ÷
+//! and the fused multiply-add of `f64::mul_add` (the polynomial's Horner
+//! steps), which is one instruction on the FMA targets and libm's exact
+//! software fma elsewhere. Rust never contracts a * b + c by itself, so
+//! every code path gives bitwise the same result on any x86-64.
 use multiversion::multiversion;
 
 /// e^x for x ≤ 0, with a relative error of a few ulp for x ≥ −708; below,
@@ -46,7 +48,7 @@ pub fn exp_nonpositive(x: f64) -> f64 {
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let mut p = INV_FACT[13];
     for k in (0..13).rev() {
-        p = p * r + INV_FACT[k];
+        p = p.mul_add(r, INV_FACT[k]);
     }
     let n_int = shifted.to_bits() as i64 - SHIFT.to_bits() as i64;
     p * f64::from_bits(((n_int + 1023) as u64) << 52)
@@ -74,7 +76,11 @@ pub fn sigmoid_pair(z: f64) -> (f64, f64) {
 }
 
 /// u = tanh(z), d = tanh'(z) elementwise.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
 pub fn tanh_slices(z: &[f64], u: &mut [f64], d: &mut [f64]) {
     for ((u, d), &z) in u.iter_mut().zip(d.iter_mut()).zip(z) {
         (*u, *d) = tanh_pair(z);
@@ -82,7 +88,11 @@ pub fn tanh_slices(z: &[f64], u: &mut [f64], d: &mut [f64]) {
 }
 
 /// u = σ(z), d = σ'(z) = σ(z) σ(−z) elementwise.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
 pub fn sigmoid_slices(z: &[f64], u: &mut [f64], d: &mut [f64]) {
     for ((u, d), &z) in u.iter_mut().zip(d.iter_mut()).zip(z) {
         let (s, r) = sigmoid_pair(z);
@@ -91,7 +101,11 @@ pub fn sigmoid_slices(z: &[f64], u: &mut [f64], d: &mut [f64]) {
 }
 
 /// u = z σ(z), d = σ(z) + z σ(z) σ(−z) elementwise.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
 pub fn silu_slices(z: &[f64], u: &mut [f64], d: &mut [f64]) {
     for ((u, d), &z) in u.iter_mut().zip(d.iter_mut()).zip(z) {
         let (s, r) = sigmoid_pair(z);
@@ -105,7 +119,11 @@ const LANES: usize = 8;
 
 /// out = y[start..] + Σ_j c_j v_j[start..] over out's length (one chunk of
 /// a Runge–Kutta stage or solution combination).
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
 pub fn linear_combination(out: &mut [f64], y: &[f64], c: &[f64], v: &[Vec<f64>], start: usize) {
     let len = out.len();
     out.copy_from_slice(&y[start..start + len]);
@@ -118,42 +136,152 @@ pub fn linear_combination(out: &mut [f64], y: &[f64], c: &[f64], v: &[Vec<f64>],
     }
 }
 
-/// Σ_i (Σ_j e_j k_j[i] / sc_i)² over i in start..end, with
-/// sc_i = atol + rtol max(|y_i|, |y_new_i|): the sum of squares of an
-/// embedded error estimate in Hairer's scaled norm, for one chunk of at most
-/// 4096 components. Summed in `LANES` fixed partial sums, then in order.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+/// One chunk of an adaptive step, in one pass over the stages:
+/// out = y[start..] + Σ_j c_j k_j[start..] (the step's solution), and for
+/// each error estimate e (`e2` may be empty) the sum over the chunk of
+/// (Σ_j e_j k_j[i] / sc_i)², sc_i = atol + rtol max(|y_i|, |out_i|), in
+/// Hairer's scaled norm. Works in blocks of `BLOCK` components so that a
+/// block of every stage stays in L1; sums go in `LANES` fixed partial sums,
+/// then in order.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
 #[allow(clippy::too_many_arguments)]
-pub fn scaled_sum_of_squares(
-    e: &[f64],
-    k: &[Vec<f64>],
+pub fn solution_and_error(
+    out: &mut [f64],
     y: &[f64],
-    y_new: &[f64],
-    rtol: f64,
-    atol: f64,
+    c: &[f64],
+    e1: &[f64],
+    e2: &[f64],
+    k: &[Vec<f64>],
     start: usize,
-    end: usize,
-) -> f64 {
-    let mut err = [0.0f64; 4096];
-    let err = &mut err[..end - start];
-    for (&ej, kj) in e.iter().zip(k) {
-        if ej != 0.0 {
-            for (acc, &x) in err.iter_mut().zip(&kj[start..end]) {
-                *acc += ej * x;
+    (rtol, atol): (f64, f64),
+) -> (f64, f64) {
+    const BLOCK: usize = 256;
+    let mut lanes1 = [0.0f64; LANES];
+    let mut lanes2 = [0.0f64; LANES];
+    for (b, out) in out.chunks_mut(BLOCK).enumerate() {
+        let lo = start + b * BLOCK;
+        let hi = lo + out.len();
+        let y = &y[lo..hi];
+        out.copy_from_slice(y);
+        for (&cj, kj) in c.iter().zip(k) {
+            if cj != 0.0 {
+                for (o, &x) in out.iter_mut().zip(&kj[lo..hi]) {
+                    *o += cj * x;
+                }
+            }
+        }
+        for (e, lanes) in [(e1, &mut lanes1), (e2, &mut lanes2)] {
+            if e.is_empty() {
+                continue;
+            }
+            let mut err = [0.0f64; BLOCK];
+            let err = &mut err[..out.len()];
+            for (&ej, kj) in e.iter().zip(k) {
+                if ej != 0.0 {
+                    for (acc, &x) in err.iter_mut().zip(&kj[lo..hi]) {
+                        *acc += ej * x;
+                    }
+                }
+            }
+            for (i, &d) in err.iter().enumerate() {
+                let q = d / (atol + rtol * y[i].abs().max(out[i].abs()));
+                lanes[i % LANES] += q * q;
             }
         }
     }
-    let mut lanes = [0.0f64; LANES];
-    let (y, y_new) = (&y[start..end], &y_new[start..end]);
-    for (i, &d) in err.iter().enumerate() {
-        let q = d / (atol + rtol * y[i].abs().max(y_new[i].abs()));
-        lanes[i % LANES] += q * q;
+    (lanes1.iter().sum(), lanes2.iter().sum())
+}
+
+/// out += a ∘ (b + bias) elementwise: one dense block's kernel, the
+/// Hadamard product of its δ and input Gram matrices.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64) {
+    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+        *o += a * (b + bias);
     }
-    lanes.iter().sum()
+}
+
+/// out = c x elementwise.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn scaled_copy(out: &mut [f64], x: &[f64], c: f64) {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = c * x;
+    }
+}
+
+/// x += c elementwise.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn add_scalar(x: &mut [f64], c: f64) {
+    for v in x.iter_mut() {
+        *v += c;
+    }
+}
+
+/// out += a elementwise.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn add_assign(out: &mut [f64], a: &[f64]) {
+    for (o, &a) in out.iter_mut().zip(a) {
+        *o += a;
+    }
+}
+
+/// out ∘= a elementwise.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn multiply_assign(out: &mut [f64], a: &[f64]) {
+    for (o, &a) in out.iter_mut().zip(a) {
+        *o *= a;
+    }
+}
+
+/// Σ x, in `LANES` fixed partial sums added in order (so it vectorises and
+/// the result does not depend on the SIMD width).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn sum(x: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// out = a ∘ b elementwise.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
 pub fn product_into(out: &mut [f64], a: &[f64], b: &[f64]) {
     for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
         *o = a * b;

@@ -160,7 +160,7 @@ fn sampling_the_conditions_allocates_nothing() {
         let before = allocations();
         for k in 0..20 {
             flow.rhs(0.0, &y, &mut dy);
-            tracker.sample(model, &flow, f64::from(k), flow.last_kernel());
+            tracker.sample(model, &flow, f64::from(k), flow.layout().path_kernel(&dy));
         }
         assert_eq!(allocations() - before, 0);
     });

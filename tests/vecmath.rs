@@ -81,3 +81,70 @@ fn slices_match_scalar_activations() {
         }
     }
 }
+
+/// Random values from a seeded generator, in [−1, 1].
+fn values(seed: u64, len: usize) -> Vec<f64> {
+    use rand::RngExt;
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+/// The lane-wise sum is a sum: within the recursive-summation bound
+/// n ε Σ|x| of the sequential one, for lengths around the lane count.
+#[test]
+fn lane_sum_agrees_with_the_sequential_sum() {
+    for len in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
+        let x = values(len as u64, len);
+        let exact: f64 = x.iter().sum();
+        let bound = len as f64 * EPS * x.iter().map(|v| v.abs()).sum::<f64>();
+        let got = pathkernel::vecmath::sum(&x);
+        assert!((got - exact).abs() <= bound, "len {len}: {got} vs {exact}");
+    }
+}
+
+/// The fused step kernel gives the solution y + Σ c_j k_j exactly as the
+/// sequential combination does (same operations, same order), and each
+/// estimate's scaled sum of squares to a few ε relative (only the order of
+/// the additions differs), with the second estimate optional.
+#[test]
+fn solution_and_error_match_the_direct_formulas() {
+    let (stages, len, start) = (7, 1000, 200);
+    let k: Vec<Vec<f64>> = (0..stages)
+        .map(|j| values(100 + j as u64, len + start))
+        .collect();
+    let y = values(1, len + start);
+    let (c, e1, e2) = (values(2, stages), values(3, stages), values(4, stages));
+    let (rtol, atol) = (1e-3, 1e-6);
+    for second in [false, true] {
+        let e2: &[f64] = if second { &e2 } else { &[] };
+        let mut out = vec![0.0; len];
+        let (s1, s2) = pathkernel::vecmath::solution_and_error(
+            &mut out,
+            &y,
+            &c,
+            &e1,
+            e2,
+            &k,
+            start,
+            (rtol, atol),
+        );
+        let mut want_s = [0.0, 0.0];
+        for i in 0..len {
+            let mut want = y[start + i];
+            for j in 0..stages {
+                want += c[j] * k[j][start + i];
+            }
+            assert_eq!(out[i], want, "component {i}");
+            let sc = atol + rtol * y[start + i].abs().max(want.abs());
+            for (e, acc) in [&e1[..], e2].into_iter().zip(want_s.iter_mut()) {
+                if !e.is_empty() {
+                    let d: f64 = (0..stages).map(|j| e[j] * k[j][start + i]).sum();
+                    *acc += (d / sc).powi(2);
+                }
+            }
+        }
+        assert!((s1 - want_s[0]).abs() <= 8.0 * EPS * len as f64 * want_s[0]);
+        assert!((s2 - want_s[1]).abs() <= 8.0 * EPS * len as f64 * want_s[1]);
+        assert_eq!(s2 == 0.0, !second);
+    }
+}

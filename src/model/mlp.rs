@@ -199,7 +199,10 @@ impl Model for Mlp {
                 layer.weights_t(w).transpose(),
                 layer.scale,
             );
-            lower[l - 1].component_mul_assign(&tape.scratch[k + l - 1]);
+            crate::vecmath::multiply_assign(
+                lower[l - 1].as_mut_slice(),
+                tape.scratch[k + l - 1].as_slice(),
+            );
         }
     }
 

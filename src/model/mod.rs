@@ -133,6 +133,6 @@ pub(crate) fn normal_vec(
 /// Adds b_j to column j of a column-major (rows x b.len()) slice.
 pub(crate) fn add_bias(z: &mut [f64], rows: usize, b: &[f64]) {
     for (col, &bj) in z.chunks_exact_mut(rows).zip(b) {
-        col.iter_mut().for_each(|v| *v += bj);
+        crate::vecmath::add_scalar(col, bj);
     }
 }

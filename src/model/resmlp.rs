@@ -171,7 +171,7 @@ impl Model for ResMlp {
                 w2.transpose(),
                 1.0,
             );
-            dh[0].component_mul_assign(&tape.scratch[nb + k]);
+            crate::vecmath::multiply_assign(dh[0].as_mut_slice(), tape.scratch[nb + k].as_slice());
             g_u[2 * k].copy_from(g_next);
             gemm(
                 view_mut(&mut g_u[2 * k]),

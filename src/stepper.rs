@@ -4,7 +4,11 @@
 //! follow Hairer, Nørsett & Wanner, *Solving ODEs I* (2nd ed.), §II.4 and the
 //! published DOPRI5/DOP853 codes: per-component scale atol + rtol·max(|y|,
 //! |y_new|), root-mean-square norm, the book's starting-step algorithm, and
-//! the codes' step-size controllers (PI with Lund stabilisation for dopri5).
+//! the codes' step-size controllers. dopri5 uses the elementary (integral)
+//! controller, DOPRI5's beta = 0 setting, which is also diffrax's default
+//! PIDController (pcoeff = 0, icoeff = 1): the code's default Lund
+//! stabilisation (beta = 0.04) took 3-9% more steps on gradient flows,
+//! short and long, without a rejection either way.
 use crate::tableau::{ErrorEstimator, Tableau};
 use crate::vecmath;
 use std::sync::Arc;
@@ -96,12 +100,12 @@ impl Controller {
     fn for_estimator(e: &ErrorEstimator) -> Option<Controller> {
         match e {
             ErrorEstimator::None => None,
-            // DOPRI5: fac1 = 0.2, fac2 = 10, beta = 0.04, expo1 = 0.2 - 0.75 beta.
+            // DOPRI5: fac1 = 0.2, fac2 = 10, expo1 = 0.2 - 0.75 beta; beta = 0 (see above).
             ErrorEstimator::Embedded { order: 4, .. } => Some(Controller {
                 safe: 0.9,
                 max_shrink: 5.0,
                 max_grow: 10.0,
-                beta: 0.04,
+                beta: 0.0,
                 exponent: 0.2,
             }),
             // DOP853: fac1 = 0.333, fac2 = 6, beta = 0, expo1 = 1/8.

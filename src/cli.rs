@@ -4,7 +4,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, InputError, RunError};
 use crate::experiment::{Experiment, Outcome};
-use crate::report::Report;
+use crate::report::{Report, between_writes};
 use crate::spec::{DEFAULT_MAX_MEMORY_GIB, DataSpec, Format, MAX_MEMORY_GIB, Method, Spec};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -209,7 +209,9 @@ fn resolve(spec: &Spec, base: &Path, max_memory: f64) -> Result<Dataset, Error> 
 
 /// The flag Ctrl-C sets, from a handler installed on first use (None if it
 /// cannot be installed: Ctrl-C then ends the process as usual). A run
-/// stops before its next step; a second Ctrl-C exits at once.
+/// stops before its next step; a second Ctrl-C exits at once, or, if it
+/// lands while a file is written, as soon as that file is in place, so
+/// that no temporary file is left behind.
 fn interrupt_flag() -> Option<Arc<AtomicBool>> {
     static FLAG: OnceLock<Option<Arc<AtomicBool>>> = OnceLock::new();
     FLAG.get_or_init(|| {
@@ -217,7 +219,7 @@ fn interrupt_flag() -> Option<Arc<AtomicBool>> {
         let seen = flag.clone();
         let handler = move || {
             if seen.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
+                between_writes(|| std::process::exit(130));
             }
         };
         ctrlc::set_handler(handler).ok().map(|()| flag)

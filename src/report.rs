@@ -5,8 +5,10 @@ use crate::error::InputError;
 use crate::experiment::{Experiment, Outcome};
 use nalgebra::DMatrix;
 use serde::Serialize;
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 /// The report's format version.
 pub const VERSION: u32 = 1;
@@ -104,10 +106,26 @@ impl Report {
     }
 }
 
+/// Held while an atomic write's temporary file exists, so that
+/// [`between_writes`] (a second Ctrl-C's exit, on another thread) never
+/// finds one half-written.
+static WRITING: Mutex<()> = Mutex::new(());
+
 /// Writes `text` to `path` through a temporary file in the same directory,
 /// renamed into place: the file is whole or absent. `what` names the file
 /// in an error.
 pub fn write_atomic(path: &Path, text: &str, what: &str) -> Result<(), InputError> {
+    write_atomic_with(path, what, |file| file.write_all(text.as_bytes()))
+}
+
+/// [`write_atomic`] with the contents written by `body` into the temporary
+/// file. No [`between_writes`] runs from the temporary file's creation to
+/// its rename (or removal, on an error).
+pub fn write_atomic_with(
+    path: &Path,
+    what: &str,
+    body: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<(), InputError> {
     let fail = |e: std::io::Error| {
         InputError::new(
             path.display().to_string(),
@@ -118,13 +136,23 @@ pub fn write_atomic(path: &Path, text: &str, what: &str) -> Result<(), InputErro
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // Declared before the file, so released after it is dropped (removed).
+    let _writing = WRITING.lock().unwrap_or_else(PoisonError::into_inner);
     let mut tmp = tempfile::Builder::new()
         .prefix(".pathkernel")
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(fail)?;
-    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    body(tmp.as_file_mut()).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+/// Runs `f` once no atomic write is under way, and keeps any from starting
+/// while it runs: how the process exits on a second Ctrl-C without leaving
+/// a temporary file behind.
+pub fn between_writes<R>(f: impl FnOnce() -> R) -> R {
+    let _writing = WRITING.lock().unwrap_or_else(PoisonError::into_inner);
+    f()
 }

@@ -4,11 +4,16 @@
 //! `cargo test` checks them without libFuzzer or nightly features. The
 //! property of each target is stated on its function in
 //! `pathkernel::fuzzing`.
-use pathkernel::fuzzing::TARGETS;
-use std::path::Path;
+//!
+//! To read one input (a crash in fuzz/artifacts/<target>/, say), name it in
+//! `PATHKERNEL_FUZZ_SHOW`: the replay then runs that file alone, through the
+//! target its folder is named for, and the structured targets print what it
+//! decodes to (see README, "Fuzzing").
+use pathkernel::fuzzing::{SHOW, TARGETS, Target};
+use std::path::{Path, PathBuf};
 
 /// The files of fuzz/<folder>/<target>/, sorted (none if it is absent).
-fn inputs(folder: &str, target: &str) -> Vec<std::path::PathBuf> {
+fn inputs(folder: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
         .join(folder)
@@ -21,7 +26,33 @@ fn inputs(folder: &str, target: &str) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The file `PATHKERNEL_FUZZ_SHOW` names and the target of its folder, or
+/// None when it is unset; a value that is not such a file is refused, so
+/// that a typo cannot pass for a replay.
+fn shown() -> Option<(PathBuf, Target)> {
+    let file = PathBuf::from(std::env::var_os(SHOW)?);
+    let folder = file
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str());
+    let target = TARGETS.iter().find(|(name, _)| Some(*name) == folder);
+    match target {
+        Some(&(_, run)) if file.is_file() => Some((file, run)),
+        _ => panic!(
+            "{SHOW}={} is not a file in a folder named for a target, one of {:?}",
+            file.display(),
+            TARGETS.map(|(name, _)| name)
+        ),
+    }
+}
+
+/// Replays every input of fuzz/<folder>/, or the one file of [`shown`].
 fn replay(folder: &str) -> usize {
+    if let Some((file, run)) = shown() {
+        eprintln!("replaying {} alone ({SHOW})", file.display());
+        run(&std::fs::read(&file).unwrap());
+        return 1;
+    }
     let mut count = 0;
     for (target, run) in TARGETS {
         for file in inputs(folder, target) {
@@ -48,19 +79,4 @@ fn every_crash_found_stays_fixed() {
 fn the_seed_corpus_holds_every_property() {
     let count = replay("corpus");
     assert!(count > 0, "no corpus files found under fuzz/corpus");
-}
-
-/// `FUZZ_TARGET=name FUZZ_INPUT=path cargo test --release show_one --
-/// --ignored --nocapture` runs one input (with `PATHKERNEL_FUZZ_SHOW=1`
-/// the structured targets print the spec it decodes to).
-#[test]
-#[ignore]
-fn show_one() {
-    let target = std::env::var("FUZZ_TARGET").expect("FUZZ_TARGET");
-    let input = std::env::var("FUZZ_INPUT").expect("FUZZ_INPUT");
-    let (_, run) = TARGETS
-        .iter()
-        .find(|(name, _)| *name == target)
-        .expect("a target name");
-    run(&std::fs::read(input).unwrap());
 }

@@ -4,11 +4,15 @@
 //! user text with line breaks, an adaptive step below its floor, and
 //! Ctrl-C. Each is the real binary run as a process: exit 2 (bad input),
 //! 1 (a failed run) or 130 (interrupted), one line on standard error, and
-//! nothing written.
+//! nothing written. The last two check in-process the lock that keeps a
+//! second Ctrl-C's exit from leaving a temporary file.
+use pathkernel::report::{between_writes, write_atomic_with};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn pathkernel(args: &[&str]) -> Output {
@@ -265,4 +269,64 @@ fn ctrl_c_stops_the_run_and_leaves_no_file() {
         .unwrap_or_else(|| panic!("no t in {line}"));
     assert!((0.0..1000.0).contains(&t), "{line}");
     assert_eq!(entries(dir.path()), names(&["spec.json"]));
+}
+
+/// A second Ctrl-C exits through `between_writes`, which must wait while an
+/// atomic write's temporary file exists. Made deterministic in-process (a
+/// signal's delivery time cannot be controlled from outside): the write is
+/// held open inside its body while a `between_writes` is started; if it ran
+/// then, it would see the temporary file. 300 ms is ample for a thread that
+/// is not blocked to run; a correct lock only costs that wait.
+#[test]
+fn an_exit_between_writes_waits_until_the_file_is_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let (inside_tx, inside_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let path = path.as_path();
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || {
+            write_atomic_with(path, "the report", |file| {
+                file.write_all(b"{}\n")?;
+                inside_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(())
+            })
+        });
+        inside_rx.recv().unwrap();
+        let during = entries(dir.path());
+        s.spawn(|| between_writes(|| seen_tx.send(entries(dir.path())).unwrap()));
+        let early = seen_rx.recv_timeout(Duration::from_millis(300));
+        // Released before any assertion, so that a failure cannot hang the scope.
+        release_tx.send(()).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(
+            during
+                .iter()
+                .any(|n| n.starts_with(".pathkernel") && n.ends_with(".tmp")),
+            "no temporary file while the body ran: {during:?}"
+        );
+        assert!(early.is_err(), "ran during the write: {early:?}");
+        assert_eq!(seen_rx.recv().unwrap(), names(&["report.json"]));
+    });
+    assert_eq!(std::fs::read(path).unwrap(), b"{}\n");
+}
+
+/// A write whose body fails leaves neither the file nor its temporary.
+#[test]
+fn a_failed_atomic_write_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let err = write_atomic_with(&path, "the report", |file| {
+        file.write_all(b"{")?;
+        Err(std::io::Error::other("disk full"))
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot write the report: disk full"),
+        "{err}"
+    );
+    assert!(entries(dir.path()).is_empty());
 }

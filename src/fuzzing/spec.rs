@@ -19,7 +19,8 @@ const SMALL_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
 /// adaptive ones get at most this `max_steps`.
 const MAX_STEPS: usize = 64;
 /// Set, this environment variable makes the structured targets print each
-/// spec they run: how to read what a crash file decodes to.
+/// spec (or model case) they run: how to read what a crash file decodes
+/// to. tests/fuzz_replay.rs takes its value as the one file to replay.
 pub const SHOW: &str = "PATHKERNEL_FUZZ_SHOW";
 
 /// Property: any bytes, read as a JSON and as a TOML spec, give a spec or

@@ -1,0 +1,160 @@
+//! The claims `pathkernel search` tests: what each says, its threshold, and
+//! the part of the spec space it is about. How a claim is measured on one
+//! experiment is in `measure`.
+use crate::experiment::integration;
+use crate::spec::Method;
+use crate::strategies::Space;
+
+/// The claims the search knows, each with its threshold (see [`Claim::statement`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Claim {
+    Order,
+    GdLimit,
+    WeightedAverage,
+    FixedCoefficients,
+    Lazy,
+    MonotoneLoss,
+    Psd,
+}
+
+/// gd-limit: the residual may be at most this fraction of the change in predictions.
+pub const GD_LIMIT_TOL: f64 = 0.1;
+/// order: the observed order may fall at most this far below the method's.
+pub const ORDER_SLACK: f64 = 0.5;
+/// order: the spec runs at h, h/2, ..., h/2^this; the claim fails when the
+/// order observed over each of the last two halvings is low, so a failure
+/// persists as h shrinks rather than being a transient of large steps.
+pub const ORDER_HALVINGS: u32 = 3;
+/// order and gd-limit: residuals below this times the problem's scale are
+/// rounding, not truncation error: each of at most 4 x 256 steps adds a few
+/// ulps (1e-16) of |A|, so rounding stays below 1e-12 of the scale.
+pub const ORDER_FLOOR: f64 = 1e-10;
+/// fixed-coefficients: the best single a may leave this relative residual in A.
+pub const FIXED_COEF_TOL: f64 = 0.01;
+/// lazy: |K^p − T K^g(0)|_F may be this fraction of |T K^g(0)|_F.
+pub const LAZY_TOL: f64 = 0.1;
+/// psd: λ_min may be as low as −this × trace. K^p is a non-negative
+/// combination of Gram matrices; each entry's rounding is at most P u times
+/// sqrt(K(x,x) K(x',x')) <= trace, and with P <= 10^3 and N <= 12 the
+/// eigenvalue error is below 1e-12 trace.
+pub const PSD_TOL: f64 = 1e-10;
+
+impl Claim {
+    pub const ALL: [Claim; 7] = [
+        Claim::Order,
+        Claim::GdLimit,
+        Claim::WeightedAverage,
+        Claim::FixedCoefficients,
+        Claim::Lazy,
+        Claim::MonotoneLoss,
+        Claim::Psd,
+    ];
+
+    /// The claim called `name` on the command line.
+    pub fn by_name(name: &str) -> Option<Claim> {
+        Claim::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Claim::Order => "order",
+            Claim::GdLimit => "gd-limit",
+            Claim::WeightedAverage => "weighted-average",
+            Claim::FixedCoefficients => "fixed-coefficients",
+            Claim::Lazy => "lazy",
+            Claim::MonotoneLoss => "monotone-loss",
+            Claim::Psd => "psd",
+        }
+    }
+
+    /// What the claim says and how its violation is measured.
+    pub fn statement(self) -> &'static str {
+        match self {
+            Claim::Order => {
+                "a fixed-step method of order p makes the identity residual fall as h^p: of the orders \
+                 observed over h/2 -> h/4 and h/4 -> h/8, log2(r(h/2^k)/r(h/2^(k+1))), the larger is at least \
+                 p - 0.5 (violation = (p - larger) / 0.5; residuals below 1e-10 of max(1, |y_end|, \
+                 sum_i |A_i|) are rounding and prove nothing)"
+            }
+            Claim::GdLimit => {
+                "at the spec's learning rate gd is a kernel machine up to the Domingos residual: \
+                 max|r| <= 0.1 max|y_end - y0| (violation = max|r| / (0.1 max|y_end - y0|); \
+                 residuals below 1e-10 of max(1, |y_end|, sum_i |A_i|) are rounding and pass)"
+            }
+            Claim::WeightedAverage => {
+                "each a_i(x) lies within the range of -l'_i along the path \
+                 (violation = conditions.weighted_average_excess / 1e-6)"
+            }
+            Claim::FixedCoefficients => {
+                "one coefficient vector a serves every query point: the best single a leaves at most 1% \
+                 of A unexplained (violation = conditions.coefficient_variation / 0.01)"
+            }
+            Claim::Lazy => {
+                "the path kernel stays within 10% of T times the initial tangent kernel \
+                 (violation = conditions.path_kernel_drift / 0.1)"
+            }
+            Claim::MonotoneLoss => {
+                "the loss never increases between sampled states, gd's iterates or dopri5's steps \
+                 (violation = conditions.loss_increase / 1e-9)"
+            }
+            Claim::Psd => {
+                "the path-kernel Gram matrix on the training set is positive semidefinite: \
+                 lambda_min(sym K^p) >= -1e-10 trace (violation = -lambda_min / (1e-10 trace))"
+            }
+        }
+    }
+
+    /// The part of SPEC's space the claim is about.
+    pub fn space(self) -> Space {
+        let mut space = Space::default();
+        match self {
+            // Fixed steps, 4 <= K <= 32, so that the 8K-step rerun stays
+            // cheap and one step is not the whole path; gd is order 1 even
+            // at kinks, so it cannot fail and is left out.
+            Claim::Order => {
+                space.methods = vec![Method::Heun, Method::Rk4, Method::Dopri5];
+                space.adaptive = false;
+                space.min_step_exponent = 4;
+                space.max_step_exponent = 10;
+            }
+            Claim::GdLimit | Claim::WeightedAverage => space.methods = vec![Method::Gd],
+            Claim::FixedCoefficients => space.n_query = 2..=6,
+            Claim::Lazy => {}
+            // The tracker samples accepted states only for these two.
+            Claim::MonotoneLoss => space.methods = vec![Method::Gd, Method::Dopri5],
+            // Methods with b >= 0, for which K^p is a non-negative
+            // combination of Gram matrices (dopri5's b5 < 0).
+            Claim::Psd => {
+                space.methods = space
+                    .methods
+                    .iter()
+                    .copied()
+                    .filter(|&m| nonnegative_weights(m))
+                    .collect();
+                space.queries_are_training = true;
+                space.n_train = 1..=8;
+            }
+        }
+        space
+    }
+}
+
+/// True when every weight b_j of the method is >= 0.
+fn nonnegative_weights(method: Method) -> bool {
+    let mut flow = crate::spec::FlowSpec {
+        t_end: 1.0,
+        method,
+        step: None,
+        lr: None,
+        rtol: None,
+        atol: None,
+        exact_path_kernel: false,
+        max_steps: 1,
+    };
+    match method {
+        Method::Gd => flow.lr = Some(1.0),
+        _ => flow.step = Some(1.0),
+    }
+    integration(&flow).0.b.iter().all(|&b| b >= 0.0)
+}

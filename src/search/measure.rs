@@ -1,0 +1,258 @@
+//! Measuring a claim on one experiment: run it, and turn what was observed
+//! into a dimensionless violation and a detail in words.
+use super::claims::{
+    Claim, FIXED_COEF_TOL, GD_LIMIT_TOL, LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS, ORDER_SLACK,
+    PSD_TOL,
+};
+use crate::conditions::{AVERAGE_TOL, LOSS_RISE_TOL};
+use crate::data::Dataset;
+use crate::error::Error;
+use crate::experiment::{Experiment, Outcome, integration};
+use crate::spec::{Method, Spec};
+use nalgebra::{DMatrix, SymmetricEigen};
+use std::path::Path;
+
+/// The outcome of a claim on one experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Dimensionless, normalised by the threshold: > 1 means the claim fails.
+    pub violation: f64,
+    /// What was measured, in words and numbers.
+    pub detail: String,
+}
+
+impl Evaluation {
+    pub fn fails(&self) -> bool {
+        self.violation > 1.0
+    }
+    fn pass(detail: impl Into<String>) -> Evaluation {
+        Evaluation {
+            violation: 0.0,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl Claim {
+    /// Runs the experiment (more than once for `order`) and measures the
+    /// claim. A panic of the engine is a failure of every claim (violation
+    /// f64::MAX), so that the search shrinks it too.
+    pub fn evaluate(self, spec: &Spec) -> Evaluation {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        catch_unwind(AssertUnwindSafe(|| self.measure(spec))).unwrap_or_else(|what| {
+            let why = what
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| what.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Evaluation {
+                violation: f64::MAX,
+                detail: format!("the run panicked: {why}"),
+            }
+        })
+    }
+
+    fn measure(self, spec: &Spec) -> Evaluation {
+        let outcome = match run(spec) {
+            Ok(o) => o,
+            Err(e) => return Evaluation::pass(format!("no evidence: {e}")),
+        };
+        match self {
+            Claim::Order => order(spec, &outcome),
+            Claim::GdLimit => gd_limit(&outcome),
+            Claim::WeightedAverage => weighted_average(&outcome),
+            Claim::FixedCoefficients => {
+                let v = outcome.conditions.coefficient_variation.unwrap_or(0.0);
+                Evaluation {
+                    violation: v / FIXED_COEF_TOL,
+                    detail: format!(
+                        "the best single coefficient vector leaves {v:.3e} of A unexplained; \
+                         K^g moved {:.3e}",
+                        outcome.conditions.tangent_kernel_change.unwrap_or(f64::NAN)
+                    ),
+                }
+            }
+            Claim::Lazy => {
+                let drift = outcome.conditions.path_kernel_drift.unwrap_or(f64::MAX);
+                Evaluation {
+                    violation: drift / LAZY_TOL,
+                    detail: format!(
+                        "|K^p - T K^g(0)| / |T K^g(0)| = {drift:.3e}; K^g(T) moved {:.3e} from K^g(0)",
+                        outcome.conditions.tangent_kernel_change.unwrap_or(f64::MAX)
+                    ),
+                }
+            }
+            Claim::MonotoneLoss => {
+                let rise = outcome.conditions.loss_increase;
+                Evaluation {
+                    violation: rise / LOSS_RISE_TOL,
+                    detail: format!(
+                        "the loss rose by {rise:.3e} of L(w0) between two samples \
+                         (L {:.6e} -> {:.6e})",
+                        outcome.loss0, outcome.loss_end
+                    ),
+                }
+            }
+            Claim::Psd => psd(&outcome),
+        }
+    }
+}
+
+/// The experiment of a spec with inline data, run; a panic is an error too.
+fn run(spec: &Spec) -> Result<Outcome, Error> {
+    let data = Dataset::resolve(spec, Path::new("."))?;
+    let exp = Experiment::new(spec.clone(), data);
+    Ok(exp.run(&mut |_| {})?)
+}
+
+fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
+    v.into_iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+fn order(spec: &Spec, first: &Outcome) -> Evaluation {
+    let Some(h) = spec.flow.fixed_step() else {
+        return Evaluation::pass("no evidence: not a fixed-step spec");
+    };
+    let p = f64::from(integration(&spec.flow).0.order);
+    let mut residuals = vec![first.max_abs_residual()];
+    let mut finest = None;
+    for k in 1..=ORDER_HALVINGS {
+        let mut s = spec.clone();
+        let hk = h / f64::from(1u32 << k);
+        match s.flow.method {
+            Method::Gd => s.flow.lr = Some(hk),
+            _ => s.flow.step = Some(hk),
+        }
+        match run(&s) {
+            Ok(o) => {
+                residuals.push(o.max_abs_residual());
+                finest = Some(o);
+            }
+            Err(e) => return Evaluation::pass(format!("no evidence: at step {hk}: {e}")),
+        }
+    }
+    let out = finest.expect("at least one rerun");
+    let floor = ORDER_FLOOR * scale(&out);
+    let listed = format!(
+        "max|r| at h, h/2, h/4, h/8 = {}",
+        residuals
+            .iter()
+            .map(|r| format!("{r:.3e}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if residuals[1..].iter().any(|&r| r <= floor) {
+        return Evaluation::pass(format!("no evidence: {listed}, at rounding level"));
+    }
+    let observed: Vec<f64> = residuals[1..]
+        .windows(2)
+        .map(|w| (w[0] / w[1]).log2())
+        .collect();
+    let best = observed.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    Evaluation {
+        violation: (p - best) / ORDER_SLACK,
+        detail: format!(
+            "{listed}: observed orders {} over the last two halvings, for a method of order {p}; {}",
+            observed
+                .iter()
+                .map(|o| format!("{o:.3}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            out.conditions.verdict
+        ),
+    }
+}
+
+/// The scale of a run's predictions and sums, max(1, |y_end|, Σ_i |A_i|):
+/// rounding in the residual is a few ulps of it per step.
+fn scale(out: &Outcome) -> f64 {
+    1f64.max(max_abs(out.y_end.iter().copied()))
+        .max(max_abs(out.coef_integral.row_iter().map(|r| r.abs().sum())))
+}
+
+fn gd_limit(out: &Outcome) -> Evaluation {
+    let change = max_abs(out.y_end.iter().zip(&out.y0).map(|(e, b)| e - b));
+    let r = out.max_abs_residual();
+    if r <= ORDER_FLOOR * scale(out) {
+        return Evaluation::pass(format!("max|r| = {r:.3e} is at rounding level"));
+    }
+    Evaluation {
+        violation: r / (GD_LIMIT_TOL * change),
+        detail: format!(
+            "max|r| = {r:.3e} is {:.3e} of max|y_end - y0| = {change:.3e}; L {:.6e} -> {:.6e}",
+            r / change,
+            out.loss0,
+            out.loss_end
+        ),
+    }
+}
+
+fn weighted_average(out: &Outcome) -> Evaluation {
+    let c = &out.conditions;
+    // The worst pair, for the detail.
+    let mut worst = (f64::NEG_INFINITY, 0, 0);
+    for (i, (kc, ac)) in out
+        .path_kernel
+        .column_iter()
+        .zip(out.coef_integral.column_iter())
+        .enumerate()
+    {
+        let scale = c.neg_lprime_min[i]
+            .abs()
+            .max(c.neg_lprime_max[i].abs())
+            .max(f64::MIN_POSITIVE);
+        for (m, (&k, &a)) in kc.iter().zip(ac.iter()).enumerate() {
+            if k != 0.0 {
+                let coef = a / k;
+                let outside = (c.neg_lprime_min[i] - coef).max(coef - c.neg_lprime_max[i]);
+                if outside / scale > worst.0 {
+                    worst = (outside / scale, m, i);
+                }
+            }
+        }
+    }
+    let (_, m, i) = worst;
+    let a = out.coef_integral[(m, i)] / out.path_kernel[(m, i)];
+    Evaluation {
+        violation: c.weighted_average_excess / AVERAGE_TOL,
+        detail: format!(
+            "{} a_{i}(q_{m}) = {a:.6e} = A / K^p = {:.6e} / {:.6e}, against [{:.6e}, {:.6e}], the \
+             range of -l'_{i}; K^g(q_{m}, x_{i}) went {:.6e} -> {:.6e}; K^g changed sign on {} of {} pairs",
+            if c.weighted_average_excess > AVERAGE_TOL {
+                "outside:"
+            } else {
+                "every a_i(q_m) within its range; the nearest edge:"
+            },
+            out.coef_integral[(m, i)],
+            out.path_kernel[(m, i)],
+            c.neg_lprime_min[i],
+            c.neg_lprime_max[i],
+            out.tangent_kernel0[(m, i)],
+            out.tangent_kernel_end[(m, i)],
+            c.kernel_sign_changes,
+            c.kernel_pairs
+        ),
+    }
+}
+
+fn psd(out: &Outcome) -> Evaluation {
+    let k = &out.path_kernel;
+    if k.nrows() != k.ncols() {
+        return Evaluation::pass("no evidence: the query points are not the training points");
+    }
+    let sym: DMatrix<f64> = (k + k.transpose()) * 0.5;
+    let trace = sym.trace();
+    let lambda_min = SymmetricEigen::new(sym)
+        .eigenvalues
+        .iter()
+        .fold(f64::INFINITY, |a, &b| a.min(b));
+    let violation = if trace > 0.0 {
+        (-lambda_min).max(0.0) / (PSD_TOL * trace)
+    } else {
+        0.0
+    };
+    Evaluation {
+        violation,
+        detail: format!("lambda_min = {lambda_min:.3e}, trace = {trace:.3e}"),
+    }
+}

@@ -187,13 +187,41 @@ pub fn solution_and_error(
                     }
                 }
             }
-            for (i, &d) in err.iter().enumerate() {
-                let q = d / (atol + rtol * y[i].abs().max(out[i].abs()));
-                lanes[i % LANES] += q * q;
-            }
+            add_scaled_squares(lanes, err, y, out, rtol, atol);
         }
     }
     (lanes1.iter().sum(), lanes2.iter().sum())
+}
+
+/// lanes[i mod LANES] += (d_i / sc_i)², sc_i = atol + rtol max(|y_i|,
+/// |z_i|), over blocks of `LANES` (so that the loop vectorises) and then the
+/// tail, which keeps each lane's additions in order of i.
+#[inline(always)]
+fn add_scaled_squares(
+    lanes: &mut [f64; LANES],
+    d: &[f64],
+    y: &[f64],
+    z: &[f64],
+    rtol: f64,
+    atol: f64,
+) {
+    let term = |d: f64, y: f64, z: f64| {
+        let q = d / (atol + rtol * y.abs().max(z.abs()));
+        q * q
+    };
+    let whole = d.len() - d.len() % LANES;
+    for ((d, y), z) in d[..whole]
+        .chunks_exact(LANES)
+        .zip(y.chunks_exact(LANES))
+        .zip(z.chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            lanes[l] += term(d[l], y[l], z[l]);
+        }
+    }
+    for i in whole..d.len() {
+        lanes[i % LANES] += term(d[i], y[i], z[i]);
+    }
 }
 
 /// out += a ∘ (b + bias) elementwise: one dense block's kernel, the

@@ -6,7 +6,7 @@
 //! integration as w, at the method's order.
 use crate::data::Dataset;
 use crate::error::LastLoss;
-use crate::kernel::{KernelPlan, Scratch};
+use crate::kernel::{InputGrams, KernelPlan, Scratch};
 use crate::loss::Loss;
 use crate::model::{Block, Model, Tape};
 use crate::spec::Reduction;
@@ -53,6 +53,8 @@ pub struct FlowProblem<'m> {
     /// layer is one matrix product per evaluation.
     tape: Tape,
     scratch: Scratch,
+    /// The kernel's Gram matrices of the inputs, constant along the flow.
+    input_grams: InputGrams,
     /// l'_i at the last evaluation, with the reduction's weight.
     lprime: Vec<f64>,
     /// L at the last evaluation.
@@ -81,6 +83,7 @@ impl<'m> FlowProblem<'m> {
         let tape = model.tape(&batch);
         let plan = KernelPlan::new(model);
         let scratch = plan.scratch(&tape, m * n, n);
+        let input_grams = plan.input_grams(&tape, n..n + m, &tape, 0..n);
         FlowProblem {
             model,
             loss,
@@ -97,6 +100,7 @@ impl<'m> FlowProblem<'m> {
             plan,
             tape,
             scratch,
+            input_grams,
             lprime: vec![0.0; n],
             loss_value: f64::NAN,
             last_finite_loss: None,
@@ -204,12 +208,13 @@ impl<'m> FlowProblem<'m> {
             n_query: m,
             ..
         } = self.layout;
-        self.plan.tangent_kernel(
+        self.plan.tangent_kernel_with(
             &self.tape,
             n..n + m,
             &self.tape,
             0..n,
             &mut self.scratch,
+            Some(&self.input_grams),
             out,
         );
     }

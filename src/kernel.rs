@@ -40,6 +40,67 @@ pub struct Scratch {
     weighted: Vec<DMatrix<f64>>,
 }
 
+/// The input Gram matrices Σ s² U_a U_bᵀ of the δ groups whose dense blocks
+/// all read the model's input (`inputs[0]`, the batch itself), for one pair
+/// of tapes and row ranges: they do not change along a flow, so a flow forms
+/// them once (for an mlp, the first layer's X_q X_xᵀ).
+#[derive(Clone, Debug)]
+pub struct InputGrams {
+    /// Per δ group, its Gram matrix if it is constant.
+    grams: Vec<Option<Vec<f64>>>,
+}
+
+impl KernelPlan {
+    /// The constant input Grams for rows `ra` of `ta` against rows `rb` of
+    /// `tb`; pass them to [`KernelPlan::tangent_kernel_with`] only with the
+    /// same tapes' inputs and ranges.
+    pub fn input_grams(
+        &self,
+        ta: &Tape,
+        ra: Range<usize>,
+        tb: &Tape,
+        rb: Range<usize>,
+    ) -> InputGrams {
+        let n = ra.len() * rb.len();
+        let grams = self
+            .groups
+            .iter()
+            .map(|group| {
+                let constant = !group.unit
+                    && !group.dense.is_empty()
+                    && group.dense.iter().all(|&(input, _)| input == 0);
+                constant.then(|| {
+                    let mut gram = vec![0.0; n];
+                    input_gram(group, (ta, ra.clone()), (tb, rb.clone()), &mut gram);
+                    gram
+                })
+            })
+            .collect();
+        InputGrams { grams }
+    }
+}
+
+/// s2 = Σ s² U_a U_bᵀ over the dense blocks of a δ group.
+fn input_gram(
+    group: &Group,
+    (ta, ra): (&Tape, Range<usize>),
+    (tb, rb): (&Tape, Range<usize>),
+    s2: &mut [f64],
+) {
+    let (na, nb) = (ra.len(), rb.len());
+    for (k, &(input, scale2)) in group.dense.iter().enumerate() {
+        let ua = view(&ta.inputs[input]).subrows(ra.start, na);
+        let ub = view(&tb.inputs[input]).subrows(rb.start, nb);
+        gemm(
+            slice_view_mut(s2, na, nb),
+            k > 0,
+            ua,
+            ub.transpose(),
+            scale2,
+        );
+    }
+}
+
 impl KernelPlan {
     pub fn new(model: &dyn Model) -> KernelPlan {
         let mut groups: Vec<Group> = Vec::new();
@@ -109,12 +170,27 @@ impl KernelPlan {
         scratch: &mut Scratch,
         out: &mut [f64],
     ) {
+        self.tangent_kernel_with(ta, ra, tb, rb, scratch, None, out)
+    }
+
+    /// [`KernelPlan::tangent_kernel`] with the constant input Grams of the
+    /// same tapes and ranges, formed once by [`KernelPlan::input_grams`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn tangent_kernel_with(
+        &self,
+        ta: &Tape,
+        ra: Range<usize>,
+        tb: &Tape,
+        rb: Range<usize>,
+        scratch: &mut Scratch,
+        constant: Option<&InputGrams>,
+        out: &mut [f64],
+    ) {
         let (na, nb) = (ra.len(), rb.len());
         let n = na * nb;
         out.fill(0.0);
         let s1 = &mut scratch.s1[..n];
-        let s2 = &mut scratch.s2[..n];
-        for group in &self.groups {
+        for (index, group) in self.groups.iter().enumerate() {
             if group.unit {
                 for &(input, scale2) in &group.dense {
                     let ua = view(&ta.inputs[input]).subrows(ra.start, na);
@@ -139,17 +215,14 @@ impl KernelPlan {
                 crate::vecmath::add_assign(out, s1);
                 continue;
             }
-            for (k, &(input, scale2)) in group.dense.iter().enumerate() {
-                let ua = view(&ta.inputs[input]).subrows(ra.start, na);
-                let ub = view(&tb.inputs[input]).subrows(rb.start, nb);
-                gemm(
-                    slice_view_mut(s2, na, nb),
-                    k > 0,
-                    ua,
-                    ub.transpose(),
-                    scale2,
-                );
-            }
+            let s2 = match constant.and_then(|c| c.grams[index].as_deref()) {
+                Some(gram) => gram,
+                None => {
+                    let s2 = &mut scratch.s2[..n];
+                    input_gram(group, (ta, ra.clone()), (tb, rb.clone()), s2);
+                    s2
+                }
+            };
             let bias = if group.bias { 1.0 } else { 0.0 };
             hadamard_accumulate(out, s1, s2, bias);
         }

@@ -1204,3 +1204,60 @@ fn flop_count_matches_a_hand_count() {
     let flow = FlowProblem::new(&diag, pathkernel::loss::Loss::Squared, Reduction::Sum, &d);
     assert_eq!(flow.flops_per_evaluation(), 304.0);
 }
+
+/// The flow forms the Gram matrices of its inputs once (they do not move
+/// along the flow); its kernel is bitwise the kernel formed from scratch,
+/// for every architecture, both parameterizations, with and without bias,
+/// after the weights have moved.
+#[test]
+fn constant_input_grams_leave_the_kernel_unchanged() {
+    let models = [
+        json!({"arch": "linear"}),
+        json!({"arch": "mlp", "hidden": [5], "activation": "tanh"}),
+        json!({"arch": "mlp", "hidden": [4, 3], "activation": "gelu", "parameterization": "ntk"}),
+        json!({"arch": "mlp", "hidden": [6], "activation": "relu", "bias": false}),
+        json!({"arch": "resmlp", "width": 4, "blocks": 2, "activation": "tanh"}),
+        json!({"arch": "diag_linear"}),
+    ];
+    for model in models {
+        let spec = parse(json!({
+            "seed": 3,
+            "data": {"source": "synthetic", "function": "sine", "n_train": 7, "n_test": 4, "dim": 3},
+            "model": model,
+            "loss": {"kind": "squared"},
+            "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
+        }));
+        let exp = Experiment::new(spec.clone(), data_of(&spec));
+        let model = exp.model.as_ref();
+        let mut flow = FlowProblem::new(model, exp.spec.loss, exp.spec.reduction, &exp.data);
+        let layout = flow.layout();
+        let (n, m) = (layout.n_train, layout.n_query);
+        // Weights away from w0, so that every δ and hidden input has moved.
+        let w: Vec<f64> = exp
+            .w0
+            .iter()
+            .enumerate()
+            .map(|(j, v)| v + 0.1 * (j as f64).sin())
+            .collect();
+        flow.evaluate(0.0, &w);
+        let mut with_grams = vec![0.0; m * n];
+        flow.tangent_kernel(&mut with_grams);
+        let plan = flow.plan();
+        let mut scratch = plan.scratch(flow.tape(), m * n, n);
+        let mut plain = vec![f64::NAN; m * n];
+        plan.tangent_kernel(
+            flow.tape(),
+            n..n + m,
+            flow.tape(),
+            0..n,
+            &mut scratch,
+            &mut plain,
+        );
+        assert_eq!(
+            with_grams,
+            plain,
+            "{}",
+            serde_json::to_string(&exp.spec.model).unwrap()
+        );
+    }
+}

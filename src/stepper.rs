@@ -139,7 +139,7 @@ pub struct RungeKutta {
     /// h times one row of coefficients, for the stage combinations.
     coefs: Vec<f64>,
     /// Per-chunk partial sums of the error norm.
-    partials: Vec<(f64, f64)>,
+    partials: Vec<vecmath::StepSums>,
     /// Once set (by a Ctrl-C handler), the integration stops before its next step.
     interrupt: Option<Arc<AtomicBool>>,
 }
@@ -275,7 +275,7 @@ impl RungeKutta {
             attempts += 1;
             stats.rhs_evals += self.stages(sys, t, y, h);
             let mut err = self.solution_and_error(y, h, rtol, atol);
-            if !err.is_finite() || !self.y_new.iter().all(|v| v.is_finite()) {
+            if !err.is_finite() {
                 err = f64::INFINITY;
             }
             let fac11 = err.powf(ctl.expo());
@@ -371,9 +371,9 @@ impl RungeKutta {
     }
 
     /// y_new = y + h Σ b_i k_i and the scaled RMS norm of the step's local
-    /// error estimate, in one pass over the stages. Sums go by fixed chunks,
-    /// added in order, so the result does not depend on the number of
-    /// threads.
+    /// error estimate, in one pass over the stages; the norm is NaN when
+    /// y_new is not finite. Sums go by fixed chunks, added in order, so the
+    /// result does not depend on the number of threads.
     fn solution_and_error(&mut self, y: &[f64], h: f64, rtol: f64, atol: f64) -> f64 {
         use rayon::prelude::*;
         let n = y.len() as f64;
@@ -385,7 +385,7 @@ impl RungeKutta {
         self.coefs.clear();
         self.coefs.extend(self.tableau.b.iter().map(|b| h * b));
         let (k, coefs) = (&self.k, &self.coefs);
-        let chunk = |(index, out): (usize, &mut [f64])| -> (f64, f64) {
+        let chunk = |(index, out): (usize, &mut [f64])| -> vecmath::StepSums {
             vecmath::solution_and_error(out, y, coefs, e1, e2, k, index * CHUNK, (rtol, atol))
         };
         if y.len() > 4 * CHUNK {
@@ -399,10 +399,12 @@ impl RungeKutta {
             self.partials
                 .extend(self.y_new.chunks_mut(CHUNK).enumerate().map(chunk));
         }
-        let (s1, s2) = self
-            .partials
-            .iter()
-            .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y));
+        let (s1, s2) = self.partials.iter().fold((0.0, 0.0), |(a, b), sums| {
+            (a + sums.error1, b + sums.error2)
+        });
+        if !self.partials.iter().all(|sums| sums.finite) {
+            return f64::NAN;
+        }
         match self.tableau.error {
             ErrorEstimator::Dop853 { .. } => {
                 // DOP853: err = |h| E5 / sqrt(n (E5 + 0.01 E3)), E = sums of squares.

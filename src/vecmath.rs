@@ -137,7 +137,8 @@ pub fn linear_combination(out: &mut [f64], y: &[f64], c: &[f64], v: &[Vec<f64>],
 }
 
 /// One chunk of an adaptive step, in one pass over the stages:
-/// out = y[start..] + Σ_j c_j k_j[start..] (the step's solution), and for
+/// out = y[start..] + Σ_j c_j k_j[start..] (the step's solution), whether it
+/// is finite, and for
 /// each error estimate e (`e2` may be empty) the sum over the chunk of
 /// (Σ_j e_j k_j[i] / sc_i)², sc_i = atol + rtol max(|y_i|, |out_i|), in
 /// Hairer's scaled norm. Works in blocks of `BLOCK` components so that a
@@ -158,10 +159,11 @@ pub fn solution_and_error(
     k: &[Vec<f64>],
     start: usize,
     (rtol, atol): (f64, f64),
-) -> (f64, f64) {
+) -> StepSums {
     const BLOCK: usize = 256;
     let mut lanes1 = [0.0f64; LANES];
     let mut lanes2 = [0.0f64; LANES];
+    let mut finite = true;
     for (b, out) in out.chunks_mut(BLOCK).enumerate() {
         let lo = start + b * BLOCK;
         let hi = lo + out.len();
@@ -174,6 +176,8 @@ pub fn solution_and_error(
                 }
             }
         }
+        // A fold without early exit, so that it vectorises.
+        finite &= out.iter().fold(true, |all, v| all & v.is_finite());
         for (e, lanes) in [(e1, &mut lanes1), (e2, &mut lanes2)] {
             if e.is_empty() {
                 continue;
@@ -190,7 +194,21 @@ pub fn solution_and_error(
             add_scaled_squares(lanes, err, y, out, rtol, atol);
         }
     }
-    (lanes1.iter().sum(), lanes2.iter().sum())
+    StepSums {
+        error1: lanes1.iter().sum(),
+        error2: lanes2.iter().sum(),
+        finite,
+    }
+}
+
+/// What [`solution_and_error`] finds over one chunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepSums {
+    /// The scaled sums of squares of the first and second error estimates.
+    pub error1: f64,
+    pub error2: f64,
+    /// Whether every component of the solution is finite.
+    pub finite: bool,
 }
 
 /// lanes[i mod LANES] += (d_i / sc_i)², sc_i = atol + rtol max(|y_i|,

@@ -118,7 +118,7 @@ fn solution_and_error_match_the_direct_formulas() {
     for second in [false, true] {
         let e2: &[f64] = if second { &e2 } else { &[] };
         let mut out = vec![0.0; len];
-        let (s1, s2) = pathkernel::vecmath::solution_and_error(
+        let sums = pathkernel::vecmath::solution_and_error(
             &mut out,
             &y,
             &c,
@@ -143,8 +143,28 @@ fn solution_and_error_match_the_direct_formulas() {
                 }
             }
         }
+        let (s1, s2) = (sums.error1, sums.error2);
         assert!((s1 - want_s[0]).abs() <= 8.0 * EPS * len as f64 * want_s[0]);
         assert!((s2 - want_s[1]).abs() <= 8.0 * EPS * len as f64 * want_s[1]);
         assert_eq!(s2 == 0.0, !second);
+        assert!(sums.finite);
+        // One non-finite stage value anywhere makes the solution non-finite.
+        for bad in [f64::INFINITY, f64::NAN] {
+            for at in [start, start + 333, start + len - 1] {
+                let mut k = k.clone();
+                k[3][at] = bad;
+                let sums = pathkernel::vecmath::solution_and_error(
+                    &mut out,
+                    &y,
+                    &c,
+                    &e1,
+                    e2,
+                    &k,
+                    start,
+                    (rtol, atol),
+                );
+                assert!(!sums.finite, "{bad} at {at}");
+            }
+        }
     }
 }

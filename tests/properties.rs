@@ -10,14 +10,14 @@
 //! properties together well under a minute in release; PROPTEST_CASES
 //! overrides them (`PROPTEST_CASES=2000 cargo test --release properties`).
 use nalgebra::{DMatrix, SymmetricEigen};
-use pathkernel::activation::Activation;
 use pathkernel::data::Dataset;
 use pathkernel::error::RunError;
 use pathkernel::experiment::{Experiment, Outcome};
 use pathkernel::flow::FlowProblem;
 use pathkernel::loss::{Loss, TargetKind};
-use pathkernel::spec::{Format, ModelSpec, Parameterization, Reduction, Spec};
+use pathkernel::spec::{Format, ModelSpec, Reduction, Spec};
 use pathkernel::stepper::{Control, OdeSystem, RungeKutta};
+use pathkernel::strategies::{self, ModelRanges};
 use pathkernel::tableau::{ErrorEstimator, Tableau};
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -40,76 +40,24 @@ struct Case {
     seed: u64,
 }
 
-const SMOOTH_ACTIVATIONS: [Activation; 7] = [
-    Activation::Identity,
-    Activation::Tanh,
-    Activation::Sigmoid,
-    Activation::Softplus,
-    Activation::Gelu,
-    Activation::Silu,
-    Activation::Sin,
-];
-
-/// Every architecture at small sizes; `smooth` keeps to the activations
-/// that are analytic (no relu-type kink).
-fn model_strategy(smooth: bool) -> impl Strategy<Value = ModelSpec> {
-    let activations: Vec<Activation> = if smooth {
-        SMOOTH_ACTIVATIONS.to_vec()
-    } else {
-        Activation::ALL.to_vec()
-    };
-    let act = proptest::sample::select(activations);
-    let param = prop_oneof![
-        Just(Parameterization::Standard),
-        Just(Parameterization::Ntk)
+/// The losses with a continuous second derivative, cauchy's c in [0.5, 2).
+/// huber and squared_hinge are only C¹ (l'' jumps), absolute and hinge not
+/// even that: their orders are C13's subject, not C4's.
+fn smooth_loss_strategy() -> BoxedStrategy<Loss> {
+    let kinds = [
+        Loss::Squared,
+        Loss::Logistic,
+        Loss::Bce,
+        Loss::Exponential,
+        Loss::LogCosh,
+        Loss::Cauchy { c: 1.0 },
     ];
-    prop_oneof![
-        (0.5..2.0f64).prop_map(|s| ModelSpec::Linear { init_scale: s }),
-        (
-            proptest::collection::vec(1usize..=8, 0..=2),
-            act.clone(),
-            any::<bool>(),
-            param,
-            0.5..2.0f64
-        )
-            .prop_map(|(hidden, activation, bias, parameterization, init_scale)| {
-                ModelSpec::Mlp {
-                    hidden,
-                    activation,
-                    bias,
-                    parameterization,
-                    init_scale,
-                }
-            }),
-        (1usize..=6, 1usize..=2, act, 0.5..1.5f64).prop_map(
-            |(width, blocks, activation, init_scale)| ModelSpec::Resmlp {
-                width,
-                blocks,
-                activation,
-                init_scale,
-            }
-        ),
-        (0.3..1.5f64).prop_map(|s| ModelSpec::DiagLinear { init_scale: s }),
-    ]
-}
-
-/// The losses with a continuous second derivative. huber and
-/// squared_hinge are only C¹ (l'' jumps), absolute and hinge not even that:
-/// their orders are C13's subject, not C4's.
-fn smooth_loss_strategy() -> impl Strategy<Value = Loss> {
-    prop_oneof![
-        Just(Loss::Squared),
-        Just(Loss::Logistic),
-        Just(Loss::Bce),
-        Just(Loss::Exponential),
-        Just(Loss::LogCosh),
-        (0.5..2.0f64).prop_map(|c| Loss::Cauchy { c }),
-    ]
+    strategies::loss(&kinds, 0.5..2.0)
 }
 
 fn case_strategy(smooth_model: bool) -> impl Strategy<Value = Case> {
     (
-        model_strategy(smooth_model),
+        strategies::model_spec(&ModelRanges::flow_checks(smooth_model)),
         smooth_loss_strategy(),
         prop_oneof![Just(Reduction::Sum), Just(Reduction::Mean)],
         1usize..=8,

@@ -2,9 +2,9 @@
 //! C11) over random small experiments: every architecture, the smooth
 //! losses and activations, random data, w0 and step sizes.
 //!
-//! The strategies here are local and deliberately small (N ≤ 8, M ≤ 4,
-//! D ≤ 3, depth ≤ 2, width ≤ 8): they stand in for the shared
-//! experiment strategies until those land. Randomness inside a case comes
+//! The draws are deliberately small (N ≤ 8, M ≤ 4, D ≤ 3, depth ≤ 2,
+//! width ≤ 8; models from `strategies::ModelRanges::flow_checks`), with
+//! continuous data, init scales and step sizes. Randomness inside a case comes
 //! only from its drawn seed, through ChaCha (data; w0 through the spec's
 //! seed), so every failure replays. Default case counts keep all
 //! properties together well under a minute in release; PROPTEST_CASES

@@ -12,6 +12,10 @@
 //! [-2, 2], w0 in quarters of [-2, 2]), so a shrunk case has round numbers.
 //! The only randomness inside a case is the spec's own seed, from which the
 //! run draws w0 through ChaCha when init.w0 is absent.
+//!
+//! [`model_spec`] and [`loss`] draw the parts on their own, with continuous
+//! init scales and loss parameters: the test suite's per-model checks and
+//! its flow properties, which build their data themselves.
 use crate::activation::Activation;
 use crate::loss::{Loss, TargetKind};
 use crate::spec::{
@@ -20,7 +24,8 @@ use crate::spec::{
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
-use std::ops::RangeInclusive;
+use proptest::strategy::Union;
+use std::ops::{Range, RangeInclusive};
 
 /// The architectures of SPEC §3, simplest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -370,4 +375,131 @@ pub fn experiment(space: &Space) -> BoxedStrategy<Spec> {
                 })
         })
         .boxed()
+}
+
+/// What [`model_spec`] draws: each architecture of SPEC §3 with these sizes
+/// and init scales (uniform in each range).
+#[derive(Clone, Debug)]
+pub struct ModelRanges {
+    /// Activations of mlp and resmlp.
+    pub activations: Vec<Activation>,
+    /// Number of hidden layers of an mlp, and the width of each.
+    pub mlp_depth: RangeInclusive<usize>,
+    pub mlp_width: RangeInclusive<usize>,
+    pub resmlp_width: RangeInclusive<usize>,
+    pub resmlp_blocks: RangeInclusive<usize>,
+    /// init_scale of linear and mlp.
+    pub init_scale: Range<f64>,
+    pub resmlp_init_scale: Range<f64>,
+    /// alpha of diag_linear.
+    pub diag_init_scale: Range<f64>,
+}
+
+impl ModelRanges {
+    /// The gradient and kernel checks against forward mode (claim C1):
+    /// every activation, mlp depth 0 to 3 and widths 1 to 5, resmlp width 1
+    /// to 5 with 0 to 2 blocks, init scales in [0.5, 2), diag_linear alpha
+    /// in [0.1, 2).
+    pub fn gradient_checks() -> ModelRanges {
+        ModelRanges {
+            activations: Activation::ALL.to_vec(),
+            mlp_depth: 0..=3,
+            mlp_width: 1..=5,
+            resmlp_width: 1..=5,
+            resmlp_blocks: 0..=2,
+            init_scale: 0.5..2.0,
+            resmlp_init_scale: 0.5..2.0,
+            diag_init_scale: 0.1..2.0,
+        }
+    }
+
+    /// The flow properties, which integrate each draw many times: mlp depth
+    /// 0 to 2 and widths 1 to 8, resmlp width 1 to 6 with 1 or 2 blocks and
+    /// init scale in [0.5, 1.5), diag_linear alpha in [0.3, 1.5); `smooth`
+    /// keeps the analytic activations (no relu-type kink).
+    pub fn flow_checks(smooth: bool) -> ModelRanges {
+        let mut activations = Activation::ALL.to_vec();
+        if smooth {
+            activations.retain(|a| a.is_smooth());
+        }
+        ModelRanges {
+            activations,
+            mlp_depth: 0..=2,
+            mlp_width: 1..=8,
+            resmlp_width: 1..=6,
+            resmlp_blocks: 1..=2,
+            init_scale: 0.5..2.0,
+            resmlp_init_scale: 0.5..1.5,
+            diag_init_scale: 0.3..1.5,
+        }
+    }
+}
+
+/// A model of each architecture with equal chance (linear, mlp, resmlp,
+/// diag_linear); an mlp's bias and parameterization are fair coins.
+pub fn model_spec(ranges: &ModelRanges) -> BoxedStrategy<ModelSpec> {
+    let activation = pick(&ranges.activations);
+    let parameterization = prop_oneof![
+        Just(Parameterization::Standard),
+        Just(Parameterization::Ntk)
+    ];
+    prop_oneof![
+        ranges
+            .init_scale
+            .clone()
+            .prop_map(|init_scale| ModelSpec::Linear { init_scale }),
+        (
+            vec(ranges.mlp_width.clone(), ranges.mlp_depth.clone()),
+            activation.clone(),
+            any::<bool>(),
+            parameterization,
+            ranges.init_scale.clone(),
+        )
+            .prop_map(|(hidden, activation, bias, parameterization, init_scale)| {
+                ModelSpec::Mlp {
+                    hidden,
+                    activation,
+                    bias,
+                    parameterization,
+                    init_scale,
+                }
+            }),
+        (
+            ranges.resmlp_width.clone(),
+            ranges.resmlp_blocks.clone(),
+            activation,
+            ranges.resmlp_init_scale.clone(),
+        )
+            .prop_map(
+                |(width, blocks, activation, init_scale)| ModelSpec::Resmlp {
+                    width,
+                    blocks,
+                    activation,
+                    init_scale,
+                }
+            ),
+        ranges
+            .diag_init_scale
+            .clone()
+            .prop_map(|init_scale| ModelSpec::DiagLinear { init_scale }),
+    ]
+    .boxed()
+}
+
+/// One of `kinds` with equal chance; huber's delta and cauchy's c are drawn
+/// from `parameter` (the value in `kinds` is ignored). A union of one
+/// strategy per kind, so that a parameter is drawn only where there is one.
+pub fn loss(kinds: &[Loss], parameter: Range<f64>) -> BoxedStrategy<Loss> {
+    assert!(!kinds.is_empty(), "no loss kinds to draw from");
+    Union::new(kinds.iter().map(|&kind| {
+        match kind {
+            Loss::Huber { .. } => parameter
+                .clone()
+                .prop_map(|delta| Loss::Huber { delta })
+                .boxed(),
+            Loss::Cauchy { .. } => parameter.clone().prop_map(|c| Loss::Cauchy { c }).boxed(),
+            other => Just(other).boxed(),
+        }
+    }))
+    .boxed()
 }

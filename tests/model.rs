@@ -6,48 +6,15 @@ use pathkernel::activation::Activation;
 use pathkernel::kernel::KernelPlan;
 use pathkernel::model::{self, reference};
 use pathkernel::spec::{ModelSpec, Parameterization};
+use pathkernel::strategies::{self, ModelRanges};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-/// Every architecture of SPEC §3 at small sizes.
-pub fn arch_strategy() -> impl Strategy<Value = ModelSpec> {
-    let act = proptest::sample::select(Activation::ALL.to_vec());
-    let param = prop_oneof![
-        Just(Parameterization::Standard),
-        Just(Parameterization::Ntk)
-    ];
-    prop_oneof![
-        (0.5..2.0f64).prop_map(|s| ModelSpec::Linear { init_scale: s }),
-        (
-            proptest::collection::vec(1usize..6, 0..4),
-            act.clone(),
-            any::<bool>(),
-            param,
-            0.5..2.0f64
-        )
-            .prop_map(|(hidden, activation, bias, parameterization, init_scale)| {
-                ModelSpec::Mlp {
-                    hidden,
-                    activation,
-                    bias,
-                    parameterization,
-                    init_scale,
-                }
-            }),
-        (1usize..6, 0usize..3, act, 0.5..2.0f64).prop_map(
-            |(width, blocks, activation, init_scale)| {
-                ModelSpec::Resmlp {
-                    width,
-                    blocks,
-                    activation,
-                    init_scale,
-                }
-            }
-        ),
-        (0.1..2.0f64).prop_map(|s| ModelSpec::DiagLinear { init_scale: s }),
-    ]
+/// Every architecture of SPEC §3 at small sizes, every activation.
+fn arch_strategy() -> BoxedStrategy<ModelSpec> {
+    strategies::model_spec(&ModelRanges::gradient_checks())
 }
 
 fn normal(rng: &mut ChaCha20Rng) -> f64 {

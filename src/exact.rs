@@ -18,6 +18,9 @@ use std::num::NonZeroUsize;
 /// (linear, diag_linear, deep linear) of degree below 16 in s it is exact.
 pub const NODES: usize = 8;
 
+/// The most pieces a step's segment is split into (see `add_step`).
+pub const MAX_PIECES: usize = 64;
+
 /// Accumulates Σ_k ε (−l'_i(w_k)) K^e_k(q_m, x_i) step by step.
 pub struct ExactPathKernel<'m> {
     model: &'m dyn Model,
@@ -29,6 +32,10 @@ pub struct ExactPathKernel<'m> {
     w_s: Vec<f64>,
     kernel: Vec<f64>,
     segment: Vec<f64>,
+    /// This step's −ε l'_i ∫ K, column-major M x N.
+    increment: Vec<f64>,
+    /// f(w_{k+1}; q) of the step being added.
+    f_end: Vec<f64>,
     /// Σ_k ε (−l'_i) K^e_k, column-major M x N.
     pub coef_integral: Vec<f64>,
 }
@@ -53,47 +60,104 @@ impl<'m> ExactPathKernel<'m> {
             w_s: vec![0.0; model.n_params()],
             kernel: vec![0.0; m * n],
             segment: vec![0.0; m * n],
+            increment: vec![0.0; m * n],
+            f_end: vec![0.0; m],
             coef_integral: vec![0.0; m * n],
         }
     }
 
     /// Adds one gd step. `flow` must hold its evaluation at the step's start
     /// (as the stepper's observer guarantees for Euler).
+    ///
+    /// Σ_i −ε l'_i K^e_k(q, x_i) must equal f(w_{k+1}; q) − f(w_k; q), which
+    /// measures the quadrature error of each step exactly. A step whose
+    /// telescoping residual is above rounding level (`closes`) is split into
+    /// 2, 4, ... pieces of 8 nodes each, while splitting still shrinks it
+    /// (a rule's error falls by 2^16 per halving; rounding does not), up to
+    /// `MAX_PIECES`: long steps whose pre-activations move by more than ~0.1
+    /// need it (proofs.md 3.3).
     pub fn add_step(&mut self, flow: &FlowProblem<'_>, step: &Step<'_>) {
         let layout = flow.layout();
         let (n, m) = (layout.n_train, layout.n_query);
         let (w0, w1) = (layout.w(step.y0), layout.w(step.y1));
-        let eps = step.h;
-        self.segment.fill(0.0);
-        for &(s, weight) in &self.rule {
-            for ((ws, &a), &b) in self.w_s.iter_mut().zip(w0).zip(w1) {
-                *ws = a + s * (b - a);
+        self.model.forward(w1, &mut self.query);
+        self.f_end.copy_from_slice(self.query.output.as_slice());
+        let f0 = &flow.outputs()[n..n + m];
+        let mut pieces = 1;
+        let mut previous = f64::INFINITY;
+        loop {
+            self.integrate_segment(flow, w0, w1, pieces);
+            self.increments(flow, step.h);
+            let excess = self.excess(f0);
+            if excess <= 1.0 || excess > 0.5 * previous || pieces == MAX_PIECES {
+                break;
             }
-            self.model.forward(&self.w_s, &mut self.query);
-            self.model.backward(&self.w_s, &mut self.query);
-            self.plan.tangent_kernel(
-                &self.query,
-                0..m,
-                flow.tape(),
-                0..n,
-                &mut self.scratch,
-                &mut self.kernel,
-            );
-            self.segment
-                .iter_mut()
-                .zip(&self.kernel)
-                .for_each(|(acc, &k)| *acc += weight * k);
+            previous = excess;
+            pieces *= 2;
         }
-        for ((a_col, k_col), &lp) in self
-            .coef_integral
+        for (a, &inc) in self.coef_integral.iter_mut().zip(&self.increment) {
+            *a += inc;
+        }
+    }
+
+    /// segment = ∫₀¹ K(w0 + s (w1 − w0)) ds over `pieces` equal pieces.
+    fn integrate_segment(&mut self, flow: &FlowProblem<'_>, w0: &[f64], w1: &[f64], pieces: usize) {
+        let layout = flow.layout();
+        let (n, m) = (layout.n_train, layout.n_query);
+        let width = 1.0 / pieces as f64;
+        self.segment.fill(0.0);
+        for piece in 0..pieces {
+            for &(s, weight) in &self.rule {
+                let s = (piece as f64 + s) * width;
+                for ((ws, &a), &b) in self.w_s.iter_mut().zip(w0).zip(w1) {
+                    *ws = a + s * (b - a);
+                }
+                self.model.forward(&self.w_s, &mut self.query);
+                self.model.backward(&self.w_s, &mut self.query);
+                self.plan.tangent_kernel(
+                    &self.query,
+                    0..m,
+                    flow.tape(),
+                    0..n,
+                    &mut self.scratch,
+                    &mut self.kernel,
+                );
+                self.segment
+                    .iter_mut()
+                    .zip(&self.kernel)
+                    .for_each(|(acc, &k)| *acc += weight * width * k);
+            }
+        }
+    }
+
+    /// increment(q, x_i) = −ε l'_i segment(q, x_i).
+    fn increments(&mut self, flow: &FlowProblem<'_>, eps: f64) {
+        let m = flow.layout().n_query;
+        for ((inc_col, k_col), &lp) in self
+            .increment
             .chunks_exact_mut(m)
             .zip(self.segment.chunks_exact(m))
             .zip(flow.lprime())
         {
-            a_col
+            inc_col
                 .iter_mut()
                 .zip(k_col)
-                .for_each(|(a, &k)| *a += -eps * lp * k);
+                .for_each(|(inc, &k)| *inc = -eps * lp * k);
         }
+    }
+
+    /// max over q of |f(w1; q) − f(w0; q) − Σ_i increment(q, x_i)| over its
+    /// rounding level, 64 ε (|f(w0; q)| + |f(w1; q)| + Σ_i |increment|).
+    fn excess(&self, f0: &[f64]) -> f64 {
+        let m = f0.len();
+        (0..m)
+            .map(|q| {
+                let (f1, f0) = (self.f_end[q], f0[q]);
+                let row = self.increment.iter().skip(q).step_by(m);
+                let (sum, size) = row.fold((0.0, 0.0), |(s, a), &v| (s + v, a + v.abs()));
+                let floor = 64.0 * f64::EPSILON * (f0.abs() + f1.abs() + size);
+                ((f1 - f0) - sum).abs() / floor.max(f64::MIN_POSITIVE)
+            })
+            .fold(0.0, f64::max)
     }
 }

@@ -386,10 +386,7 @@ fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(
     for k in 0..=halvings {
         let mut s = spec.clone();
         let hk = h / 2f64.powi(k as i32);
-        match s.flow.method {
-            Method::Gd => s.flow.lr = Some(hk),
-            _ => s.flow.step = Some(hk),
-        }
+        s.flow.set_fixed_step(hk);
         let exp = interruptible(s, data.clone());
         let out = run_with_progress(&exp)?;
         let r = out.max_abs_residual();

@@ -8,7 +8,7 @@ use crate::conditions::{AVERAGE_TOL, LOSS_RISE_TOL};
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::experiment::{Experiment, Outcome, integration};
-use crate::spec::{Method, Spec};
+use crate::spec::Spec;
 use nalgebra::{DMatrix, SymmetricEigen};
 use std::path::Path;
 
@@ -119,10 +119,7 @@ fn order(spec: &Spec, first: &Outcome) -> Evaluation {
     for k in 1..=ORDER_HALVINGS {
         let mut s = spec.clone();
         let hk = h / f64::from(1u32 << k);
-        match s.flow.method {
-            Method::Gd => s.flow.lr = Some(hk),
-            _ => s.flow.step = Some(hk),
-        }
+        s.flow.set_fixed_step(hk);
         match run(&s) {
             Ok(o) => {
                 residuals.push(o.max_abs_residual());

@@ -6,14 +6,14 @@
 //! 1 (a failed run) or 130 (interrupted), one line on standard error, and
 //! nothing written. The last two check in-process the lock that keeps a
 //! second Ctrl-C's exit from leaving a temporary file.
+use crate::common::{assert_fails, entries, interrupted};
 use pathkernel::report::{between_writes, write_atomic_with};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn pathkernel(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pathkernel"))
@@ -21,28 +21,6 @@ fn pathkernel(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("the binary runs")
-}
-
-/// The exit code, nothing on standard output, and one line on standard
-/// error holding every fragment.
-#[track_caller]
-fn assert_fails(out: &Output, code: i32, fragments: &[&str]) -> String {
-    let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
-    let line = err.strip_suffix('\n').expect("a line");
-    assert!(!line.contains('\n'), "more than one line: {err}");
-    for fragment in fragments {
-        assert!(line.contains(fragment), "`{fragment}` not in: {line}");
-    }
-    line.to_owned()
-}
-
-fn entries(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
 }
 
 /// Runs `run SPEC --out report.json` (and `extra` arguments) in a fresh
@@ -120,6 +98,16 @@ fn a_run_past_the_memory_limit_is_refused_until_the_flag_raises_it() {
     }
 }
 
+/// A linear fit to the csv data `train` and test.csv.
+fn csv_spec(train: &str) -> String {
+    json!({
+        "data": {"source": "csv", "train": train, "test": "test.csv"},
+        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
+        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
+    })
+    .to_string()
+}
+
 #[test]
 fn unreadable_files_are_refused_with_their_path() {
     // A spec that is not UTF-8, and a spec path that is a directory.
@@ -130,12 +118,7 @@ fn unreadable_files_are_refused_with_their_path() {
     let out = pathkernel(&["run", dir.path().to_str().unwrap()]);
     assert_fails(&out, 2, &["cannot read the spec"]);
     // A data file that is a directory.
-    let spec = json!({
-        "data": {"source": "csv", "train": ".", "test": "test.csv"},
-        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
-        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
-    })
-    .to_string();
+    let spec = csv_spec(".");
     let files: &[(&str, &[u8])] = &[("spec.json", spec.as_bytes()), ("test.csv", b"1\n")];
     let (out, after) = run_in(files, &[]);
     assert_fails(&out, 2, &["cannot read the data file"]);
@@ -160,12 +143,7 @@ fn user_text_with_line_breaks_keeps_the_message_one_line() {
     let text = spec.to_string();
     let (out, _) = run_in(&[("spec.json", text.as_bytes())], &[]);
     assert_fails(&out, 2, &["pathkernel: \"\": unknown field `\"\"`"]);
-    let spec = json!({
-        "data": {"source": "csv", "train": "train.csv", "test": "test.csv"},
-        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
-        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
-    })
-    .to_string();
+    let spec = csv_spec("train.csv");
     let files: &[(&str, &[u8])] = &[
         ("spec.json", spec.as_bytes()),
         ("train.csv", b"1,2\n\"3\n4\",5\n"),
@@ -231,31 +209,14 @@ fn ctrl_c_stops_the_run_and_leaves_no_file() {
     let path = dir.path().join("spec.json");
     std::fs::write(&path, spec).unwrap();
     let report = dir.path().join("report.json");
-    let child = Command::new(env!("CARGO_BIN_EXE_pathkernel"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--out",
-            report.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let sent = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        sent.elapsed() < Duration::from_secs(20),
-        "took {:?} to stop",
-        sent.elapsed()
-    );
+    let args = [
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ];
+    let (out, took) = interrupted(&args, Duration::from_millis(1500));
+    assert!(took < Duration::from_secs(20), "took {took:?} to stop");
     let line = assert_fails(
         &out,
         130,

@@ -7,12 +7,16 @@
 //! nothing written. The last two check in-process the lock that keeps a
 //! second Ctrl-C's exit from leaving a temporary file.
 use crate::common::{assert_fails, entries, interrupted};
+use pathkernel::error::RunError;
 use pathkernel::report::{between_writes, write_atomic_with};
+use pathkernel::search::{Claim, Found, Options, Progress, search};
+use pathkernel::spec::{Format, Spec};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 fn pathkernel(args: &[&str]) -> Output {
@@ -230,6 +234,120 @@ fn ctrl_c_stops_the_run_and_leaves_no_file() {
         .unwrap_or_else(|| panic!("no t in {line}"));
     assert!((0.0..1000.0).contains(&t), "{line}");
     assert_eq!(entries(dir.path()), names(&["spec.json"]));
+}
+
+/// A search of a claim that holds (psd), with far more cases than it can
+/// draw in a second, interrupted by one SIGINT: exit 130 within seconds,
+/// one line naming the interrupt, and no file (nor the --out directory).
+#[test]
+fn ctrl_c_stops_a_search_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let found = dir.path().join("found");
+    let args = [
+        "search",
+        "--claim",
+        "psd",
+        "--cases",
+        "1000000",
+        "--out",
+        found.to_str().unwrap(),
+    ];
+    let (out, took) = interrupted(&args, Duration::from_millis(1000));
+    assert!(took < Duration::from_secs(20), "took {took:?} to stop");
+    let line = assert_fails(
+        &out,
+        130,
+        &[
+            "pathkernel: the search was interrupted after ",
+            " cases; no file written",
+        ],
+    );
+    let cases: u32 = line
+        .split("after ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line}"));
+    assert!(cases < 1_000_000, "{line}");
+    assert!(entries(dir.path()).is_empty());
+}
+
+/// The search's interrupt, deterministic in-process: the flag is set from
+/// the progress display at a chosen evaluation, and the search must end
+/// there with the interrupt, not with a result.
+fn search_stopped_at(
+    claim: Claim,
+    seed: u64,
+    stop: impl Fn(&Progress) -> bool,
+) -> (Result<Found, pathkernel::error::Error>, Progress) {
+    let flag = Arc::new(AtomicBool::new(false));
+    let options = Options {
+        claim,
+        cases: 100,
+        seed,
+        max_shrink_iters: 10_000,
+        smooth: false,
+        interrupt: Some(flag.clone()),
+    };
+    let last = Mutex::new(Progress::default());
+    // Asserted outside: proptest would take a panic here for a failing case.
+    let late = AtomicBool::new(false);
+    let result = search(&options, &|p: &Progress| {
+        late.fetch_or(flag.load(Ordering::SeqCst), Ordering::SeqCst);
+        *last.lock().unwrap() = *p;
+        if stop(p) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    assert!(!late.into_inner(), "a case was measured after the flag");
+    (result, last.into_inner().unwrap())
+}
+
+#[test]
+fn a_search_stops_between_cases_and_while_shrinking() {
+    // After the first case of a claim that holds.
+    let (result, last) = search_stopped_at(Claim::Psd, 0, |p| p.cases == 1);
+    assert_eq!(last.cases, 1);
+    assert_eq!(
+        result.unwrap_err(),
+        RunError::SearchInterrupted { cases: 1 }.into()
+    );
+    // At the first shrinking step of a claim that fails (the search of
+    // tests/counterexamples.rs finds weighted-average's with seed 5).
+    let (result, last) = search_stopped_at(Claim::WeightedAverage, 5, |p| p.shrink_steps == 1);
+    assert_eq!(last.shrink_steps, 1, "{last:?}");
+    assert_eq!(
+        result.unwrap_err(),
+        RunError::SearchInterrupted { cases: last.cases }.into()
+    );
+}
+
+/// Inside a case, the claim's runs stop at their first step once the flag
+/// is set: a gd run of 10^5 steps measures nothing and says why.
+#[test]
+fn a_claims_runs_stop_at_the_flag() {
+    let spec = Spec::parse(
+        &json!({
+            "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 16, "dim": 2},
+            "model": {"arch": "mlp", "hidden": [32]},
+            "loss": {"kind": "squared"},
+            "reduction": "mean",
+            "flow": {"t_end": 100.0, "method": "gd", "lr": 0.001}
+        })
+        .to_string(),
+        Format::Json,
+    )
+    .unwrap();
+    let flag = Arc::new(AtomicBool::new(true));
+    for claim in [Claim::Psd, Claim::Order] {
+        let eval = claim.evaluate_until(&spec, Some(&flag));
+        assert!(!eval.fails());
+        assert!(
+            eval.detail.contains("no evidence: interrupted at t = 0"),
+            "{}",
+            eval.detail
+        );
+    }
 }
 
 /// A second Ctrl-C exits through `between_writes`, which must wait while an

@@ -196,19 +196,35 @@ fn an_adaptive_step_below_its_floor_stops_the_run() {
     assert_eq!(after, names(&["spec.json"]));
 }
 
+/// Runs the binary with `args` and SIGINT after `delay_ms`: it must end
+/// within 20 s with exit 130 and the one line `{before}N{after}`; returns N.
+fn stopped_by_ctrl_c(args: &[&str], delay_ms: u64, before: &str, after: &str) -> f64 {
+    let (out, took) = interrupted(args, Duration::from_millis(delay_ms));
+    assert!(took < Duration::from_secs(20), "took {took:?} to stop");
+    let line = assert_fails(&out, 130, &[before, after]);
+    line.strip_prefix(before)
+        .and_then(|r| r.strip_suffix(after))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line}"))
+}
+
+/// gd at lr 0.001 to `t_end`, of an mlp [32] on 64 points: 1000 t_end steps.
+fn long_gd(t_end: f64) -> Value {
+    json!({
+        "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 16, "dim": 2},
+        "model": {"arch": "mlp", "hidden": [32]},
+        "loss": {"kind": "squared"},
+        "reduction": "mean",
+        "flow": {"t_end": t_end, "method": "gd", "lr": 0.001}
+    })
+}
+
 /// A long gd run (10^6 steps of an mlp on 64 points) interrupted by SIGINT
 /// a moment after it starts: exit 130 within seconds, one line naming the
 /// interrupt, and no report or temporary file.
 #[test]
 fn ctrl_c_stops_the_run_and_leaves_no_file() {
-    let spec = json!({
-        "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 16, "dim": 2},
-        "model": {"arch": "mlp", "hidden": [32]},
-        "loss": {"kind": "squared"},
-        "reduction": "mean",
-        "flow": {"t_end": 1000.0, "method": "gd", "lr": 0.001}
-    })
-    .to_string();
+    let spec = long_gd(1000.0).to_string();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spec.json");
     std::fs::write(&path, spec).unwrap();
@@ -219,20 +235,13 @@ fn ctrl_c_stops_the_run_and_leaves_no_file() {
         "--out",
         report.to_str().unwrap(),
     ];
-    let (out, took) = interrupted(&args, Duration::from_millis(1500));
-    assert!(took < Duration::from_secs(20), "took {took:?} to stop");
-    let line = assert_fails(
-        &out,
-        130,
-        &["pathkernel: interrupted at t = ", "no report written"],
+    let t = stopped_by_ctrl_c(
+        &args,
+        1500,
+        "pathkernel: interrupted at t = ",
+        "; no report written",
     );
-    let t: f64 = line
-        .split("t = ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no t in {line}"));
-    assert!((0.0..1000.0).contains(&t), "{line}");
+    assert!((0.0..1000.0).contains(&t), "t = {t}");
     assert_eq!(entries(dir.path()), names(&["spec.json"]));
 }
 
@@ -252,23 +261,13 @@ fn ctrl_c_stops_a_search_and_leaves_no_file() {
         "--out",
         found.to_str().unwrap(),
     ];
-    let (out, took) = interrupted(&args, Duration::from_millis(1000));
-    assert!(took < Duration::from_secs(20), "took {took:?} to stop");
-    let line = assert_fails(
-        &out,
-        130,
-        &[
-            "pathkernel: the search was interrupted after ",
-            " cases; no file written",
-        ],
+    let cases = stopped_by_ctrl_c(
+        &args,
+        1000,
+        "pathkernel: the search was interrupted after ",
+        " cases; no file written",
     );
-    let cases: u32 = line
-        .split("after ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count in {line}"));
-    assert!(cases < 1_000_000, "{line}");
+    assert!(cases < 1e6, "{cases} cases");
     assert!(entries(dir.path()).is_empty());
 }
 
@@ -326,18 +325,7 @@ fn a_search_stops_between_cases_and_while_shrinking() {
 /// is set: a gd run of 10^5 steps measures nothing and says why.
 #[test]
 fn a_claims_runs_stop_at_the_flag() {
-    let spec = Spec::parse(
-        &json!({
-            "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 16, "dim": 2},
-            "model": {"arch": "mlp", "hidden": [32]},
-            "loss": {"kind": "squared"},
-            "reduction": "mean",
-            "flow": {"t_end": 100.0, "method": "gd", "lr": 0.001}
-        })
-        .to_string(),
-        Format::Json,
-    )
-    .unwrap();
+    let spec = Spec::parse(&long_gd(100.0).to_string(), Format::Json).unwrap();
     let flag = Arc::new(AtomicBool::new(true));
     for claim in [Claim::Psd, Claim::Order] {
         let eval = claim.evaluate_until(&spec, Some(&flag));

@@ -123,6 +123,7 @@ pub fn main(cli: Cli) -> i32 {
                 seed,
                 max_shrink_iters: shrink_iters,
                 smooth,
+                interrupt: interrupt_flag(),
             };
             crate::search::command(&options, &out).map(|text| emit(&text))
         }
@@ -209,7 +210,8 @@ fn resolve(spec: &Spec, base: &Path, max_memory: f64) -> Result<Dataset, Error> 
 
 /// The flag Ctrl-C sets, from a handler installed on first use (None if it
 /// cannot be installed: Ctrl-C then ends the process as usual). A run
-/// stops before its next step; a second Ctrl-C exits at once, or, if it
+/// stops before its next step, a search before its next case (a case's
+/// runs before their next step); a second Ctrl-C exits at once, or, if it
 /// lands while a file is written, as soon as that file is in place, so
 /// that no temporary file is left behind.
 fn interrupt_flag() -> Option<Arc<AtomicBool>> {
@@ -386,10 +388,7 @@ fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(
     for k in 0..=halvings {
         let mut s = spec.clone();
         let hk = h / 2f64.powi(k as i32);
-        match s.flow.method {
-            Method::Gd => s.flow.lr = Some(hk),
-            _ => s.flow.step = Some(hk),
-        }
+        s.flow.set_fixed_step(hk);
         let exp = interruptible(s, data.clone());
         let out = run_with_progress(&exp)?;
         let r = out.max_abs_residual();

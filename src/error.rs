@@ -69,6 +69,10 @@ pub enum RunError {
     /// Ctrl-C: the run stopped at the next step and wrote nothing.
     #[error("interrupted at t = {t}; no report written")]
     Interrupted { t: f64 },
+    /// Ctrl-C during `search`: it stopped before its next case (or its
+    /// next run's next step) and wrote nothing.
+    #[error("the search was interrupted after {cases} cases; no file written")]
+    SearchInterrupted { cases: u32 },
 }
 
 /// Any failure of a pathkernel command.
@@ -86,7 +90,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) => 2,
-            Error::Run(RunError::Interrupted { .. }) => 130,
+            Error::Run(RunError::Interrupted { .. } | RunError::SearchInterrupted { .. }) => 130,
             Error::Run(_) => 1,
         }
     }

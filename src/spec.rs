@@ -273,6 +273,15 @@ impl FlowSpec {
         }
     }
 
+    /// Sets the fixed step h where [`FlowSpec::fixed_step`] reads it (`lr`
+    /// for gd, else `step`): how a study reruns a spec at a smaller step.
+    pub fn set_fixed_step(&mut self, h: f64) {
+        match self.method {
+            Method::Gd => self.lr = Some(h),
+            _ => self.step = Some(h),
+        }
+    }
+
     /// True when the run chooses its own steps (an embedded pair without a step).
     pub fn is_adaptive(&self) -> bool {
         self.method.has_error_estimate() && self.step.is_none()

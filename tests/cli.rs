@@ -3,6 +3,7 @@
 //! line on standard error and no report file; a successful run writes a
 //! report with every field, numbers in shortest round-trip form, the same
 //! bytes on every run.
+use crate::common::{assert_fails, entries};
 use pathkernel::spec::{Format, Spec};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -32,33 +33,6 @@ fn pathkernel(args: &[&str], stdin: Option<&str>) -> Output {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// The process exited with `code`, printed nothing on standard output and
-/// one line on standard error, `pathkernel: ` then every fragment; returns
-/// that line.
-#[track_caller]
-fn assert_fails(out: &Output, code: i32, fragments: &[&str]) -> String {
-    let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
-    let line = err
-        .strip_suffix('\n')
-        .unwrap_or_else(|| panic!("no newline: {err:?}"));
-    assert!(!line.contains('\n'), "more than one line: {err}");
-    assert!(line.starts_with("pathkernel: "), "{line}");
-    for fragment in fragments {
-        assert!(line.contains(fragment), "`{fragment}` not in: {line}");
-    }
-    line.to_owned()
-}
-
-/// The names in a directory, temporary files included.
-fn entries(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
 }
 
 /// Files by name and text; the first is the spec.

@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step) with a module per topic.
 mod activation;
 mod cli;
+mod common;
 mod counterexamples;
 mod data;
 mod fuzz_replay;

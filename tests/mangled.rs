@@ -5,10 +5,9 @@
 //! (a report written), 1 or 2 (one line on standard error, nothing
 //! written); a run still going after a moment (a mangled number can make a
 //! long run) is sent SIGINT and must end with 130 and nothing written.
+use crate::common::entries;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,13 +72,6 @@ fn mangle(text: &str, rng: &mut ChaCha20Rng) -> Vec<u8> {
         }
     }
     bytes
-}
-
-fn entries(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
 }
 
 /// Runs the binary on the first file of `files` (written into a fresh

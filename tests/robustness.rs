@@ -6,14 +6,18 @@
 //! 1 (a failed run) or 130 (interrupted), one line on standard error, and
 //! nothing written. The last two check in-process the lock that keeps a
 //! second Ctrl-C's exit from leaving a temporary file.
+use crate::common::{assert_fails, entries, interrupted};
+use pathkernel::error::RunError;
 use pathkernel::report::{between_writes, write_atomic_with};
+use pathkernel::search::{Claim, Found, Options, Progress, search};
+use pathkernel::spec::{Format, Spec};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 fn pathkernel(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pathkernel"))
@@ -21,28 +25,6 @@ fn pathkernel(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("the binary runs")
-}
-
-/// The exit code, nothing on standard output, and one line on standard
-/// error holding every fragment.
-#[track_caller]
-fn assert_fails(out: &Output, code: i32, fragments: &[&str]) -> String {
-    let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
-    let line = err.strip_suffix('\n').expect("a line");
-    assert!(!line.contains('\n'), "more than one line: {err}");
-    for fragment in fragments {
-        assert!(line.contains(fragment), "`{fragment}` not in: {line}");
-    }
-    line.to_owned()
-}
-
-fn entries(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
 }
 
 /// Runs `run SPEC --out report.json` (and `extra` arguments) in a fresh
@@ -120,6 +102,16 @@ fn a_run_past_the_memory_limit_is_refused_until_the_flag_raises_it() {
     }
 }
 
+/// A linear fit to the csv data `train` and test.csv.
+fn csv_spec(train: &str) -> String {
+    json!({
+        "data": {"source": "csv", "train": train, "test": "test.csv"},
+        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
+        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
+    })
+    .to_string()
+}
+
 #[test]
 fn unreadable_files_are_refused_with_their_path() {
     // A spec that is not UTF-8, and a spec path that is a directory.
@@ -130,12 +122,7 @@ fn unreadable_files_are_refused_with_their_path() {
     let out = pathkernel(&["run", dir.path().to_str().unwrap()]);
     assert_fails(&out, 2, &["cannot read the spec"]);
     // A data file that is a directory.
-    let spec = json!({
-        "data": {"source": "csv", "train": ".", "test": "test.csv"},
-        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
-        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
-    })
-    .to_string();
+    let spec = csv_spec(".");
     let files: &[(&str, &[u8])] = &[("spec.json", spec.as_bytes()), ("test.csv", b"1\n")];
     let (out, after) = run_in(files, &[]);
     assert_fails(&out, 2, &["cannot read the data file"]);
@@ -160,12 +147,7 @@ fn user_text_with_line_breaks_keeps_the_message_one_line() {
     let text = spec.to_string();
     let (out, _) = run_in(&[("spec.json", text.as_bytes())], &[]);
     assert_fails(&out, 2, &["pathkernel: \"\": unknown field `\"\"`"]);
-    let spec = json!({
-        "data": {"source": "csv", "train": "train.csv", "test": "test.csv"},
-        "model": {"arch": "linear"}, "loss": {"kind": "squared"},
-        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}
-    })
-    .to_string();
+    let spec = csv_spec("train.csv");
     let files: &[(&str, &[u8])] = &[
         ("spec.json", spec.as_bytes()),
         ("train.csv", b"1,2\n\"3\n4\",5\n"),
@@ -214,61 +196,146 @@ fn an_adaptive_step_below_its_floor_stops_the_run() {
     assert_eq!(after, names(&["spec.json"]));
 }
 
+/// Runs the binary with `args` and SIGINT after `delay_ms`: it must end
+/// within 20 s with exit 130 and the one line `{before}N{after}`; returns N.
+fn stopped_by_ctrl_c(args: &[&str], delay_ms: u64, before: &str, after: &str) -> f64 {
+    let (out, took) = interrupted(args, Duration::from_millis(delay_ms));
+    assert!(took < Duration::from_secs(20), "took {took:?} to stop");
+    let line = assert_fails(&out, 130, &[before, after]);
+    line.strip_prefix(before)
+        .and_then(|r| r.strip_suffix(after))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line}"))
+}
+
+/// gd at lr 0.001 to `t_end`, of an mlp [32] on 64 points: 1000 t_end steps.
+fn long_gd(t_end: f64) -> Value {
+    json!({
+        "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 16, "dim": 2},
+        "model": {"arch": "mlp", "hidden": [32]},
+        "loss": {"kind": "squared"},
+        "reduction": "mean",
+        "flow": {"t_end": t_end, "method": "gd", "lr": 0.001}
+    })
+}
+
 /// A long gd run (10^6 steps of an mlp on 64 points) interrupted by SIGINT
 /// a moment after it starts: exit 130 within seconds, one line naming the
 /// interrupt, and no report or temporary file.
 #[test]
 fn ctrl_c_stops_the_run_and_leaves_no_file() {
-    let spec = json!({
-        "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 16, "dim": 2},
-        "model": {"arch": "mlp", "hidden": [32]},
-        "loss": {"kind": "squared"},
-        "reduction": "mean",
-        "flow": {"t_end": 1000.0, "method": "gd", "lr": 0.001}
-    })
-    .to_string();
+    let spec = long_gd(1000.0).to_string();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spec.json");
     std::fs::write(&path, spec).unwrap();
     let report = dir.path().join("report.json");
-    let child = Command::new(env!("CARGO_BIN_EXE_pathkernel"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--out",
-            report.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let sent = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        sent.elapsed() < Duration::from_secs(20),
-        "took {:?} to stop",
-        sent.elapsed()
+    let args = [
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ];
+    let t = stopped_by_ctrl_c(
+        &args,
+        1500,
+        "pathkernel: interrupted at t = ",
+        "; no report written",
     );
-    let line = assert_fails(
-        &out,
-        130,
-        &["pathkernel: interrupted at t = ", "no report written"],
-    );
-    let t: f64 = line
-        .split("t = ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no t in {line}"));
-    assert!((0.0..1000.0).contains(&t), "{line}");
+    assert!((0.0..1000.0).contains(&t), "t = {t}");
     assert_eq!(entries(dir.path()), names(&["spec.json"]));
+}
+
+/// A search of a claim that holds (psd), with far more cases than it can
+/// draw in a second, interrupted by one SIGINT: exit 130 within seconds,
+/// one line naming the interrupt, and no file (nor the --out directory).
+#[test]
+fn ctrl_c_stops_a_search_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let found = dir.path().join("found");
+    let args = [
+        "search",
+        "--claim",
+        "psd",
+        "--cases",
+        "1000000",
+        "--out",
+        found.to_str().unwrap(),
+    ];
+    let cases = stopped_by_ctrl_c(
+        &args,
+        1000,
+        "pathkernel: the search was interrupted after ",
+        " cases; no file written",
+    );
+    assert!(cases < 1e6, "{cases} cases");
+    assert!(entries(dir.path()).is_empty());
+}
+
+/// The search's interrupt, deterministic in-process: the flag is set from
+/// the progress display at a chosen evaluation, and the search must end
+/// there with the interrupt, not with a result.
+fn search_stopped_at(
+    claim: Claim,
+    seed: u64,
+    stop: impl Fn(&Progress) -> bool,
+) -> (Result<Found, pathkernel::error::Error>, Progress) {
+    let flag = Arc::new(AtomicBool::new(false));
+    let options = Options {
+        claim,
+        cases: 100,
+        seed,
+        max_shrink_iters: 10_000,
+        smooth: false,
+        interrupt: Some(flag.clone()),
+    };
+    let last = Mutex::new(Progress::default());
+    // Asserted outside: proptest would take a panic here for a failing case.
+    let late = AtomicBool::new(false);
+    let result = search(&options, &|p: &Progress| {
+        late.fetch_or(flag.load(Ordering::SeqCst), Ordering::SeqCst);
+        *last.lock().unwrap() = *p;
+        if stop(p) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    assert!(!late.into_inner(), "a case was measured after the flag");
+    (result, last.into_inner().unwrap())
+}
+
+#[test]
+fn a_search_stops_between_cases_and_while_shrinking() {
+    // After the first case of a claim that holds.
+    let (result, last) = search_stopped_at(Claim::Psd, 0, |p| p.cases == 1);
+    assert_eq!(last.cases, 1);
+    assert_eq!(
+        result.unwrap_err(),
+        RunError::SearchInterrupted { cases: 1 }.into()
+    );
+    // At the first shrinking step of a claim that fails (the search of
+    // tests/counterexamples.rs finds weighted-average's with seed 5).
+    let (result, last) = search_stopped_at(Claim::WeightedAverage, 5, |p| p.shrink_steps == 1);
+    assert_eq!(last.shrink_steps, 1, "{last:?}");
+    assert_eq!(
+        result.unwrap_err(),
+        RunError::SearchInterrupted { cases: last.cases }.into()
+    );
+}
+
+/// Inside a case, the claim's runs stop at their first step once the flag
+/// is set: a gd run of 10^5 steps measures nothing and says why.
+#[test]
+fn a_claims_runs_stop_at_the_flag() {
+    let spec = Spec::parse(&long_gd(100.0).to_string(), Format::Json).unwrap();
+    let flag = Arc::new(AtomicBool::new(true));
+    for claim in [Claim::Psd, Claim::Order] {
+        let eval = claim.evaluate_until(&spec, Some(&flag));
+        assert!(!eval.fails());
+        assert!(
+            eval.detail.contains("no evidence: interrupted at t = 0"),
+            "{}",
+            eval.detail
+        );
+    }
 }
 
 /// A second Ctrl-C exits through `between_writes`, which must wait while an

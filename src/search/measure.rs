@@ -8,9 +8,11 @@ use crate::conditions::{AVERAGE_TOL, LOSS_RISE_TOL};
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::experiment::{Experiment, Outcome, integration};
-use crate::spec::{Method, Spec};
+use crate::spec::Spec;
 use nalgebra::{DMatrix, SymmetricEigen};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// The outcome of a claim on one experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,8 +40,16 @@ impl Claim {
     /// claim. A panic of the engine is a failure of every claim (violation
     /// f64::MAX), so that the search shrinks it too.
     pub fn evaluate(self, spec: &Spec) -> Evaluation {
+        self.evaluate_until(spec, None)
+    }
+
+    /// [`Claim::evaluate`], its runs stopped at their next step once
+    /// `interrupt` is set (Ctrl-C): the evaluation then measured nothing
+    /// and passes with "no evidence: interrupted …", which the search
+    /// discards.
+    pub fn evaluate_until(self, spec: &Spec, interrupt: Option<&Arc<AtomicBool>>) -> Evaluation {
         use std::panic::{AssertUnwindSafe, catch_unwind};
-        catch_unwind(AssertUnwindSafe(|| self.measure(spec))).unwrap_or_else(|what| {
+        catch_unwind(AssertUnwindSafe(|| self.measure(spec, interrupt))).unwrap_or_else(|what| {
             let why = what
                 .downcast_ref::<String>()
                 .map(String::as_str)
@@ -52,13 +62,13 @@ impl Claim {
         })
     }
 
-    fn measure(self, spec: &Spec) -> Evaluation {
-        let outcome = match run(spec) {
+    fn measure(self, spec: &Spec, interrupt: Option<&Arc<AtomicBool>>) -> Evaluation {
+        let outcome = match run(spec, interrupt) {
             Ok(o) => o,
             Err(e) => return Evaluation::pass(format!("no evidence: {e}")),
         };
         match self {
-            Claim::Order => order(spec, &outcome),
+            Claim::Order => order(spec, &outcome, interrupt),
             Claim::GdLimit => gd_limit(&outcome),
             Claim::WeightedAverage => weighted_average(&outcome),
             Claim::FixedCoefficients => {
@@ -98,10 +108,11 @@ impl Claim {
     }
 }
 
-/// The experiment of a spec with inline data, run; a panic is an error too.
-fn run(spec: &Spec) -> Result<Outcome, Error> {
+/// The experiment of a spec with inline data, run until `interrupt` is set.
+fn run(spec: &Spec, interrupt: Option<&Arc<AtomicBool>>) -> Result<Outcome, Error> {
     let data = Dataset::resolve(spec, Path::new("."))?;
-    let exp = Experiment::new(spec.clone(), data);
+    let mut exp = Experiment::new(spec.clone(), data);
+    exp.interrupt = interrupt.cloned();
     Ok(exp.run(&mut |_| {})?)
 }
 
@@ -109,7 +120,7 @@ fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
     v.into_iter().fold(0.0, |m, x| m.max(x.abs()))
 }
 
-fn order(spec: &Spec, first: &Outcome) -> Evaluation {
+fn order(spec: &Spec, first: &Outcome, interrupt: Option<&Arc<AtomicBool>>) -> Evaluation {
     let Some(h) = spec.flow.fixed_step() else {
         return Evaluation::pass("no evidence: not a fixed-step spec");
     };
@@ -119,11 +130,8 @@ fn order(spec: &Spec, first: &Outcome) -> Evaluation {
     for k in 1..=ORDER_HALVINGS {
         let mut s = spec.clone();
         let hk = h / f64::from(1u32 << k);
-        match s.flow.method {
-            Method::Gd => s.flow.lr = Some(hk),
-            _ => s.flow.step = Some(hk),
-        }
-        match run(&s) {
+        s.flow.set_fixed_step(hk);
+        match run(&s, interrupt) {
             Ok(o) => {
                 residuals.push(o.max_abs_residual());
                 finest = Some(o);

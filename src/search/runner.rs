@@ -3,13 +3,15 @@
 use super::claims::Claim;
 use super::measure::Evaluation;
 use crate::data::Dataset;
-use crate::error::InputError;
+use crate::error::{Error, InputError, RunError};
 use crate::experiment::Experiment;
 use crate::spec::{InitSpec, Spec};
 use crate::strategies::{self, Space};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How a search is run.
 #[derive(Clone, Debug)]
@@ -22,6 +24,10 @@ pub struct Options {
     pub max_shrink_iters: u32,
     /// Draw only smooth activations and losses ([`Space::smooth`]).
     pub smooth: bool,
+    /// When set (by Ctrl-C), the search stops before its next case and a
+    /// case's runs before their next step; it then ends with
+    /// [`RunError::SearchInterrupted`].
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Options {
@@ -29,6 +35,13 @@ impl Options {
     pub fn space(&self) -> Space {
         let space = self.claim.space();
         if self.smooth { space.smooth() } else { space }
+    }
+
+    /// True once the interrupt flag is set.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 }
 
@@ -57,6 +70,15 @@ pub enum Found {
     },
 }
 
+impl Found {
+    /// How many cases were drawn.
+    pub fn cases(&self) -> u32 {
+        match self {
+            Found::Nothing { cases, .. } | Found::Counterexample { cases, .. } => *cases,
+        }
+    }
+}
+
 /// The runner's 32-byte ChaCha seed from a u64 seed.
 fn rng_seed(seed: u64) -> [u8; 32] {
     let mut bytes = *b"pathkernel search ------ 8 bytes";
@@ -66,7 +88,12 @@ fn rng_seed(seed: u64) -> [u8; 32] {
 
 /// Draws experiments for `options.claim` until one fails (then shrinks it)
 /// or `options.cases` pass. `progress` sees every evaluation.
-pub fn search(options: &Options, progress: &dyn Fn(&Progress)) -> Result<Found, InputError> {
+///
+/// Once `options.interrupt` is set, every case is rejected unrun: proptest
+/// has no way to stop a run, but it ends at its limit of rejections while
+/// drawing, and a rejection while shrinking counts as a pass, which ends
+/// shrinking. The search then returns [`RunError::SearchInterrupted`].
+pub fn search(options: &Options, progress: &dyn Fn(&Progress)) -> Result<Found, Error> {
     // Every field that shrinking or generation reads is set here, so that
     // no PROPTEST_* variable of the environment can change the result.
     let config = Config {
@@ -87,8 +114,16 @@ pub fn search(options: &Options, progress: &dyn Fn(&Progress)) -> Result<Found, 
     let mut runner = TestRunner::new_with_rng(config, rng);
     let state = RefCell::new(Progress::default());
     let claim = options.claim;
+    let interrupt = options.interrupt.as_ref();
     let result = runner.run(&strategies::experiment(&options.space()), |spec| {
-        let eval = claim.evaluate(&spec);
+        if options.interrupted() {
+            return Err(TestCaseError::reject("interrupted"));
+        }
+        let eval = claim.evaluate_until(&spec, interrupt);
+        // A case whose runs were stopped measured nothing.
+        if options.interrupted() {
+            return Err(TestCaseError::reject("interrupted"));
+        }
         let mut p = state.borrow_mut();
         if p.shrinking.is_some() {
             p.shrink_steps += 1;
@@ -107,14 +142,17 @@ pub fn search(options: &Options, progress: &dyn Fn(&Progress)) -> Result<Found, 
         }
     });
     let p = *state.borrow();
-    Ok(match result {
+    let stopped = || Err(RunError::SearchInterrupted { cases: p.cases }.into());
+    let found = match result {
+        // Interrupted: the result is whatever the rejections left.
+        _ if options.interrupted() => return stopped(),
         Ok(()) => Found::Nothing {
             cases: p.cases,
             best: p.best,
         },
         Err(TestError::Fail(_, spec)) => {
             let spec = self_contained(spec);
-            let evaluation = claim.evaluate(&spec);
+            let evaluation = claim.evaluate_until(&spec, interrupt);
             Found::Counterexample {
                 spec: Box::new(spec),
                 evaluation,
@@ -127,9 +165,15 @@ pub fn search(options: &Options, progress: &dyn Fn(&Progress)) -> Result<Found, 
             return Err(InputError::new(
                 "--claim",
                 format!("the search aborted: {}", why.message()),
-            ));
+            )
+            .into());
         }
-    })
+    };
+    // Checked again: the final evaluation above may have been stopped.
+    if options.interrupted() {
+        return stopped();
+    }
+    Ok(found)
 }
 
 /// The spec with init.w0 written out (the w0 its run uses).

@@ -2,7 +2,7 @@
 //! spec, and the `pathkernel search` command that ties them to the runner.
 use super::claims::Claim;
 use super::runner::{Found, Options, Progress, search};
-use crate::error::{Error, InputError};
+use crate::error::{Error, InputError, RunError};
 use crate::report::write_atomic;
 use crate::spec::Spec;
 use std::path::{Path, PathBuf};
@@ -115,6 +115,13 @@ pub fn command(options: &Options, out: &Path) -> Result<String, Error> {
     let found = search(options, &show);
     bar.finish_and_clear();
     let found = found?;
+    // A Ctrl-C after the last case still leaves no file.
+    if options.interrupted() {
+        return Err(RunError::SearchInterrupted {
+            cases: found.cases(),
+        }
+        .into());
+    }
     write(out, options, &found)?;
     Ok(text(options, &found))
 }

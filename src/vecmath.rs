@@ -23,8 +23,10 @@ use multiversion::multiversion;
 #[inline(always)]
 pub fn exp_nonpositive(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // fdlibm's split, by bits: 6.93147180369123816490e-01 (the high part has
+    // its low 32 bits zero, so n LN2_HI is exact) and 1.90821492927058770002e-10.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     const SHIFT: f64 = 6_755_399_441_055_744.0;
     const INV_FACT: [f64; 14] = [
         1.0,

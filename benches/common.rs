@@ -1,5 +1,6 @@
 //! What the benchmarks share: the bench specs of ../shared/bench and the
 //! width sweep, loaded as experiments.
+#![allow(dead_code)] // each bench binary uses only part of this module
 use pathkernel::data::Dataset;
 use pathkernel::experiment::Experiment;
 use pathkernel::spec::{Format, Spec};

@@ -8,22 +8,38 @@ use pathkernel::flow::FlowProblem;
 use pathkernel::spec::{Format, Spec};
 use pathkernel::stepper::{OdeSystem, RungeKutta};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Set on the threads of the pool the checks run in: only their
+    /// allocations count. The test harness's own threads allocate at any
+    /// time (printing another test's result, say), and a global count saw
+    /// them under load.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    // try_with: the allocator may run while a thread's locals are torn down.
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -72,24 +88,29 @@ fn experiments() -> Vec<Experiment> {
     .collect()
 }
 
-/// Run as the engine runs it: on a thread of rayon's pool (see
+/// Runs `check` as the engine runs it: on a thread of a rayon pool (see
 /// `Experiment::run`), where splitting work pushes jobs on the thread's own
-/// deque; jobs injected from outside the pool go through a shared queue
-/// that allocates a block every few dozen jobs.
-/// The counter is global, so the tests of this binary take turns: one
-/// test's set-up must not be counted against another's hot loop.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
+/// deque (jobs injected from outside a pool go through a shared queue that
+/// allocates a block every few dozen jobs). The pool is two threads whose
+/// allocations count, so that the parallel paths are counted too. The
+/// counter is shared, so the tests of this binary take turns: one test's
+/// set-up must not be counted against another's hot loop.
+fn counted(check: impl FnOnce() + Send) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .start_handler(|_| COUNTED.set(true))
+        .build()
+        .expect("a thread pool");
+    pool.install(check);
 }
 
 #[test]
 fn right_hand_side_and_steps_allocate_nothing_after_set_up() {
-    let _turn = exclusive();
-    rayon::scope(|_| check_allocations());
+    counted(check_allocations);
 }
 
 fn check_allocations() {
@@ -140,8 +161,7 @@ fn check_allocations() {
 /// are read at every sample.
 #[test]
 fn sampling_the_conditions_allocates_nothing() {
-    let _turn = exclusive();
-    rayon::scope(|_| {
+    counted(|| {
         let text = r#"{"seed": 3, "data": {"source": "synthetic", "function": "xor", "n_train": 16, "n_test": 8, "dim": 2},
             "model": {"arch": "mlp", "hidden": [8, 8], "activation": "relu"}, "loss": {"kind": "hinge"},
             "flow": {"t_end": 0.5, "method": "rk4", "step": 0.05}}"#;

@@ -173,8 +173,10 @@ impl<'m> FlowProblem<'m> {
     /// Floating-point operations of one right-hand-side evaluation (a
     /// multiply-add counts 2), from the shapes of the matrix products: the
     /// forward and backward passes over N + M rows, the gradient over N rows,
-    /// and the two M x N products and the Hadamard product of each dense
-    /// block's kernel. Elementwise work (activations, axpys) is left out.
+    /// and each dense block's kernel: Δ_q Δ_xᵀ, U_q U_xᵀ (unless it is the
+    /// constant input Gram, formed once) and their Hadamard product, or for
+    /// the output layer (δ = 1) U_q U_xᵀ alone. Elementwise work
+    /// (activations, axpys) is left out.
     pub fn flops_per_evaluation(&self) -> f64 {
         let Layout {
             n_train: n,
@@ -184,19 +186,30 @@ impl<'m> FlowProblem<'m> {
         let (n, m) = (n as f64, m as f64);
         let mut flops = 0.0;
         for block in self.model.blocks() {
-            let (fan_in, fan_out) = match *block {
-                Block::Dense { input, delta, .. } => (
-                    self.tape.inputs[input].ncols() as f64,
-                    self.tape.deltas[delta].ncols() as f64,
-                ),
+            let (fan_in, fan_out, kernel) = match *block {
+                Block::Dense { input, delta, .. } => {
+                    let (a, b) = (
+                        self.tape.inputs[input].ncols() as f64,
+                        self.tape.deltas[delta].ncols() as f64,
+                    );
+                    let kernel = if self.model.unit_delta() == Some(delta) {
+                        2.0 * m * n * a
+                    } else if self.plan.input_gram_is_constant(delta) {
+                        2.0 * m * n * b + 2.0 * m * n
+                    } else {
+                        2.0 * m * n * (a + b) + 2.0 * m * n
+                    };
+                    (a, b, kernel)
+                }
                 Block::Bias { .. } => continue,
-                Block::Explicit { jac, .. } => (self.tape.explicit[jac].ncols() as f64, 0.0),
+                Block::Explicit { jac, .. } => {
+                    let a = self.tape.explicit[jac].ncols() as f64;
+                    (a, 0.0, 2.0 * m * n * a)
+                }
             };
             let layer = fan_in * fan_out.max(1.0);
             // forward + backward over the batch, gradient over the training rows
-            flops += 2.0 * (n + m) * layer * 2.0 + 2.0 * n * layer;
-            // kernel: Δ_q Δ_xᵀ, U_q U_xᵀ and their Hadamard product
-            flops += 2.0 * m * n * (fan_in + fan_out) + 2.0 * m * n;
+            flops += 2.0 * (n + m) * layer * 2.0 + 2.0 * n * layer + kernel;
         }
         flops
     }

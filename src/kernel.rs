@@ -66,10 +66,7 @@ impl KernelPlan {
             .groups
             .iter()
             .map(|group| {
-                let constant = !group.unit
-                    && !group.dense.is_empty()
-                    && group.dense.iter().all(|&(input, _)| input == 0);
-                constant.then(|| {
+                group.input_gram_is_constant().then(|| {
                     let mut gram = vec![0.0; n];
                     input_gram(group, (ta, ra.clone()), (tb, rb.clone()), &mut gram);
                     gram
@@ -77,6 +74,25 @@ impl KernelPlan {
             })
             .collect();
         InputGrams { grams }
+    }
+}
+
+impl Group {
+    /// Whether the group's input Gram is formed once per flow: every dense
+    /// block reads the model's input, and the group is not the output
+    /// layer's (whose kernel has no Hadamard product to reuse it in).
+    fn input_gram_is_constant(&self) -> bool {
+        !self.unit && !self.dense.is_empty() && self.dense.iter().all(|&(input, _)| input == 0)
+    }
+}
+
+impl KernelPlan {
+    /// Whether the kernel block of δ index `delta` reuses a constant input
+    /// Gram along a flow (see [`InputGrams`]), for the work model.
+    pub fn input_gram_is_constant(&self, delta: usize) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.delta == delta && g.input_gram_is_constant())
     }
 }
 

@@ -176,3 +176,61 @@ fn init_follows_the_layout() {
     let d = model::build(&ModelSpec::DiagLinear { init_scale: 0.3 }, 4);
     assert_eq!(d.init(&mut ChaCha20Rng::seed_from_u64(0)), vec![0.3; 8]);
 }
+
+/// `is_smooth` is what a report's `conditions.model_smooth` states: false
+/// exactly when some hidden unit has a kinked activation (relu,
+/// leaky_relu); a model with no hidden unit (hidden [], resmlp with 0
+/// blocks, diag_linear) is smooth whatever activation it names. The kink
+/// tracker gets one pre-activation matrix per kinked layer, and each is the
+/// z whose σ(z) the forward pass stored (compared exactly: the same `apply`).
+#[test]
+fn smoothness_and_kink_preactivations_follow_the_hidden_units() {
+    let mlp = |hidden: Vec<usize>, activation| ModelSpec::Mlp {
+        hidden,
+        activation,
+        bias: true,
+        parameterization: Parameterization::Standard,
+        init_scale: 1.0,
+    };
+    let resmlp = |blocks, activation| ModelSpec::Resmlp {
+        width: 3,
+        blocks,
+        activation,
+        init_scale: 1.0,
+    };
+    for act in Activation::ALL {
+        let mut specs = vec![
+            (mlp(vec![], act), 0),
+            (mlp(vec![3, 4], act), 2),
+            (resmlp(0, act), 0),
+            (resmlp(2, act), 2),
+        ];
+        if act == Activation::Tanh {
+            specs.push((ModelSpec::DiagLinear { init_scale: 1.0 }, 0));
+        }
+        for (spec, hidden_layers) in specs {
+            let m = model::build(&spec, 2);
+            let smooth = hidden_layers == 0 || act.is_smooth();
+            assert_eq!(m.is_smooth(), smooth, "{spec:?}");
+            let (w, x) = draw(m.n_params(), 5, 2, 1.0, 11);
+            let mut tape = m.tape(&x);
+            m.forward(&w, &mut tape);
+            let kinks = m.kink_preactivations(&tape);
+            assert_eq!(
+                kinks.len(),
+                if smooth { 0 } else { hidden_layers },
+                "{spec:?}"
+            );
+            for z in kinks {
+                let stored = tape.inputs.iter().any(|u| {
+                    u.shape() == z.shape()
+                        && u.iter().zip(z.iter()).all(|(&u, &z)| u == act.apply(z))
+                });
+                assert!(
+                    stored,
+                    "{spec:?}: a kink matrix is no layer's pre-activation"
+                );
+            }
+        }
+    }
+}

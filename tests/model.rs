@@ -234,3 +234,40 @@ fn smoothness_and_kink_preactivations_follow_the_hidden_units() {
         }
     }
 }
+
+/// resmlp's layout and init (SPEC §3): W_in, b_in, per block W_1, b_1, W_2,
+/// b_2, then w_out, b_out; every matrix and w_out ~ N(0, s²/fan_in), biases 0.
+#[test]
+fn resmlp_init_follows_the_layout() {
+    let (dim, width, s) = (40, 200, 2.0);
+    let spec = ModelSpec::Resmlp {
+        width,
+        blocks: 1,
+        activation: Activation::Tanh,
+        init_scale: s,
+    };
+    let m = model::build(&spec, dim);
+    let w = m.init(&mut ChaCha20Rng::seed_from_u64(5));
+    let sq = width * width;
+    assert_eq!(w.len(), dim * width + width + 2 * (sq + width) + width + 1);
+    assert_eq!(m.n_params(), w.len());
+    let (w_in, rest) = w.split_at(dim * width);
+    let (b_in, rest) = rest.split_at(width);
+    let (w_1, rest) = rest.split_at(sq);
+    let (b_1, rest) = rest.split_at(width);
+    let (w_2, rest) = rest.split_at(sq);
+    let (b_2, rest) = rest.split_at(width);
+    let (w_out, b_out) = rest.split_at(width);
+    for b in [b_in, b_1, b_2, b_out] {
+        assert!(b.iter().all(|&v| v == 0.0));
+    }
+    // The sample variance of n N(0, σ²) draws has relative standard error
+    // sqrt(2/n); allow 5 of them.
+    let check = |draws: Vec<f64>, var: f64| {
+        let n = draws.len() as f64;
+        let got = draws.iter().map(|v| v * v).sum::<f64>() / n;
+        approx::assert_relative_eq!(got, var, max_relative = 5.0 * (2.0 / n).sqrt());
+    };
+    check(w_in.to_vec(), s * s / dim as f64);
+    check([w_1, w_2, w_out].concat(), s * s / width as f64);
+}

@@ -129,27 +129,80 @@ proptest! {
     #[test]
     fn factored_kernel_equals_jacobian_product(spec in arch_strategy(), dim in 1usize..4, na in 1usize..4,
                                                nb in 1usize..4, seed in any::<u64>()) {
-        let m = model::build(&spec, dim);
-        let (wa, xa) = draw(m.n_params(), na, dim, 1.0, seed);
-        let (wb, xb) = draw(m.n_params(), nb, dim, 1.0, seed ^ 0x9e37);
-        let (mut ta, mut tb) = (m.tape(&xa), m.tape(&xb));
-        for (w, t) in [(&wa, &mut ta), (&wb, &mut tb)] {
-            m.forward(w, t);
-            m.backward(w, t);
+        kernel_matches_forward_mode(&spec, dim, na, nb, seed)?;
+    }
+}
+
+/// The check of `factored_kernel_equals_jacobian_product` for one case.
+fn kernel_matches_forward_mode(
+    spec: &ModelSpec,
+    dim: usize,
+    na: usize,
+    nb: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let m = model::build(spec, dim);
+    let (wa, xa) = draw(m.n_params(), na, dim, 1.0, seed);
+    let (wb, xb) = draw(m.n_params(), nb, dim, 1.0, seed ^ 0x9e37);
+    let (mut ta, mut tb) = (m.tape(&xa), m.tape(&xb));
+    for (w, t) in [(&wa, &mut ta), (&wb, &mut tb)] {
+        m.forward(w, t);
+        m.backward(w, t);
+    }
+    let plan = KernelPlan::new(m.as_ref());
+    let mut scratch = plan.scratch(&ta, na * nb, 0);
+    let mut k = vec![0.0; na * nb];
+    plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, &mut k);
+    let ja: Vec<Vec<f64>> = (0..na)
+        .map(|r| {
+            reference::gradient(
+                spec,
+                &wa,
+                xa.row(r).iter().copied().collect::<Vec<_>>().as_slice(),
+            )
+        })
+        .collect();
+    let jb: Vec<Vec<f64>> = (0..nb)
+        .map(|r| {
+            reference::gradient(
+                spec,
+                &wb,
+                xb.row(r).iter().copied().collect::<Vec<_>>().as_slice(),
+            )
+        })
+        .collect();
+    for i in 0..na {
+        for j in 0..nb {
+            let want: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| a * b).sum();
+            let scale: f64 = ja[i]
+                .iter()
+                .zip(&jb[j])
+                .map(|(a, b)| (a * b).abs())
+                .sum::<f64>()
+                .max(1e-300);
+            prop_assert!(
+                (k[i + na * j] - want).abs() <= ROUNDING * scale,
+                "K[{i},{j}] = {} want {want}",
+                k[i + na * j]
+            );
         }
-        let plan = KernelPlan::new(m.as_ref());
-        let mut scratch = plan.scratch(&ta, na * nb, 0);
-        let mut k = vec![0.0; na * nb];
-        plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, &mut k);
-        let ja: Vec<Vec<f64>> = (0..na).map(|r| reference::gradient(&spec, &wa, xa.row(r).iter().copied().collect::<Vec<_>>().as_slice())).collect();
-        let jb: Vec<Vec<f64>> = (0..nb).map(|r| reference::gradient(&spec, &wb, xb.row(r).iter().copied().collect::<Vec<_>>().as_slice())).collect();
-        for i in 0..na {
-            for j in 0..nb {
-                let want: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| a * b).sum();
-                let scale: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| (a * b).abs()).sum::<f64>().max(1e-300);
-                prop_assert!((k[i + na * j] - want).abs() <= ROUNDING * scale, "K[{i},{j}] = {} want {want}", k[i + na * j]);
-            }
-        }
+    }
+    Ok(())
+}
+
+/// The resmlp output layer's δ ≡ 1 (index 2B + 1, which the kernel's fast
+/// path skips) at depths beyond the strategy's 0..3 blocks: a wrong index
+/// formula can agree with 2B + 1 up to B = 2 and pick a real δ after.
+#[test]
+fn deep_resmlp_kernel_equals_jacobian_product() {
+    for blocks in [3, 4] {
+        let spec = ModelSpec::Resmlp {
+            width: 2,
+            blocks,
+            activation: Activation::Tanh,
+            init_scale: 1.0,
+        };
+        kernel_matches_forward_mode(&spec, 2, 3, 2, blocks as u64).unwrap();
     }
 }
 

@@ -6,6 +6,7 @@ mod counterexamples;
 mod data;
 mod fuzz_replay;
 mod identity;
+mod linalg;
 mod loss;
 mod mangled;
 mod model;

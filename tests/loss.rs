@@ -300,6 +300,24 @@ fn extreme_outputs() {
     }
 }
 
+/// Cauchy where |d| / c itself overflows (c < 1 and |d| near f64::MAX, out
+/// of the property's reach): ln s is then ln|d| - ln c. With |d| = 1e306 and
+/// c = 1e-3, ln s = 309 ln 10 and 1/s^2 underflows to 0, so l = c^2 309 ln 10:
+/// each ln is within 1 ulp, the two terms have one sign, and the products add
+/// a few roundings on each side, well inside 8 eps.
+#[test]
+fn cauchy_where_the_ratio_overflows() {
+    let c = 1e-3;
+    let want = 0.5 * c * c * (2.0 * 309.0 * std::f64::consts::LN_10);
+    for (t, y) in [(0.0, 1e306), (0.0, -1e306), (2.0, 1e306)] {
+        assert_relative_eq!(
+            Loss::Cauchy { c }.value(t, y),
+            want,
+            max_relative = 8.0 * f64::EPSILON
+        );
+    }
+}
+
 /// Convexity and sign sanity on a grid: l' is nondecreasing in y for every
 /// loss but cauchy (which redescends), and points downhill: toward y* for the
 /// regression losses, toward y* y > 0 for the margin losses.

@@ -96,27 +96,80 @@ proptest! {
     #[test]
     fn factored_kernel_equals_jacobian_product(spec in arch_strategy(), dim in 1usize..4, na in 1usize..4,
                                                nb in 1usize..4, seed in any::<u64>()) {
-        let m = model::build(&spec, dim);
-        let (wa, xa) = draw(m.n_params(), na, dim, 1.0, seed);
-        let (wb, xb) = draw(m.n_params(), nb, dim, 1.0, seed ^ 0x9e37);
-        let (mut ta, mut tb) = (m.tape(&xa), m.tape(&xb));
-        for (w, t) in [(&wa, &mut ta), (&wb, &mut tb)] {
-            m.forward(w, t);
-            m.backward(w, t);
+        kernel_matches_forward_mode(&spec, dim, na, nb, seed)?;
+    }
+}
+
+/// The check of `factored_kernel_equals_jacobian_product` for one case.
+fn kernel_matches_forward_mode(
+    spec: &ModelSpec,
+    dim: usize,
+    na: usize,
+    nb: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let m = model::build(spec, dim);
+    let (wa, xa) = draw(m.n_params(), na, dim, 1.0, seed);
+    let (wb, xb) = draw(m.n_params(), nb, dim, 1.0, seed ^ 0x9e37);
+    let (mut ta, mut tb) = (m.tape(&xa), m.tape(&xb));
+    for (w, t) in [(&wa, &mut ta), (&wb, &mut tb)] {
+        m.forward(w, t);
+        m.backward(w, t);
+    }
+    let plan = KernelPlan::new(m.as_ref());
+    let mut scratch = plan.scratch(&ta, na * nb, 0);
+    let mut k = vec![0.0; na * nb];
+    plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, &mut k);
+    let ja: Vec<Vec<f64>> = (0..na)
+        .map(|r| {
+            reference::gradient(
+                spec,
+                &wa,
+                xa.row(r).iter().copied().collect::<Vec<_>>().as_slice(),
+            )
+        })
+        .collect();
+    let jb: Vec<Vec<f64>> = (0..nb)
+        .map(|r| {
+            reference::gradient(
+                spec,
+                &wb,
+                xb.row(r).iter().copied().collect::<Vec<_>>().as_slice(),
+            )
+        })
+        .collect();
+    for i in 0..na {
+        for j in 0..nb {
+            let want: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| a * b).sum();
+            let scale: f64 = ja[i]
+                .iter()
+                .zip(&jb[j])
+                .map(|(a, b)| (a * b).abs())
+                .sum::<f64>()
+                .max(1e-300);
+            prop_assert!(
+                (k[i + na * j] - want).abs() <= ROUNDING * scale,
+                "K[{i},{j}] = {} want {want}",
+                k[i + na * j]
+            );
         }
-        let plan = KernelPlan::new(m.as_ref());
-        let mut scratch = plan.scratch(&ta, na * nb, 0);
-        let mut k = vec![0.0; na * nb];
-        plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, &mut k);
-        let ja: Vec<Vec<f64>> = (0..na).map(|r| reference::gradient(&spec, &wa, xa.row(r).iter().copied().collect::<Vec<_>>().as_slice())).collect();
-        let jb: Vec<Vec<f64>> = (0..nb).map(|r| reference::gradient(&spec, &wb, xb.row(r).iter().copied().collect::<Vec<_>>().as_slice())).collect();
-        for i in 0..na {
-            for j in 0..nb {
-                let want: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| a * b).sum();
-                let scale: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| (a * b).abs()).sum::<f64>().max(1e-300);
-                prop_assert!((k[i + na * j] - want).abs() <= ROUNDING * scale, "K[{i},{j}] = {} want {want}", k[i + na * j]);
-            }
-        }
+    }
+    Ok(())
+}
+
+/// The resmlp output layer's δ ≡ 1 (index 2B + 1, which the kernel's fast
+/// path skips) at depths beyond the strategy's 0..3 blocks: a wrong index
+/// formula can agree with 2B + 1 up to B = 2 and pick a real δ after.
+#[test]
+fn deep_resmlp_kernel_equals_jacobian_product() {
+    for blocks in [3, 4] {
+        let spec = ModelSpec::Resmlp {
+            width: 2,
+            blocks,
+            activation: Activation::Tanh,
+            init_scale: 1.0,
+        };
+        kernel_matches_forward_mode(&spec, 2, 3, 2, blocks as u64).unwrap();
     }
 }
 
@@ -142,4 +195,99 @@ fn init_follows_the_layout() {
     approx::assert_relative_eq!(var, 4.0 / 50.0, max_relative = 0.06);
     let d = model::build(&ModelSpec::DiagLinear { init_scale: 0.3 }, 4);
     assert_eq!(d.init(&mut ChaCha20Rng::seed_from_u64(0)), vec![0.3; 8]);
+}
+
+/// `is_smooth` is what a report's `conditions.model_smooth` states: false
+/// exactly when some hidden unit has a kinked activation (relu,
+/// leaky_relu); a model with no hidden unit (hidden [], resmlp with 0
+/// blocks, diag_linear) is smooth whatever activation it names. The kink
+/// tracker gets one pre-activation matrix per kinked layer, and each is the
+/// z whose σ(z) the forward pass stored (compared exactly: the same `apply`).
+#[test]
+fn smoothness_and_kink_preactivations_follow_the_hidden_units() {
+    let mlp = |hidden: Vec<usize>, activation| ModelSpec::Mlp {
+        hidden,
+        activation,
+        bias: true,
+        parameterization: Parameterization::Standard,
+        init_scale: 1.0,
+    };
+    let resmlp = |blocks, activation| ModelSpec::Resmlp {
+        width: 3,
+        blocks,
+        activation,
+        init_scale: 1.0,
+    };
+    for act in Activation::ALL {
+        let mut specs = vec![
+            (mlp(vec![], act), 0),
+            (mlp(vec![3, 4], act), 2),
+            (resmlp(0, act), 0),
+            (resmlp(2, act), 2),
+        ];
+        if act == Activation::Tanh {
+            specs.push((ModelSpec::DiagLinear { init_scale: 1.0 }, 0));
+        }
+        for (spec, hidden_layers) in specs {
+            let m = model::build(&spec, 2);
+            let smooth = hidden_layers == 0 || act.is_smooth();
+            assert_eq!(m.is_smooth(), smooth, "{spec:?}");
+            let (w, x) = draw(m.n_params(), 5, 2, 1.0, 11);
+            let mut tape = m.tape(&x);
+            m.forward(&w, &mut tape);
+            let kinks = m.kink_preactivations(&tape);
+            assert_eq!(
+                kinks.len(),
+                if smooth { 0 } else { hidden_layers },
+                "{spec:?}"
+            );
+            for z in kinks {
+                let stored = tape.inputs.iter().any(|u| {
+                    u.shape() == z.shape()
+                        && u.iter().zip(z.iter()).all(|(&u, &z)| u == act.apply(z))
+                });
+                assert!(
+                    stored,
+                    "{spec:?}: a kink matrix is no layer's pre-activation"
+                );
+            }
+        }
+    }
+}
+
+/// resmlp's layout and init (SPEC §3): W_in, b_in, per block W_1, b_1, W_2,
+/// b_2, then w_out, b_out; every matrix and w_out ~ N(0, s²/fan_in), biases 0.
+#[test]
+fn resmlp_init_follows_the_layout() {
+    let (dim, width, s) = (40, 200, 2.0);
+    let spec = ModelSpec::Resmlp {
+        width,
+        blocks: 1,
+        activation: Activation::Tanh,
+        init_scale: s,
+    };
+    let m = model::build(&spec, dim);
+    let w = m.init(&mut ChaCha20Rng::seed_from_u64(5));
+    let sq = width * width;
+    assert_eq!(w.len(), dim * width + width + 2 * (sq + width) + width + 1);
+    assert_eq!(m.n_params(), w.len());
+    let (w_in, rest) = w.split_at(dim * width);
+    let (b_in, rest) = rest.split_at(width);
+    let (w_1, rest) = rest.split_at(sq);
+    let (b_1, rest) = rest.split_at(width);
+    let (w_2, rest) = rest.split_at(sq);
+    let (b_2, rest) = rest.split_at(width);
+    let (w_out, b_out) = rest.split_at(width);
+    for b in [b_in, b_1, b_2, b_out] {
+        assert!(b.iter().all(|&v| v == 0.0));
+    }
+    // The sample variance of n N(0, σ²) draws has relative standard error
+    // sqrt(2/n); allow 5 of them.
+    let check = |draws: Vec<f64>, var: f64| {
+        let n = draws.len() as f64;
+        let got = draws.iter().map(|v| v * v).sum::<f64>() / n;
+        approx::assert_relative_eq!(got, var, max_relative = 5.0 * (2.0 / n).sqrt());
+    };
+    check(w_in.to_vec(), s * s / dim as f64);
+    check([w_1, w_2, w_out].concat(), s * s / width as f64);
 }

@@ -120,6 +120,7 @@ impl<'m> ExactPathKernel<'m> {
                     flow.tape(),
                     0..n,
                     &mut self.scratch,
+                    None,
                     &mut self.kernel,
                 );
                 self.segment

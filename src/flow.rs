@@ -221,7 +221,7 @@ impl<'m> FlowProblem<'m> {
             n_query: m,
             ..
         } = self.layout;
-        self.plan.tangent_kernel_with(
+        self.plan.tangent_kernel(
             &self.tape,
             n..n + m,
             &self.tape,

@@ -52,7 +52,7 @@ pub struct InputGrams {
 
 impl KernelPlan {
     /// The constant input Grams for rows `ra` of `ta` against rows `rb` of
-    /// `tb`; pass them to [`KernelPlan::tangent_kernel_with`] only with the
+    /// `tb`; pass them to [`KernelPlan::tangent_kernel`] only with the
     /// same tapes' inputs and ranges.
     pub fn input_grams(
         &self,
@@ -176,23 +176,11 @@ impl KernelPlan {
 
     /// K[i, j] = ∇_w f(a_i) · ∇_w f(b_j) for rows `ra` of `ta` and rows `rb`
     /// of `tb`, written column-major into `out` (|ra| x |rb|). The tapes may
-    /// come from different parameter vectors (a cross kernel).
-    pub fn tangent_kernel(
-        &self,
-        ta: &Tape,
-        ra: Range<usize>,
-        tb: &Tape,
-        rb: Range<usize>,
-        scratch: &mut Scratch,
-        out: &mut [f64],
-    ) {
-        self.tangent_kernel_with(ta, ra, tb, rb, scratch, None, out)
-    }
-
-    /// [`KernelPlan::tangent_kernel`] with the constant input Grams of the
-    /// same tapes and ranges, formed once by [`KernelPlan::input_grams`].
+    /// come from different parameter vectors (a cross kernel). `constant`:
+    /// the constant input Grams of the same tapes and ranges, formed once by
+    /// [`KernelPlan::input_grams`], or None to form every product.
     #[allow(clippy::too_many_arguments)]
-    pub fn tangent_kernel_with(
+    pub fn tangent_kernel(
         &self,
         ta: &Tape,
         ra: Range<usize>,

@@ -1252,6 +1252,7 @@ fn constant_input_grams_leave_the_kernel_unchanged() {
             flow.tape(),
             0..n,
             &mut scratch,
+            None,
             &mut plain,
         );
         assert_eq!(
@@ -1284,5 +1285,8 @@ fn exact_path_kernel_splits_long_steps() {
     let out = run(&spec);
     let exact = out.exact_max_abs_residual().expect("exact path kernel");
     let bound = 8.0 * 5.0 * EPS * scale(&out);
-    assert!(exact <= bound, "exact residual {exact:e} > 8 K ε S = {bound:e}");
+    assert!(
+        exact <= bound,
+        "exact residual {exact:e} > 8 K ε S = {bound:e}"
+    );
 }

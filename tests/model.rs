@@ -119,7 +119,7 @@ fn kernel_matches_forward_mode(
     let plan = KernelPlan::new(m.as_ref());
     let mut scratch = plan.scratch(&ta, na * nb, 0);
     let mut k = vec![0.0; na * nb];
-    plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, &mut k);
+    plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, None, &mut k);
     let ja: Vec<Vec<f64>> = (0..na)
         .map(|r| {
             reference::gradient(

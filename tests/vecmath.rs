@@ -118,16 +118,10 @@ fn solution_and_error_match_the_direct_formulas() {
     for second in [false, true] {
         let e2: &[f64] = if second { &e2 } else { &[] };
         let mut out = vec![0.0; len];
-        let sums = pathkernel::vecmath::solution_and_error(
-            &mut out,
-            &y,
-            &c,
-            &e1,
-            e2,
-            &k,
-            start,
-            (rtol, atol),
-        );
+        let mut step = |k: &[Vec<f64>], out: &mut [f64]| {
+            pathkernel::vecmath::solution_and_error(out, &y, &c, &e1, e2, k, start, (rtol, atol))
+        };
+        let sums = step(&k, &mut out);
         let mut want_s = [0.0, 0.0];
         for i in 0..len {
             let mut want = y[start + i];
@@ -153,16 +147,7 @@ fn solution_and_error_match_the_direct_formulas() {
             for at in [start, start + 333, start + len - 1] {
                 let mut k = k.clone();
                 k[3][at] = bad;
-                let sums = pathkernel::vecmath::solution_and_error(
-                    &mut out,
-                    &y,
-                    &c,
-                    &e1,
-                    e2,
-                    &k,
-                    start,
-                    (rtol, atol),
-                );
+                let sums = step(&k, &mut out);
                 assert!(!sums.finite, "{bad} at {at}");
             }
         }

@@ -120,7 +120,15 @@ pub fn model_eval(data: &[u8]) {
         plan.weighted_gradient(&tape, 0..rows, &c, 1.0, &mut scratch, g);
     }
     let mut kernel = vec![0.0; rows * rows];
-    plan.tangent_kernel(&tape, 0..rows, &tape, 0..rows, &mut scratch, &mut kernel);
+    plan.tangent_kernel(
+        &tape,
+        0..rows,
+        &tape,
+        0..rows,
+        &mut scratch,
+        None,
+        &mut kernel,
+    );
     if wild {
         return run_one_step(&spec, &w, &x);
     }

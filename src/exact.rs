@@ -89,7 +89,12 @@ impl<'m> ExactPathKernel<'m> {
             self.integrate_segment(flow, w0, w1, pieces);
             self.increments(flow, step.h);
             let excess = self.excess(f0);
-            if excess <= 1.0 || excess > 0.5 * previous || pieces == MAX_PIECES {
+            // (A non-finite step is the flow's failure to report, not the rule's.)
+            if excess <= 1.0
+                || excess > 0.5 * previous
+                || !excess.is_finite()
+                || pieces == MAX_PIECES
+            {
                 break;
             }
             previous = excess;

@@ -21,8 +21,8 @@ pub trait OdeSystem {
     /// The leading components that `rhs` reads: f(t, y) depends on
     /// y[..coupled_dim()] only, and the other components are quadratures
     /// (their derivatives never feed back). The stages form only the coupled
-    /// part; the step's solution and error estimate still cover every
-    /// component.
+    /// part, so at a stage `rhs` sees stale values past it; the step's
+    /// solution and error estimate still cover every component.
     fn coupled_dim(&self) -> usize {
         self.dim()
     }

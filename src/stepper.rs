@@ -226,7 +226,7 @@ impl RungeKutta {
             } else {
                 (index + 1) as f64 * h
             };
-            if !self.y_new.iter().all(|v| v.is_finite()) {
+            if !vecmath::all_finite(&self.y_new) {
                 return Err((StepFailure::NonFinite { t: t1 }, stats));
             }
             self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);

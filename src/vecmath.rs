@@ -178,8 +178,7 @@ pub fn solution_and_error(
                 }
             }
         }
-        // A fold without early exit, so that it vectorises.
-        finite &= out.iter().fold(true, |all, v| all & v.is_finite());
+        finite &= all_finite(out);
         for (e, lanes) in [(e1, &mut lanes1), (e2, &mut lanes2)] {
             if e.is_empty() {
                 continue;
@@ -303,6 +302,17 @@ pub fn multiply_assign(out: &mut [f64], a: &[f64]) {
     for (o, &a) in out.iter_mut().zip(a) {
         *o *= a;
     }
+}
+
+/// Whether every element is finite: a fold without early exit, so that it
+/// vectorises.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn all_finite(x: &[f64]) -> bool {
+    x.iter().fold(true, |all, v| all & v.is_finite())
 }
 
 /// Σ x, in `LANES` fixed partial sums added in order (so it vectorises and

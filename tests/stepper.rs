@@ -172,7 +172,7 @@ fn adaptive_error_tracks_the_tolerance() {
 }
 
 /// A blow-up in finite time (y' = y², y(0) = 1, at t = 1) stops the
-/// adaptive run with a step below the floor or a non-finite state, never a
+/// adaptive run with a step at the floor, never a non-finite state or a
 /// wrong "success".
 #[test]
 fn adaptive_run_fails_cleanly_on_blow_up() {
@@ -193,12 +193,20 @@ fn adaptive_run_fails_cleanly_on_blow_up() {
         max_steps: 100_000,
     };
     let err = rk
-        .integrate(&mut Blowup, &mut y, 2.0, control, &mut |_, _| {})
+        .integrate(&mut Blowup, &mut y, 16.0, control, &mut |_, _| {})
         .unwrap_err();
     match err.0 {
-        StepFailure::StepTooSmall { t, .. } | StepFailure::TooManySteps { t, .. } => {
+        StepFailure::StepTooSmall { t, h } => {
             // The numerical blow-up time differs from 1 by about the tolerance.
-            assert!((t - 1.0).abs() < 1e-6, "{err:?}")
+            assert!((t - 1.0).abs() < 1e-6, "{err:?}");
+            // The floor is 10 ε max(|t|, t_end), and a step shrinks by at most
+            // a factor 5 (dopri5) at a time, so the failing step lies within
+            // a factor 5 below it. t_end = 16 ≫ 1: the floor is set by t_end.
+            let floor = 10.0 * f64::EPSILON * 16.0;
+            assert!(floor / 5.0 < h && h <= floor, "{err:?}");
+        }
+        StepFailure::TooManySteps { .. } => {
+            panic!("the step reaches its floor well before 10^5 attempts: {err:?}")
         }
         StepFailure::NonFinite { t } => {
             panic!("adaptive runs reject non-finite steps, got NonFinite at {t}")
@@ -279,6 +287,159 @@ fn stages_skip_components_the_right_hand_side_never_reads() {
                 "{}: {}",
                 tab.name,
                 full[3]
+            );
+        }
+    }
+}
+
+/// Counts the right-hand-side evaluations it is asked for.
+struct Counted<S> {
+    inner: S,
+    calls: usize,
+}
+impl<S: OdeSystem> OdeSystem for Counted<S> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
+        self.calls += 1;
+        self.inner.rhs(t, y, dy);
+    }
+}
+
+/// `Stats::rhs_evals` is the number of evaluations actually made, fixed and
+/// adaptive (the work model and the report's counts rest on it), and a
+/// fixed run of zero steps evaluates nothing and leaves y alone.
+#[test]
+fn evaluation_count_is_the_number_of_calls() {
+    let adaptive = Control::Adaptive {
+        rtol: 1e-6,
+        atol: 1e-9,
+        max_steps: 100_000,
+    };
+    for tab in methods() {
+        for control in [fixed(2.0, 0.1), adaptive] {
+            if matches!(tab.error, ErrorEstimator::None) && control == adaptive {
+                continue;
+            }
+            let mut sys = Counted {
+                inner: Oscillator,
+                calls: 0,
+            };
+            let (_, stats) = solve(&mut sys, tab.clone(), &[1.0, 0.0], 2.0, control);
+            assert_eq!(stats.rhs_evals, sys.calls, "{} {control:?}", tab.name);
+        }
+        if matches!(tab.error, ErrorEstimator::None) {
+            continue;
+        }
+        // y' = −50 y at a loose tolerance: the step is limited by stability,
+        // so steps are rejected. Each attempt, accepted or not, costs s − 1
+        // stages; on top come f(0), the starting step's probe, and for a
+        // method without FSAL the first stage of every step after the first.
+        let mut sys = Counted {
+            inner: Decay(-50.0),
+            calls: 0,
+        };
+        let loose = Control::Adaptive {
+            rtol: 1e-3,
+            atol: 1e-6,
+            max_steps: 100_000,
+        };
+        let (_, stats) = solve(&mut sys, tab.clone(), &[1.0], 1.0, loose);
+        let s = tab.stages();
+        let first_stages = if tab.is_fsal() { 0 } else { stats.steps - 1 };
+        assert!(stats.rejected_steps > 0, "{}", tab.name);
+        assert_eq!(
+            sys.calls,
+            2 + (s - 1) * (stats.steps + stats.rejected_steps) + first_stages,
+            "{} {stats:?}",
+            tab.name
+        );
+        let mut sys = Counted {
+            inner: Decay(-1.0),
+            calls: 0,
+        };
+        let control = Control::Fixed {
+            step: 0.1,
+            steps: 0,
+        };
+        let (y, stats) = solve(&mut sys, tab.clone(), &[1.0], 0.0, control);
+        assert_eq!((y, stats, sys.calls), (vec![1.0], Stats::default(), 0));
+    }
+}
+
+/// The step-size controller of Hairer–Nørsett–Wanner §II.4 (and DOPRI5),
+/// replayed on y' = −y, where each stage is known in closed form: the first
+/// step is the book's starting step (exponent 1/(q+1) for an estimate of
+/// order q) and, after an accepted step with scaled error err, the next step
+/// is h / clamp(err^{1/(q+1)} / 0.9, 1/fac_max, fac_min_inverse). The test
+/// computes err from the tableau in its own order of summation, so h agrees
+/// to the rounding of that cancelling sum (bounded below); a wrong exponent,
+/// safety factor or bound moves h by percents.
+#[test]
+fn adaptive_steps_follow_the_controller() {
+    let (rtol, atol, t_end) = (1e-6, 1e-9, 5.0);
+    // (tableau, max shrink, max grow) as the DOPRI5 and DOP853 codes.
+    for (tab, max_shrink, max_grow) in [
+        (Tableau::dopri5(), 5.0, 10.0),
+        (Tableau::verner98(), 1.0 / 0.333, 6.0),
+    ] {
+        let ErrorEstimator::Embedded { e, order } = tab.error.clone() else {
+            panic!("{} has an embedded estimate", tab.name)
+        };
+        let expo = 1.0 / (order as f64 + 1.0);
+        let scale = |a: f64, b: f64| atol + rtol * a.abs().max(b.abs());
+        // The starting step for f = −y from y0 = 1: d0 = d1 = 1/sc, h0 = 0.01,
+        // d2 = |f(y0 + h0 f0) − f0| / sc / h0 = 1/sc.
+        let sc = scale(1.0, 1.0);
+        let h_start = (100.0 * 0.01f64).min((0.01 * sc).powf(expo)).min(t_end);
+        // err of a step of size h from y0, with the stages of y' = −y.
+        let error = |y0: f64, h: f64| {
+            let mut k: Vec<f64> = Vec::new();
+            for row in &tab.a {
+                let stage = y0 + h * row.iter().zip(&k).map(|(a, k)| a * k).sum::<f64>();
+                k.push(-stage);
+            }
+            let y1 = y0 + h * tab.b.iter().zip(&k).map(|(b, k)| b * k).sum::<f64>();
+            let est = h * e.iter().zip(&k).map(|(e, k)| e * k).sum::<f64>();
+            let size = h * e.iter().zip(&k).map(|(e, k)| (e * k).abs()).sum::<f64>();
+            ((est / scale(y0, y1)).abs(), size / scale(y0, y1))
+        };
+        let mut steps = Vec::new();
+        let mut y = vec![1.0];
+        let mut rk = RungeKutta::new(tab.clone(), 1);
+        let control = Control::Adaptive {
+            rtol,
+            atol,
+            max_steps: 100_000,
+        };
+        let stats = rk
+            .integrate(&mut Decay(-1.0), &mut y, t_end, control, &mut |_, s| {
+                steps.push((s.y0[0], s.h))
+            })
+            .unwrap();
+        assert_eq!(stats.rejected_steps, 0, "{}", tab.name);
+        assert!(steps.len() > 3, "{}", tab.name);
+        let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * b.abs();
+        assert!(
+            close(steps[0].1, h_start, 1e-12),
+            "{}: first step {} expected {h_start}",
+            tab.name,
+            steps[0].1
+        );
+        // The last step is cut (or stretched) to end at t_end.
+        for pair in steps[..steps.len() - 1].windows(2) {
+            let ((y0, h), (_, h_next)) = (pair[0], pair[1]);
+            // Σ e_i k_i cancels (Σ e_i = 0): both sums of it carry an error
+            // up to a few ε Σ |e_i k_i|, which the power scales by expo.
+            let (err, size) = error(y0, h);
+            let rel = expo * 16.0 * f64::EPSILON * size / err + 1e-12;
+            let fac = (err.powf(expo) / 0.9).clamp(1.0 / max_grow, max_shrink);
+            assert!(
+                close(h_next, h / fac, rel),
+                "{}: step {h} then {h_next}, expected {}",
+                tab.name,
+                h / fac
             );
         }
     }

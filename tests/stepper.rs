@@ -263,6 +263,7 @@ fn stages_skip_components_the_right_hand_side_never_reads() {
                 let stats = rk
                     .integrate(&mut sys, &mut y, 3.0, control, &mut |sys, step| {
                         assert_eq!(step.last_derivative, &sys.last[..], "{}", tab.name);
+                        assert_eq!(step.index, observed, "{}", tab.name);
                         observed += 1;
                     })
                     .expect("integrates");
@@ -441,6 +442,40 @@ fn adaptive_steps_follow_the_controller() {
                 tab.name,
                 h / fac
             );
+        }
+    }
+}
+
+/// y' = p t^{p−1}: the order conditions Σ b_i c_i^{k−1} = 1/k (k ≤ p) make a
+/// method of order p integrate it exactly, y(1) = 1, if and only if each
+/// stage is evaluated at its time t + c_i h: a check of the time argument,
+/// which the autonomous problems above never read. Exact up to the rounding
+/// of the sums (a few ε per step).
+#[test]
+fn stages_are_evaluated_at_their_times() {
+    struct Power(i32);
+    impl OdeSystem for Power {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn rhs(&mut self, t: f64, _y: &[f64], dy: &mut [f64]) {
+            dy[0] = self.0 as f64 * t.powi(self.0 - 1);
+        }
+    }
+    let adaptive = Control::Adaptive {
+        rtol: 1e-6,
+        atol: 1e-9,
+        max_steps: 100_000,
+    };
+    for tab in methods() {
+        let p = tab.order as i32;
+        for control in [fixed(1.0, 0.25), adaptive] {
+            if matches!(tab.error, ErrorEstimator::None) && control == adaptive {
+                continue;
+            }
+            let (y, stats) = solve(&mut Power(p), tab.clone(), &[0.0], 1.0, control);
+            let bound = 16.0 * f64::EPSILON * (stats.steps as f64 + 1.0);
+            assert!((y[0] - 1.0).abs() <= bound, "{}: y(1) = {}", tab.name, y[0]);
         }
     }
 }

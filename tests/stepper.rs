@@ -370,7 +370,7 @@ fn evaluation_count_is_the_number_of_calls() {
 }
 
 /// The step-size controller of Hairer–Nørsett–Wanner §II.4 (and DOPRI5),
-/// replayed on y' = −y, where each stage is known in closed form: the first
+/// replayed on y' = λy, where each stage is known in closed form: the first
 /// step is the book's starting step (exponent 1/(q+1) for an estimate of
 /// order q) and, after an accepted step with scaled error err, the next step
 /// is h / clamp(err^{1/(q+1)} / 0.9, 1/fac_max, fac_min_inverse). The test
@@ -379,7 +379,8 @@ fn evaluation_count_is_the_number_of_calls() {
 /// safety factor or bound moves h by percents.
 #[test]
 fn adaptive_steps_follow_the_controller() {
-    let (rtol, atol, t_end) = (1e-6, 1e-9, 5.0);
+    // λ = −2: d2 ≠ d1, so the starting step's probe evaluation matters.
+    let (rtol, atol, t_end, lam) = (1e-6, 1e-9, 5.0, -2.0f64);
     // (tableau, max shrink, max grow) as the DOPRI5 and DOP853 codes.
     for (tab, max_shrink, max_grow) in [
         (Tableau::dopri5(), 5.0, 10.0),
@@ -390,16 +391,18 @@ fn adaptive_steps_follow_the_controller() {
         };
         let expo = 1.0 / (order as f64 + 1.0);
         let scale = |a: f64, b: f64| atol + rtol * a.abs().max(b.abs());
-        // The starting step for f = −y from y0 = 1: d0 = d1 = 1/sc, h0 = 0.01,
-        // d2 = |f(y0 + h0 f0) − f0| / sc / h0 = 1/sc.
+        // The starting step for f = λy from y0 = 1: d0 = 1/sc, d1 = |λ|/sc,
+        // h0 = 0.01/|λ|, d2 = |f(y0 + h0 f0) − f0| / sc / h0 = λ²/sc.
         let sc = scale(1.0, 1.0);
-        let h_start = (100.0 * 0.01f64).min((0.01 * sc).powf(expo)).min(t_end);
-        // err of a step of size h from y0, with the stages of y' = −y.
+        let h0 = 0.01 / lam.abs();
+        let big = lam.abs().max(lam * lam) / sc;
+        let h_start = (100.0 * h0).min((0.01 / big).powf(expo)).min(t_end);
+        // err of a step of size h from y0, with the stages of y' = λy.
         let error = |y0: f64, h: f64| {
             let mut k: Vec<f64> = Vec::new();
             for row in &tab.a {
                 let stage = y0 + h * row.iter().zip(&k).map(|(a, k)| a * k).sum::<f64>();
-                k.push(-stage);
+                k.push(lam * stage);
             }
             let y1 = y0 + h * tab.b.iter().zip(&k).map(|(b, k)| b * k).sum::<f64>();
             let est = h * e.iter().zip(&k).map(|(e, k)| e * k).sum::<f64>();
@@ -415,7 +418,7 @@ fn adaptive_steps_follow_the_controller() {
             max_steps: 100_000,
         };
         let stats = rk
-            .integrate(&mut Decay(-1.0), &mut y, t_end, control, &mut |_, s| {
+            .integrate(&mut Decay(lam), &mut y, t_end, control, &mut |_, s| {
                 steps.push((s.y0[0], s.h))
             })
             .unwrap();

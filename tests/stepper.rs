@@ -486,7 +486,8 @@ fn stages_are_evaluated_at_their_times() {
 /// y' = 0: every stage is 0, so the error estimate is exactly zero, which
 /// DOP853's norm, E5 / sqrt(n (E5 + 0.01 E3)), must read as zero (its
 /// denominator is replaced by 1), not as 0/0; then the steps grow at the
-/// controller's largest factor to t_end.
+/// controller's largest factor to t_end, from the starting step's branch
+/// for a vanishing derivative.
 #[test]
 fn zero_error_estimate_is_accepted() {
     struct Still;
@@ -503,10 +504,29 @@ fn zero_error_estimate_is_accepted() {
         atol: 1e-9,
         max_steps: 1000,
     };
-    for tab in [Tableau::dopri5(), Tableau::dop853(), Tableau::verner98()] {
-        let (y, stats) = solve(&mut Still, tab.clone(), &[3.0], 1e3, control);
+    // HNW's starting step with f ≡ 0: d1 < 1e-5 gives h0 = 1e-6, and
+    // d1 = d2 = 0 ≤ 1e-15 gives h1 = max(1e-3 h0, 1e-6); h = min(100 h0, h1).
+    for (tab, max_grow) in [
+        (Tableau::dopri5(), 10.0),
+        (Tableau::dop853(), 6.0),
+        (Tableau::verner98(), 6.0),
+    ] {
+        let mut y = vec![3.0];
+        let mut steps = Vec::new();
+        let mut rk = RungeKutta::new(tab.clone(), 1);
+        let stats = rk
+            .integrate(&mut Still, &mut y, 1e3, control, &mut |_, s| {
+                steps.push(s.h)
+            })
+            .unwrap();
         assert_eq!(y, vec![3.0], "{}", tab.name);
         assert_eq!(stats.rejected_steps, 0, "{}", tab.name);
+        assert_eq!(steps[0], 1e-6, "{}", tab.name);
+        // Zero error: each step grows by the largest factor (the last is cut).
+        for pair in steps[..steps.len() - 1].windows(2) {
+            let ratio = pair[1] / pair[0];
+            assert!((ratio - max_grow).abs() < 1e-12, "{}: {steps:?}", tab.name);
+        }
     }
 }
 

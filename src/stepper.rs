@@ -91,8 +91,8 @@ struct Controller {
     max_shrink: f64,
     /// Largest factor by which a step may grow (fac2 in the codes).
     max_grow: f64,
-    beta: f64,
-    /// 1 / (order of the error estimate + 1), before stabilisation.
+    /// 1 / (order of the error estimate + 1): the integral controller's
+    /// exponent (the codes' EXPO1 with beta = 0; no Lund stabilisation).
     exponent: f64,
 }
 
@@ -100,12 +100,11 @@ impl Controller {
     fn for_estimator(e: &ErrorEstimator) -> Option<Controller> {
         match e {
             ErrorEstimator::None => None,
-            // DOPRI5: fac1 = 0.2, fac2 = 10, expo1 = 0.2 - 0.75 beta; beta = 0 (see above).
+            // DOPRI5: fac1 = 0.2, fac2 = 10, expo1 = 0.2 (beta = 0, see above).
             ErrorEstimator::Embedded { order: 4, .. } => Some(Controller {
                 safe: 0.9,
                 max_shrink: 5.0,
                 max_grow: 10.0,
-                beta: 0.0,
                 exponent: 0.2,
             }),
             // DOP853: fac1 = 0.333, fac2 = 6, beta = 0, expo1 = 1/8.
@@ -113,20 +112,15 @@ impl Controller {
                 safe: 0.9,
                 max_shrink: 1.0 / 0.333,
                 max_grow: 6.0,
-                beta: 0.0,
                 exponent: 0.125,
             }),
             ErrorEstimator::Embedded { order, .. } => Some(Controller {
                 safe: 0.9,
                 max_shrink: 1.0 / 0.333,
                 max_grow: 6.0,
-                beta: 0.0,
                 exponent: 1.0 / (*order as f64 + 1.0),
             }),
         }
-    }
-    fn expo(&self) -> f64 {
-        self.exponent - 0.75 * self.beta
     }
 }
 
@@ -254,7 +248,6 @@ impl RungeKutta {
         let mut h = self
             .starting_step(sys, y, t_end, rtol, atol, ctl, &mut stats)
             .min(t_end);
-        let mut fac_old = 1e-4_f64;
         let mut last_rejected = false;
         let mut attempts = 0;
         while t < t_end {
@@ -278,12 +271,10 @@ impl RungeKutta {
             if !err.is_finite() {
                 err = f64::INFINITY;
             }
-            let fac11 = err.powf(ctl.expo());
+            let fac11 = err.powf(ctl.exponent);
             if err <= 1.0 {
-                let fac = (fac11 / fac_old.powf(ctl.beta) / ctl.safe)
-                    .clamp(1.0 / ctl.max_grow, ctl.max_shrink);
+                let fac = (fac11 / ctl.safe).clamp(1.0 / ctl.max_grow, ctl.max_shrink);
                 let mut h_new = h / fac;
-                fac_old = err.max(1e-4);
                 let t1 = if last { t_end } else { t + h };
                 self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
                 t = t1;

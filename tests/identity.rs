@@ -1198,6 +1198,19 @@ fn flop_count_matches_a_hand_count() {
     let d = data(2);
     let flow = FlowProblem::new(&mlp, pathkernel::loss::Loss::Squared, Reduction::Sum, &d);
     assert_eq!(flow.flops_per_evaluation(), 256.0 + 144.0);
+    // mlp 2 → [3, 2] → 1: layer 1 as above, 256; layer 2 (3, 2), whose input
+    // moves: 2·2·6·6 + 2·4·6 + 2·2·4·5 + 16 = 288; layer 3 (2, 1): 2·2·6·2 +
+    // 2·4·2 + 2·2·4·2 = 96.
+    let deep = pathkernel::model::Mlp::new(
+        2,
+        &[3, 2],
+        pathkernel::activation::Activation::Tanh,
+        true,
+        pathkernel::spec::Parameterization::Standard,
+        1.0,
+    );
+    let flow = FlowProblem::new(&deep, pathkernel::loss::Loss::Squared, Reduction::Sum, &d);
+    assert_eq!(flow.flops_per_evaluation(), 256.0 + 288.0 + 96.0);
     // diag_linear, D = 3: one explicit block of 6 columns: 2·2·6·6 + 2·4·6 +
     // 2·2·4·6 = 288.
     let diag = pathkernel::model::DiagLinear::new(3, 1.0);

@@ -48,6 +48,15 @@ fn fixed(t_end: f64, h: f64) -> Control {
     }
 }
 
+/// The runs of a method to check: `fixed`, and `adaptive` too when the
+/// method has an error estimator.
+fn controls(tab: &Tableau, fixed: Control, adaptive: Control) -> Vec<Control> {
+    match tab.error {
+        ErrorEstimator::None => vec![fixed],
+        _ => vec![fixed, adaptive],
+    }
+}
+
 /// Every method with its claimed order.
 fn methods() -> Vec<Tableau> {
     vec![
@@ -248,10 +257,7 @@ fn stages_skip_components_the_right_hand_side_never_reads() {
         max_steps: 100_000,
     };
     for tab in methods() {
-        for control in [fixed(3.0, 0.01), adaptive] {
-            if matches!(tab.error, ErrorEstimator::None) && control == adaptive {
-                continue;
-            }
+        for control in controls(&tab, fixed(3.0, 0.01), adaptive) {
             let run = |coupled: bool| {
                 let mut sys = Quadratures {
                     coupled,
@@ -319,10 +325,7 @@ fn evaluation_count_is_the_number_of_calls() {
         max_steps: 100_000,
     };
     for tab in methods() {
-        for control in [fixed(2.0, 0.1), adaptive] {
-            if matches!(tab.error, ErrorEstimator::None) && control == adaptive {
-                continue;
-            }
+        for control in controls(&tab, fixed(2.0, 0.1), adaptive) {
             let mut sys = Counted {
                 inner: Oscillator,
                 calls: 0,
@@ -472,10 +475,7 @@ fn stages_are_evaluated_at_their_times() {
     };
     for tab in methods() {
         let p = tab.order as i32;
-        for control in [fixed(1.0, 0.25), adaptive] {
-            if matches!(tab.error, ErrorEstimator::None) && control == adaptive {
-                continue;
-            }
+        for control in controls(&tab, fixed(1.0, 0.25), adaptive) {
             let (y, stats) = solve(&mut Power(p), tab.clone(), &[0.0], 1.0, control);
             let bound = 16.0 * f64::EPSILON * (stats.steps as f64 + 1.0);
             assert!((y[0] - 1.0).abs() <= bound, "{}: y(1) = {}", tab.name, y[0]);

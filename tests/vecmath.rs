@@ -118,7 +118,7 @@ fn solution_and_error_match_the_direct_formulas() {
     for second in [false, true] {
         let e2: &[f64] = if second { &e2 } else { &[] };
         let mut out = vec![0.0; len];
-        let mut step = |k: &[Vec<f64>], out: &mut [f64]| {
+        let step = |k: &[Vec<f64>], out: &mut [f64]| {
             pathkernel::vecmath::solution_and_error(out, &y, &c, &e1, e2, k, start, (rtol, atol))
         };
         let sums = step(&k, &mut out);

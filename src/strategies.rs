@@ -93,12 +93,15 @@ pub struct Space {
 
 impl Default for Space {
     /// Everything SPEC allows at the sizes of issue 3: depth 0 to 3, width 1
-    /// to 16, N 1 to 12, M 1 to 6, D 1 to 4, every method, adaptive or fixed.
+    /// to 16, N 1 to 12, M 1 to 6, D 1 to 4, C 1 to 4, every loss
+    /// (cross_entropy last), every method, adaptive or fixed.
     fn default() -> Space {
+        let mut losses = Loss::all();
+        losses.push(Loss::CrossEntropy);
         Space {
             archs: Arch::ALL.to_vec(),
             activations: Activation::ALL.to_vec(),
-            losses: Loss::all(),
+            losses,
             reductions: vec![Reduction::Sum, Reduction::Mean],
             methods: vec![
                 Method::Gd,
@@ -122,7 +125,7 @@ impl Default for Space {
             max_adaptive_steps: 2000,
             init_exponents: -8..=4,
             init: InitChoice::Either,
-            outputs: vec![1],
+            outputs: vec![1, 2, 3, 4],
         }
     }
 }

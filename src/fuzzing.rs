@@ -10,7 +10,7 @@
 //!
 //! [`RunError`]: crate::error::RunError
 use crate::error::InputError;
-use crate::report::{Report, Shaped};
+use crate::report::{Coefficients, Report};
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::Value;
 
@@ -113,17 +113,20 @@ pub(crate) fn assert_finite_report(report: &Report) {
             assert_finite(v, field);
         }
     }
-    match (&report.a, &report.path_kernel) {
-        (Shaped::Blocks(a), _) => {
-            // C > 1: a whole coefficient vector is defined or null.
-            for a in a.iter().flatten() {
-                let defined = a.iter().filter(|v| v.is_some()).count();
-                assert!(defined == 0 || defined == a.len(), "a partly null: {a:?}");
-                assert!(a.iter().flatten().all(|v| v.is_finite()));
-            }
+    match &report.a {
+        // C > 1: each coefficient vector is finite or null as a whole.
+        Coefficients::Vectors(a) => {
+            assert!(
+                a.iter()
+                    .flatten()
+                    .flatten()
+                    .flatten()
+                    .all(|v| v.is_finite())
+            );
         }
-        (a, k) => {
-            for (a, k) in a.flatten().into_iter().zip(k.flatten()) {
+        Coefficients::Scalar(a) => {
+            let k = report.path_kernel.flatten();
+            for (a, k) in a.iter().flatten().zip(k) {
                 match a {
                     Some(a) => assert!(a.is_finite() && k != 0.0, "a = {a} where K^p = {k}"),
                     None => assert_eq!(k, 0.0, "a is null where K^p = {k}"),

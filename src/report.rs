@@ -40,6 +40,36 @@ impl<T: Clone> Shaped<T> {
     }
 }
 
+/// `a`: M rows of N (null where K^p = 0) for C = 1; with C > 1, [m][i] is
+/// the C-vector a_i(q_m), or null (the whole vector) where its block is
+/// too ill-conditioned to solve (SPEC §8).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Coefficients {
+    Scalar(Vec<Vec<Option<f64>>>),
+    Vectors(Vec<Vec<Option<Vec<f64>>>>),
+}
+
+impl Coefficients {
+    /// a of an outcome ((M C) x N, whole vectors None together).
+    fn new(a: &DMatrix<Option<f64>>, c: usize) -> Coefficients {
+        if c == 1 {
+            return Coefficients::Scalar(rows(a));
+        }
+        let blocks = crate::blocks::coef_blocks(a, c);
+        Coefficients::Vectors(
+            blocks
+                .into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(|v| v.into_iter().collect::<Option<Vec<f64>>>())
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+}
+
 /// The report of one run. Field names and meanings are fixed by SPEC §5
 /// and §8; fields after `max_abs_residual` are additions.
 #[derive(Clone, Debug, Serialize)]
@@ -69,7 +99,7 @@ pub struct Report {
     pub y_end: Shaped<f64>,
     pub path_kernel: Shaped<f64>,
     pub coef_integral: Shaped<f64>,
-    pub a: Shaped<Option<f64>>,
+    pub a: Coefficients,
     pub tangent_kernel0: Shaped<f64>,
     pub tangent_kernel_end: Shaped<f64>,
     pub kernel_machine: Shaped<f64>,
@@ -158,7 +188,7 @@ impl Report {
             y_end: per_output(&out.y_end, c),
             path_kernel: per_block(&out.path_kernel, c),
             coef_integral: per_pair(&out.coef_integral, c),
-            a: per_pair(&out.coefficients(), c),
+            a: Coefficients::new(&out.coefficients(), c),
             tangent_kernel0: per_block(&out.tangent_kernel0, c),
             tangent_kernel_end: per_block(&out.tangent_kernel_end, c),
             kernel_machine: per_output(&kernel_machine, c),

@@ -1,7 +1,7 @@
 //! The report writer on arbitrary values.
 use super::assert_reads_back;
 use crate::conditions::Conditions;
-use crate::report::{Report, Shaped, VERSION};
+use crate::report::{Coefficients, Report, Shaped, VERSION};
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::{Value, json};
 
@@ -68,7 +68,7 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
         y_end: Shaped::Vector(vector(u, m)?),
         path_kernel: Shaped::Matrix(matrix(u, m, n)?),
         coef_integral: Shaped::Matrix(matrix(u, m, n)?),
-        a: Shaped::Matrix(a),
+        a: Coefficients::Scalar(a),
         tangent_kernel0: Shaped::Matrix(matrix(u, m, n)?),
         tangent_kernel_end: Shaped::Matrix(matrix(u, m, n)?),
         kernel_machine: Shaped::Vector(vector(u, m)?),

@@ -515,3 +515,22 @@ fn vector_explicit_one_output_is_scalar_rk4() {
         json!({"t_end": 1.0, "method": "rk4", "step": 0.1}),
     ));
 }
+
+/// The reference's own self-consistency checks (tests/reference/test_ref_self.py):
+/// its vector code against finite differences, closed forms and its scalar
+/// code. (`python3 test_ref_self.py --mutants` also plants bugs in a copy of
+/// the script and requires each to be caught; too slow to run here.)
+#[test]
+fn reference_script_self_test() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/test_ref_self.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is required for the reference self-test: {e}"));
+    assert!(
+        out.status.success(),
+        "the reference's self-test fails:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -10,7 +10,7 @@
 //!
 //! [`RunError`]: crate::error::RunError
 use crate::error::InputError;
-use crate::report::Report;
+use crate::report::{Report, Shaped};
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::Value;
 
@@ -113,27 +113,34 @@ pub(crate) fn assert_finite_report(report: &Report) {
             assert_finite(v, field);
         }
     }
-    for (row_a, row_k) in report.a.iter().zip(&report.path_kernel) {
-        for (a, &k) in row_a.iter().zip(row_k) {
-            match a {
-                Some(a) => assert!(a.is_finite() && k != 0.0, "a = {a} where K^p = {k}"),
-                None => assert_eq!(k, 0.0, "a is null where K^p = {k}"),
+    match (&report.a, &report.path_kernel) {
+        (Shaped::Blocks(a), _) => {
+            // C > 1: a whole coefficient vector is defined or null.
+            for a in a.iter().flatten() {
+                let defined = a.iter().filter(|v| v.is_some()).count();
+                assert!(defined == 0 || defined == a.len(), "a partly null: {a:?}");
+                assert!(a.iter().flatten().all(|v| v.is_finite()));
+            }
+        }
+        (a, k) => {
+            for (a, k) in a.flatten().into_iter().zip(k.flatten()) {
+                match a {
+                    Some(a) => assert!(a.is_finite() && k != 0.0, "a = {a} where K^p = {k}"),
+                    None => assert_eq!(k, 0.0, "a is null where K^p = {k}"),
+                }
             }
         }
     }
-    for ((r, y), km) in report
-        .residual
-        .iter()
-        .zip(&report.y_end)
-        .zip(&report.kernel_machine)
-    {
+    let (y_end, machine) = (report.y_end.flatten(), report.kernel_machine.flatten());
+    let residual = report.residual.flatten();
+    for ((r, y), km) in residual.iter().zip(&y_end).zip(&machine) {
         assert_eq!(
             r.to_bits(),
             (y - km).to_bits(),
             "residual != y_end - kernel machine"
         );
     }
-    let max = report.residual.iter().fold(0.0f64, |m, r| m.max(r.abs()));
+    let max = residual.iter().fold(0.0f64, |m, r| m.max(r.abs()));
     assert_eq!(max.to_bits(), report.max_abs_residual.to_bits());
 }
 

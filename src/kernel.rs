@@ -6,6 +6,13 @@
 //! and the tangent kernel of a layer over two batches is
 //! s² (Δ_q Δ_xᵀ) ∘ (U_q U_xᵀ), plus Δ_q Δ_xᵀ for its bias: O(M N (in + out))
 //! work, where the per-example Jacobians would cost O(M N P).
+//!
+//! With C outputs (SPEC §8) the δ matrices hold a row per example and
+//! output (row r C + c), so Δ_q Δ_xᵀ is the (M C) x (N C) matrix of every
+//! δ_{qc} · δ_{xc'} while U_q U_xᵀ stays M x N: the kernel's entry
+//! ((q, c), (x, c')) is s² (δ_{qc} · δ_{xc'}) (u_q · u_x), each input Gram
+//! entry serving a C x C block. Kernels are column-major (M C) x (N C),
+//! row q C + c and column x C + c', so that C = 1 is the scalar layout.
 use crate::linalg::{gemm, slice_view, slice_view_mut, view};
 use crate::model::{Block, Model, Tape};
 use nalgebra::DMatrix;
@@ -160,12 +167,13 @@ impl KernelPlan {
         }
     }
 
-    /// Buffers for kernels of at most `kernel_entries` entries and gradients
-    /// over `grad_rows` rows of `tape`.
-    pub fn scratch(&self, tape: &Tape, kernel_entries: usize, grad_rows: usize) -> Scratch {
+    /// Buffers for kernels over at most `pairs` pairs of examples (each a
+    /// C x C block) and gradients over `grad_rows` examples of `tape`.
+    pub fn scratch(&self, tape: &Tape, pairs: usize, grad_rows: usize) -> Scratch {
+        let c = tape.outputs();
         Scratch {
-            s1: vec![0.0; kernel_entries],
-            s2: vec![0.0; kernel_entries],
+            s1: vec![0.0; pairs * c * c],
+            s2: vec![0.0; pairs],
             weighted: tape
                 .deltas
                 .iter()
@@ -174,8 +182,9 @@ impl KernelPlan {
         }
     }
 
-    /// K[i, j] = ∇_w f(a_i) · ∇_w f(b_j) for rows `ra` of `ta` and rows `rb`
-    /// of `tb`, written column-major into `out` (|ra| x |rb|). The tapes may
+    /// K[(i, c), (j, c')] = ∇_w f_c(a_i) · ∇_w f_{c'}(b_j) for examples `ra`
+    /// of `ta` and `rb` of `tb`, written column-major into `out`
+    /// ((|ra| C) x (|rb| C), row i C + c, column j C + c'). The tapes may
     /// come from different parameter vectors (a cross kernel). `constant`:
     /// the constant input Grams of the same tapes and ranges, formed once by
     /// [`KernelPlan::input_grams`], or None to form every product.
@@ -191,10 +200,20 @@ impl KernelPlan {
         out: &mut [f64],
     ) {
         let (na, nb) = (ra.len(), rb.len());
+        let c = ta.outputs();
         let n = na * nb;
         out.fill(0.0);
-        let s1 = &mut scratch.s1[..n];
+        let s1 = &mut scratch.s1[..n * c * c];
         for (index, group) in self.groups.iter().enumerate() {
+            if group.unit && c > 1 {
+                // δ_{qc} · δ_{xc'} = [c = c']: the input Gram (+ 1) on the
+                // diagonal of each C x C block.
+                let s2 = &mut scratch.s2[..n];
+                input_gram(group, (ta, ra.clone()), (tb, rb.clone()), s2);
+                let bias = if group.bias { 1.0 } else { 0.0 };
+                add_block_diagonal(out, s2, bias, na, c);
+                continue;
+            }
             if group.unit {
                 for &(input, scale2) in &group.dense {
                     let ua = view(&ta.inputs[input]).subrows(ra.start, na);
@@ -212,9 +231,15 @@ impl KernelPlan {
                 }
                 continue;
             }
-            let da = view(&ta.deltas[group.delta]).subrows(ra.start, na);
-            let db = view(&tb.deltas[group.delta]).subrows(rb.start, nb);
-            gemm(slice_view_mut(s1, na, nb), false, da, db.transpose(), 1.0);
+            let da = view(&ta.deltas[group.delta]).subrows(ra.start * c, na * c);
+            let db = view(&tb.deltas[group.delta]).subrows(rb.start * c, nb * c);
+            gemm(
+                slice_view_mut(s1, na * c, nb * c),
+                false,
+                da,
+                db.transpose(),
+                1.0,
+            );
             if group.dense.is_empty() {
                 crate::vecmath::add_assign(out, s1);
                 continue;
@@ -228,17 +253,25 @@ impl KernelPlan {
                 }
             };
             let bias = if group.bias { 1.0 } else { 0.0 };
-            hadamard_accumulate(out, s1, s2, bias);
+            hadamard_accumulate(out, s1, s2, bias, na, c);
         }
         for &(_, jac) in &self.explicit {
-            let ja = view(&ta.explicit[jac]).subrows(ra.start, na);
-            let jb = view(&tb.explicit[jac]).subrows(rb.start, nb);
-            gemm(slice_view_mut(out, na, nb), true, ja, jb.transpose(), 1.0);
+            let ja = view(&ta.explicit[jac]).subrows(ra.start * c, na * c);
+            let jb = view(&tb.explicit[jac]).subrows(rb.start * c, nb * c);
+            gemm(
+                slice_view_mut(out, na * c, nb * c),
+                true,
+                ja,
+                jb.transpose(),
+                1.0,
+            );
         }
     }
 
-    /// grad = alpha Σ_r c_r ∇_w f(x_r) over rows `rows` of `tape`, with one
-    /// matrix product per dense block.
+    /// grad = alpha Σ_{r,k} c_{rk} ∇_w f_k(x_r) over examples `rows` of
+    /// `tape`, `c` example-major (entry r C + k), with one matrix product per
+    /// dense block: the C sensitivities of an example are combined first,
+    /// Σ_k c_{rk} δ_{rk}, so the product runs over examples, not outputs.
     pub fn weighted_gradient(
         &self,
         tape: &Tape,
@@ -249,11 +282,24 @@ impl KernelPlan {
         grad: &mut [f64],
     ) {
         let n = rows.len();
+        let outputs = tape.outputs();
+        let deltas = rows.start * outputs..rows.end * outputs;
         for (weighted, delta) in scratch.weighted.iter_mut().zip(&tape.deltas) {
             let total = delta.nrows();
             let columns = weighted.as_mut_slice().chunks_exact_mut(n);
             for (dst, src) in columns.zip(delta.as_slice().chunks_exact(total)) {
-                crate::vecmath::product_into(dst, &src[rows.clone()], c);
+                let src = &src[deltas.clone()];
+                if outputs == 1 {
+                    crate::vecmath::product_into(dst, src, c);
+                    continue;
+                }
+                for ((d, s), w) in dst
+                    .iter_mut()
+                    .zip(src.chunks_exact(outputs))
+                    .zip(c.chunks_exact(outputs))
+                {
+                    *d = s.iter().zip(w).map(|(&s, &w)| s * w).sum();
+                }
             }
         }
         for block in &self.blocks {
@@ -286,19 +332,57 @@ impl KernelPlan {
                 Block::Explicit { offset, jac } => {
                     let j = &tape.explicit[jac];
                     let g = slice_view_mut(&mut grad[offset..offset + j.ncols()], j.ncols(), 1);
-                    let jt = view(j).subrows(rows.start, n).transpose();
-                    gemm(g, false, jt, slice_view(c, n, 1), alpha);
+                    let jt = view(j).subrows(deltas.start, deltas.len()).transpose();
+                    gemm(g, false, jt, slice_view(c, deltas.len(), 1), alpha);
                 }
             }
         }
     }
 }
 
-/// out += a ∘ (b + bias), split across threads for large kernels
-/// (elementwise, so the result does not depend on the split).
-fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64) {
+/// Adds (gram + bias) to the diagonal entries (i C + k, j C + k) of the
+/// (na C) x (nb C) kernel `out`, gram being na x nb: the output layer's
+/// block, whose δ_{qc} · δ_{xc'} is [c = c'].
+fn add_block_diagonal(out: &mut [f64], gram: &[f64], bias: f64, na: usize, c: usize) {
+    let column = na * c;
+    for (j, g) in gram.chunks_exact(na).enumerate() {
+        for k in 0..c {
+            let col = &mut out[(j * c + k) * column..(j * c + k + 1) * column];
+            for (i, &g) in g.iter().enumerate() {
+                col[i * c + k] += g;
+                col[i * c + k] += bias;
+            }
+        }
+    }
+}
+
+/// out += a ∘ (b + bias), where `out` and `a` are (na C) x (nb C) and `b`
+/// is na x nb (each entry of b serving a C x C block), split across threads
+/// for large kernels (elementwise, so the result does not depend on the
+/// split).
+fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64, na: usize, c: usize) {
     use rayon::prelude::*;
     const CHUNK: usize = 1 << 14;
+    if c > 1 {
+        // Column x C + c' of out pairs with column x of b.
+        let column = na * c;
+        let run = |(j, (o, a)): (usize, (&mut [f64], &[f64]))| {
+            let b = &b[(j / c) * na..(j / c + 1) * na];
+            crate::vecmath::hadamard_accumulate_rows(o, a, b, bias, c)
+        };
+        if out.len() > 2 * CHUNK {
+            out.par_chunks_mut(column)
+                .zip(a.par_chunks(column))
+                .enumerate()
+                .for_each(run);
+        } else {
+            out.chunks_mut(column)
+                .zip(a.chunks(column))
+                .enumerate()
+                .for_each(run);
+        }
+        return;
+    }
     let run = |((o, a), b): ((&mut [f64], &[f64]), &[f64])| {
         crate::vecmath::hadamard_accumulate(o, a, b, bias)
     };

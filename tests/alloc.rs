@@ -170,8 +170,7 @@ fn sampling_the_conditions_allocates_nothing() {
         let exp = Experiment::new(spec, data);
         let model = exp.model.as_ref();
         let mut flow = FlowProblem::new(model, exp.spec.loss, exp.spec.reduction, &exp.data);
-        let mut tracker =
-            pathkernel::conditions::Tracker::new(model, exp.spec.loss, &exp.data.train_y, &flow);
+        let mut tracker = pathkernel::conditions::Tracker::new(model, exp.spec.loss, &flow);
         let y = flow.initial_state(&exp.w0);
         let mut dy = vec![0.0; y.len()];
         for _ in 0..20 {

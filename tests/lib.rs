@@ -18,6 +18,7 @@ mod spec;
 mod stepper;
 mod tableau;
 mod vecmath;
+mod vector;
 
 /// A proptest configuration with `default` cases unless PROPTEST_CASES says
 /// otherwise (an explicit case count in code would override the variable).

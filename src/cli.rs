@@ -351,7 +351,7 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
         let _ = writeln!(s, "  max |residual| per output: {}", per_class.join(", "));
     }
     if let Some(y) = &exp.data.test_y {
-        let e = pathkernel_test_error(exp, out, y, &km);
+        let e = test_errors(exp, out, y, &km);
         let _ = writeln!(s, "  test error of the network f(w_end): {}", e.0);
         let _ = writeln!(s, "  test error of the kernel machine:   {}", e.1);
     }
@@ -361,7 +361,9 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
         "  {:>5} {:>14} {:>14} {:>16} {:>11}",
         "query", "y0", "y_end", "kernel machine", "residual"
     );
-    for q in 0..m.min(5) {
+    // C rows a query point: fewer points where C > 1.
+    let shown = if c > 1 { m.min(2) } else { m.min(5) };
+    for q in 0..shown {
         for k in 0..c {
             let label = if c > 1 {
                 format!("{q}.{k}")
@@ -379,15 +381,15 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
             );
         }
     }
-    if m > 5 {
-        let _ = writeln!(s, "  ({} more query points in the report)", m - 5);
+    if m > shown {
+        let _ = writeln!(s, "  ({} more query points in the report)", m - shown);
     }
     let _ = writeln!(s, "  {}", out.conditions.verdict);
     s
 }
 
 /// The test errors of the network and of the kernel machine, as text.
-fn pathkernel_test_error(
+fn test_errors(
     exp: &Experiment,
     out: &Outcome,
     targets: &nalgebra::DMatrix<f64>,

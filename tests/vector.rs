@@ -388,3 +388,101 @@ fn coefficient_vectors_solve_their_blocks_and_follow_the_null_rule() {
     let r = blocks::reciprocal_condition(&DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 1e-13]));
     assert!((r - 1e-13).abs() <= 1e-28);
 }
+
+/// The error of resolving a spec: location and problem.
+fn refused(spec: Value) -> (String, String) {
+    let e = Spec::parse(&spec.to_string(), Format::Json)
+        .and_then(|s| Dataset::resolve(&s, Path::new(".")).map(|_| ()))
+        .expect_err("the spec is refused");
+    (e.location.clone(), e.problem.clone())
+}
+
+/// Bad input for vector outputs: each refused with one message naming the
+/// field (exit 2 through the command line, as every `InputError`).
+#[test]
+fn bad_vector_specs_are_refused_naming_the_field() {
+    let (x, q) = inputs();
+    let spec = |model: Value, loss: &str, y: Value| {
+        json!({"data": {"source": "inline", "train_x": x, "train_y": y, "test_x": q},
+               "model": model, "loss": {"kind": loss},
+               "flow": {"t_end": 1.0, "method": "rk4", "step": 0.5}})
+    };
+    let mlp = |c: usize| json!({"arch": "mlp", "hidden": [3], "outputs": c});
+    // A label outside 0..C-1.
+    let (at, what) = refused(spec(
+        mlp(3),
+        "cross_entropy",
+        json!([0, 1, 2, 0, 3, 2, 0, 1, 2]),
+    ));
+    assert_eq!(at, "data.train_y[4]");
+    assert!(what.contains("class labels 0..2"), "{what}");
+    // A non-integer label.
+    let (at, _) = refused(spec(
+        mlp(3),
+        "cross_entropy",
+        json!([0, 1, 2, 0, 1.5, 2, 0, 1, 2]),
+    ));
+    assert_eq!(at, "data.train_y[4]");
+    // C disagrees with the targets' width.
+    let rows = json!(vec![[0.5, 1.0]; 9]);
+    let (at, what) = refused(spec(mlp(3), "squared", rows.clone()));
+    assert_eq!(at, "data.train_y");
+    assert!(
+        what.contains("model.outputs = 3") && what.contains("rows of 2"),
+        "{what}"
+    );
+    let (at, _) = refused(spec(mlp(2), "squared", json!(vec![0.5; 9])));
+    assert_eq!(at, "data.train_y");
+    // A ragged row of targets.
+    let mut ragged = vec![vec![0.5, 1.0]; 9];
+    ragged[6] = vec![0.5];
+    let (at, _) = refused(spec(mlp(2), "squared", json!(ragged)));
+    assert_eq!(at, "data.train_y[6]");
+    // cross_entropy needs C >= 2; diag_linear has one output and no `outputs`.
+    let (at, what) = refused(spec(mlp(1), "cross_entropy", json!(vec![0; 9])));
+    assert_eq!(at, "model.outputs");
+    assert!(what.contains("C >= 2"), "{what}");
+    let (at, _) = refused(spec(
+        json!({"arch": "diag_linear"}),
+        "cross_entropy",
+        json!(vec![0; 9]),
+    ));
+    assert_eq!(at, "loss.kind");
+    let (at, _) = refused(spec(
+        json!({"arch": "diag_linear", "outputs": 2}),
+        "squared",
+        rows,
+    ));
+    assert_eq!(at, "model.outputs");
+    let (at, _) = refused(spec(mlp(0), "squared", json!(vec![0.5; 9])));
+    assert_eq!(at, "model.outputs");
+    // A per-output loss's labels are checked per component.
+    let mut signs = vec![vec![1.0, -1.0]; 9];
+    signs[2][1] = 0.5;
+    let (at, _) = refused(spec(mlp(2), "hinge", json!(signs)));
+    assert_eq!(at, "data.train_y[2][1]");
+}
+
+/// Kinks of a per-output loss are tracked per component: a C = 2 linear
+/// model under hinge, whose first output reaches its margin and whose
+/// second starts and stays beyond it, crosses once (SPEC §8, proofs.md).
+#[test]
+fn loss_kinks_are_counted_per_component() {
+    // f = V x + c at x = 1 with w0 = 0 except the second output's bias,
+    // 2: output 0 climbs towards its margin 1 at rate 2 (v and c both
+    // move), output 1 (target +1, f = 2) is past its margin and frozen.
+    let spec = parse(json!({
+        "data": {"source": "inline", "train_x": [[1.0]], "train_y": [[1.0, 1.0]], "test_x": [[1.0]]},
+        "model": {"arch": "linear", "outputs": 2},
+        "init": {"w0": [0.0, 0.0, 0.0, 2.0]},
+        "loss": {"kind": "hinge"},
+        "flow": {"t_end": 1.0, "method": "gd", "lr": 0.0625}
+    }));
+    let out = run(&spec);
+    let c = &out.conditions;
+    assert_eq!(c.loss_kink_crossings, 1, "{c:?}");
+    assert_eq!(c.kink_crossing_times, vec![0.5]);
+    assert_eq!(c.neg_lprime_min.len(), 2);
+    assert_eq!((c.neg_lprime_min[1], c.neg_lprime_max[1]), (0.0, 0.0));
+    assert_eq!(c.kernel_pairs, 4);
+}

@@ -227,10 +227,17 @@ fn weighted_average(out: &Outcome) -> Evaluation {
         (format!("a_{i}(q_{m})_{k}"), format!("-l'_{i},{k}"))
     };
     let pair = (m * outputs + k, i * outputs + k);
+    // With C > 1, a is the block solve; its k-th A and diagonal K^p entries
+    // are shown for scale.
+    let solve = if outputs == 1 {
+        "A / K^p"
+    } else {
+        "(K^p block)^-1 A, with A_k / K^p_kk"
+    };
     Evaluation {
         violation: c.weighted_average_excess / AVERAGE_TOL,
         detail: format!(
-            "{} {name} = {:.6e} = A / K^p = {:.6e} / {:.6e}, against [{:.6e}, {:.6e}], the \
+            "{} {name} = {:.6e} = {solve} = {:.6e} / {:.6e}, against [{:.6e}, {:.6e}], the \
              range of {range}; K^g(q_{m}, x_{i}) went {:.6e} -> {:.6e}; K^g changed sign on {} of {} pairs",
             if c.weighted_average_excess > AVERAGE_TOL {
                 "outside:"

@@ -331,8 +331,7 @@ fn permuting_classes_permutes_the_blocks() {
                     permuted.coef_integral[(q * c + new, i)],
                 );
                 assert!((a - b).abs() <= tol, "A {q} {i} {old}: {a} vs {b}");
-                for old2 in 0..c {
-                    let new2 = perm[old2];
+                for (old2, &new2) in perm.iter().enumerate() {
                     let a = out.path_kernel[(q * c + old, i * c + old2)];
                     let b = permuted.path_kernel[(q * c + new, i * c + new2)];
                     assert!((a - b).abs() <= tol, "K {q} {i} {old}{old2}: {a} vs {b}");

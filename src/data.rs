@@ -1,5 +1,5 @@
 //! The data of an experiment, resolved from its spec: synthetic generators,
-//! inline arrays or CSV files; then the checks that need both the data and
+//! inline arrays, CSV files or a built-in data set; then the checks that need both the data and
 //! the rest of the spec (the length of init.w0, labels against the loss).
 use crate::error::InputError;
 use crate::loss::Loss;
@@ -7,6 +7,7 @@ use crate::spec::{DataSpec, Spec};
 use nalgebra::{DMatrix, DVector};
 use std::path::Path;
 
+pub mod builtin;
 mod csv_files;
 mod synthetic;
 
@@ -24,6 +25,8 @@ enum Rows {
     Inline,
     /// The train file and the line of each row.
     Csv(String, Vec<u64>),
+    /// A built-in data set's name and the field that sets its targets.
+    Builtin(&'static str, &'static str),
 }
 
 impl Dataset {
@@ -70,6 +73,17 @@ impl Dataset {
                 let (data, file, lines) =
                     csv_files::read(&base_dir.join(train), &base_dir.join(test))?;
                 (data, Rows::Csv(file, lines))
+            }
+            DataSpec::Dataset(data) => {
+                let loaded = builtin::load(data, spec.seed)?;
+                let field = match data.name.n_classes() {
+                    Some(_) => "data.labels",
+                    None => "loss.kind",
+                };
+                (
+                    single_target(loaded)?,
+                    Rows::Builtin(data.name.name(), field),
+                )
             }
         };
         dataset.check_init(spec)?;
@@ -127,6 +141,10 @@ impl Dataset {
                 format!("the {name} generator's row {i}"),
             ),
             Rows::Inline => (format!("data.train_y[{i}]"), "the target".to_owned()),
+            Rows::Builtin(name, field) => (
+                (*field).to_owned(),
+                format!("the target of the {name} data set's training point {i}"),
+            ),
             Rows::Csv(file, lines) => {
                 let column = self.dim() + 1;
                 (
@@ -148,6 +166,27 @@ fn loss_kind(loss: &Loss) -> String {
         .ok()
         .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
         .unwrap_or_else(|| format!("{loss:?}"))
+}
+
+/// A built-in data set as this build's single-output models take it: one
+/// target column (`onehot`'s C columns need the vector outputs of SPEC §8).
+/// The query targets are not kept yet (the report's test_y, SPEC §11).
+fn single_target(data: builtin::BuiltinData) -> Result<Dataset, InputError> {
+    if data.train_y.ncols() != 1 {
+        return Err(InputError::new(
+            "data.labels",
+            format!(
+                "found `onehot`, which makes {} target columns, but this build's models have \
+                 one output; allowed: `index`, `signed` or `binary`",
+                data.train_y.ncols()
+            ),
+        ));
+    }
+    Ok(Dataset {
+        train_x: data.train_x,
+        train_y: data.train_y.column(0).into_owned(),
+        test_x: data.test_x,
+    })
 }
 
 /// Inline arrays: at least one train and one test row, all rows of one

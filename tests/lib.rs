@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod counterexamples;
 mod data;
+mod datasets;
 mod fuzz_replay;
 mod identity;
 mod linalg;

@@ -11,6 +11,7 @@ mod linalg;
 mod loss;
 mod mangled;
 mod model;
+mod npz;
 mod properties;
 mod reference;
 mod reproducible;

@@ -542,3 +542,48 @@ fn test_error_reads_targets_as_the_loss_does() {
     assert_eq!(e.model.accuracy, None);
     assert_eq!((e.model.mse, e.kernel_machine.mse), (0.25, 0.0));
 }
+
+/// The README's classifier examples run, print the residual per output and
+/// the test accuracy of the network and of its kernel machine, and hold the
+/// identity to 1e-10 of the change (dop853 at rtol 1e-12).
+#[test]
+fn readme_classifier_examples_run_and_say_what_a_user_needs() {
+    for (name, per_output) in [("iris_softmax", true), ("digits_3_vs_8", false)] {
+        let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("specs/{name}.json"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pathkernel"))
+            .arg("run")
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.contains("max |residual| per output: 0:"),
+            per_output,
+            "{text}"
+        );
+        assert!(
+            text.contains("test error of the network f(w_end): accuracy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test error of the kernel machine:   accuracy"),
+            "{text}"
+        );
+        let spec = Spec::from_path(&spec).unwrap();
+        let o = run_on(
+            &spec,
+            Dataset::resolve(&spec, Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap(),
+        );
+        let change = max_abs(o.y_end.iter().zip(&o.y0).map(|(a, b)| a - b));
+        assert!(
+            o.max_abs_residual() <= 1e-10 * change,
+            "{name}: {:e}",
+            o.max_abs_residual()
+        );
+    }
+}

@@ -320,9 +320,15 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
         "pathkernel: gradient flow to T = {} by {method}",
         flow.t_end
     );
+    let c = out.n_outputs;
+    let outputs = if c > 1 {
+        format!(", C = {c} outputs")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "  P = {} parameters, N = {n} training points, M = {m} query points",
+        "  P = {} parameters, N = {n} training points, M = {m} query points{outputs}",
         exp.model.n_params()
     );
     let st = out.stats;
@@ -357,28 +363,77 @@ pub fn summary(exp: &Experiment, out: &Outcome) -> String {
     if let Some(r) = out.exact_max_abs_residual() {
         let _ = writeln!(s, "  exact path kernel: max |residual| {r:.3e}");
     }
+    let (km, res) = (out.kernel_machine(), out.residual());
+    if c > 1 {
+        let per_class: Vec<String> = (0..c)
+            .map(|k| {
+                let r = res
+                    .iter()
+                    .skip(k)
+                    .step_by(c)
+                    .fold(0.0_f64, |a, r| a.max(r.abs()));
+                format!("{k}: {r:.2e}")
+            })
+            .collect();
+        let _ = writeln!(s, "  max |residual| per output: {}", per_class.join(", "));
+    }
+    if let Some(y) = &exp.data.test_y {
+        let e = test_errors(exp, out, y, &km);
+        let _ = writeln!(s, "  test error of the network f(w_end): {}", e.0);
+        let _ = writeln!(s, "  test error of the kernel machine:   {}", e.1);
+    }
 
     let _ = writeln!(
         s,
         "  {:>5} {:>14} {:>14} {:>16} {:>11}",
         "query", "y0", "y_end", "kernel machine", "residual"
     );
-    let (km, res) = (out.kernel_machine(), out.residual());
-    for q in 0..m.min(5) {
-        let _ = writeln!(
-            s,
-            "  {q:>5} {:>14} {:>14} {:>16} {:>11.2e}",
-            readable(out.y0[q]),
-            readable(out.y_end[q]),
-            readable(km[q]),
-            res[q]
-        );
+    // C rows a query point: fewer points where C > 1.
+    let shown = if c > 1 { m.min(2) } else { m.min(5) };
+    for q in 0..shown {
+        for k in 0..c {
+            let label = if c > 1 {
+                format!("{q}.{k}")
+            } else {
+                q.to_string()
+            };
+            let j = q * c + k;
+            let _ = writeln!(
+                s,
+                "  {label:>5} {:>14} {:>14} {:>16} {:>11.2e}",
+                readable(out.y0[j]),
+                readable(out.y_end[j]),
+                readable(km[j]),
+                res[j]
+            );
+        }
     }
-    if m > 5 {
-        let _ = writeln!(s, "  ({} more query points in the report)", m - 5);
+    if m > shown {
+        let _ = writeln!(s, "  ({} more query points in the report)", m - shown);
     }
     let _ = writeln!(s, "  {}", out.conditions.verdict);
     s
+}
+
+/// The test errors of the network and of the kernel machine, as text.
+fn test_errors(
+    exp: &Experiment,
+    out: &Outcome,
+    targets: &nalgebra::DMatrix<f64>,
+    machine: &[f64],
+) -> (String, String) {
+    let e = crate::evaluation::TestError::new(
+        &exp.spec.loss,
+        out.n_outputs,
+        targets,
+        &out.y_end,
+        machine,
+    );
+    let text = |e: &crate::evaluation::Errors| match e.accuracy {
+        Some(a) => format!("accuracy {:.4}, mse {:.4e}", a, e.mse),
+        None => format!("mse {:.4e}", e.mse),
+    };
+    (text(&e.model), text(&e.kernel_machine))
 }
 
 /// Eight decimals where that reads well, scientific notation elsewhere.

@@ -7,6 +7,13 @@
 //! fed the flow's evaluations along the run and [`Tracker::finish`] turns
 //! them into [`Conditions`], which every report carries.
 //!
+//! # Vector outputs
+//! With C > 1 (SPEC §8) every per-point measure is per point and output:
+//! −l'_{ic} ranges, loss branches per component, sign changes per entry of
+//! the C x C blocks (`kernel_pairs` counts M N C² entries), the Frobenius
+//! norms over all entries, and a_i(x) the C-vector K^p(x, x_i)⁻¹ A_i(x)
+//! (proofs.md §6 states each).
+//!
 //! # Sampling
 //! The tracker sees the flow at w0, once per accepted step, and at w(T). At a
 //! step the stepper's observer runs while the flow still holds its last
@@ -55,9 +62,10 @@ pub struct Conditions {
     /// Times of the samples that first showed a crossing, at most
     /// [`MAX_CROSSING_TIMES`] of them.
     pub kink_crossing_times: Vec<f64>,
-    /// (query, training) pairs whose sampled K^g took both signs.
+    /// Entries of K^g (one per (query, training) pair, C² per pair with C
+    /// outputs) whose sampled value took both signs.
     pub kernel_sign_changes: usize,
-    /// M N, the number of (query, training) pairs.
+    /// M N C², the number of entries tracked.
     pub kernel_pairs: usize,
     /// The lazy-training measure |K^g(T) − K^g(0)|_F / |K^g(0)|_F.
     pub tangent_kernel_change: Option<f64>,
@@ -68,10 +76,12 @@ pub struct Conditions {
     /// |A − K^p diag(a*)|_F / |A|_F of the best single vector a*, fitted by
     /// least squares per training point, a*_i = Σ_m A_mi K^p_mi / Σ_m (K^p_mi)²
     /// (the residual of column i is A_·i itself where K^p_·i = 0). 0 for
-    /// one query point.
+    /// one query point. With C > 1, a*_i is the C-vector minimising
+    /// Σ_m |A_i(q_m) − K^p(q_m, x_i) a*_i|², by least squares on the stacked
+    /// blocks.
     pub coefficient_variation: Option<f64>,
     /// min and max over the samples of −l'_i (with the reduction's weight),
-    /// per training point.
+    /// per training point (and output: entry i C + c).
     pub neg_lprime_min: Vec<f64>,
     pub neg_lprime_max: Vec<f64>,
     /// How far a_i(q_m) lies outside [neg_lprime_min_i, neg_lprime_max_i]:
@@ -98,7 +108,9 @@ enum KinkSource {
 /// Accumulates the conditions sample by sample; see the module doc.
 pub struct Tracker {
     loss: Loss,
-    targets: DVector<f64>,
+    /// Training targets, row-major, `target_columns` per point.
+    targets: Vec<f64>,
+    target_columns: usize,
     model_smooth: bool,
     kinks: KinkSource,
     /// Activation branches, then loss branches, at the previous sample.
@@ -117,14 +129,8 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// A tracker for runs of `flow`, whose model is `model` and whose
-    /// training targets are `targets`.
-    pub fn new(
-        model: &dyn Model,
-        loss: Loss,
-        targets: &DVector<f64>,
-        flow: &FlowProblem<'_>,
-    ) -> Tracker {
+    /// A tracker for runs of `flow`, whose model is `model`.
+    pub fn new(model: &dyn Model, loss: Loss, flow: &FlowProblem<'_>) -> Tracker {
         let tape = flow.tape();
         let mats = model.kink_preactivations(tape);
         let found: Option<Vec<usize>> = mats
@@ -137,11 +143,12 @@ impl Tracker {
             None => KinkSource::Ask,
         };
         let layout = flow.layout();
-        let (n, pairs) = (layout.n_train, layout.kernel_len());
-        let loss_units = if loss.is_smooth() { 0 } else { n };
+        let (n, pairs, c) = (layout.n_train, layout.kernel_len(), layout.n_outputs);
+        let loss_units = if loss.is_smooth() { 0 } else { n * c };
         Tracker {
             loss,
-            targets: targets.clone(),
+            targets: flow.targets().to_vec(),
+            target_columns: flow.target_columns(),
             model_smooth: model.is_smooth(),
             kinks,
             branches: vec![0; units + loss_units],
@@ -150,8 +157,8 @@ impl Tracker {
             loss_crossings: 0,
             times: Vec::with_capacity(MAX_CROSSING_TIMES),
             signs: vec![0; pairs],
-            lo: vec![f64::INFINITY; n],
-            hi: vec![f64::NEG_INFINITY; n],
+            lo: vec![f64::INFINITY; n * c],
+            hi: vec![f64::NEG_INFINITY; n * c],
             loss0: f64::NAN,
             previous_loss: f64::NAN,
             max_increase: f64::NEG_INFINITY,
@@ -159,7 +166,7 @@ impl Tracker {
     }
 
     /// Takes one sample: `flow` holds an evaluation at time `t` and `kernel`
-    /// is K^g there (column-major M x N).
+    /// is K^g there (column-major (M C) x (N C)).
     pub fn sample(&mut self, model: &dyn Model, flow: &FlowProblem<'_>, t: f64, kernel: &[f64]) {
         let first = self.samples == 0;
         self.samples += 1;
@@ -194,7 +201,9 @@ impl Tracker {
         }
         let mut crossed_loss = 0;
         if !self.loss.is_smooth() {
+            // A non-smooth loss applies per component: one target per output.
             let outputs = &flow.outputs()[..self.targets.len()];
+            debug_assert_eq!(self.target_columns, flow.layout().n_outputs);
             for (&target, &y) in self.targets.iter().zip(outputs) {
                 let gap = self.loss.kink_gap(target, y).unwrap_or(0.0);
                 let branch = match self.loss {
@@ -216,10 +225,12 @@ impl Tracker {
     }
 
     /// The conditions of the whole run, from the samples and the run's
-    /// matrices (M x N, query points as rows).
+    /// matrices (kernels (M C) x (N C), A (M C) x N, as in
+    /// `crate::experiment::Outcome`).
     pub fn finish(
         self,
         t_end: f64,
+        c: usize,
         path_kernel: &DMatrix<f64>,
         coef_integral: &DMatrix<f64>,
         kernel0: &DMatrix<f64>,
@@ -230,9 +241,17 @@ impl Tracker {
             (path_kernel - kernel0 * t_end).norm(),
             t_end * kernel0.norm(),
         );
-        let coefficient_variation = coefficient_variation(path_kernel, coef_integral);
-        let weighted_average_excess =
-            weighted_average_excess(path_kernel, coef_integral, &self.lo, &self.hi);
+        let (coefficient_variation, weighted_average_excess) = if c == 1 {
+            (
+                coefficient_variation(path_kernel, coef_integral),
+                weighted_average_excess(path_kernel, coef_integral, &self.lo, &self.hi),
+            )
+        } else {
+            (
+                block_coefficient_variation(path_kernel, coef_integral, c),
+                block_weighted_average_excess(path_kernel, coef_integral, c, &self.lo, &self.hi),
+            )
+        };
         let loss_increase = if self.samples > 1 {
             self.max_increase / self.loss0.abs().max(f64::MIN_POSITIVE)
         } else {
@@ -322,6 +341,55 @@ pub fn weighted_average_excess(k: &DMatrix<f64>, a: &DMatrix<f64>, lo: &[f64], h
             let outside = (lo[i] - coef).max(coef - hi[i]).max(0.0);
             worst = worst.max(outside / scale);
         }
+    }
+    finite_or_max(worst)
+}
+
+/// [`Conditions::coefficient_variation`] with C x C blocks: per training
+/// point, the C-vector a* minimising Σ_m |A_i(q_m) − K_mi a*|² from the
+/// normal equations (Σ_m K_miᵀ K_mi) a* = Σ_m K_miᵀ A_i(q_m), solved by a
+/// pseudo-inverse so a rank-deficient stack still gives the least-squares
+/// fit.
+pub fn block_coefficient_variation(k: &DMatrix<f64>, a: &DMatrix<f64>, c: usize) -> Option<f64> {
+    let (m, n) = (a.nrows() / c, a.ncols());
+    let mut residual = 0.0;
+    for i in 0..n {
+        let stack = k.view((0, i * c), (m * c, c));
+        let column = a.column(i);
+        let normal = stack.transpose() * stack;
+        let rhs = stack.transpose() * column;
+        let eps = f64::EPSILON * normal.norm();
+        let best = normal
+            .pseudo_inverse(eps)
+            .map(|p| p * rhs)
+            .unwrap_or_else(|_| DVector::zeros(c));
+        residual += (column - stack * best).norm_squared();
+    }
+    ratio(residual.sqrt(), a.norm())
+}
+
+/// [`Conditions::weighted_average_excess`] with C x C blocks: each defined
+/// a_i(x) = K^p(x, x_i)⁻¹ A_i(x) against the box of the sampled −l'_{ic}
+/// ranges, component by component.
+pub fn block_weighted_average_excess(
+    k: &DMatrix<f64>,
+    a: &DMatrix<f64>,
+    c: usize,
+    lo: &[f64],
+    hi: &[f64],
+) -> f64 {
+    let coefficients = crate::blocks::solve_blocks(k, a, c);
+    let mut worst = 0.0_f64;
+    for ((row, col), value) in coefficients
+        .iter()
+        .enumerate()
+        .map(|(j, v)| ((j % a.nrows(), j / a.nrows()), v))
+    {
+        let Some(coef) = *value else { continue };
+        let entry = col * c + row % c;
+        let scale = lo[entry].abs().max(hi[entry].abs()).max(f64::MIN_POSITIVE);
+        let outside = (lo[entry] - coef).max(coef - hi[entry]).max(0.0);
+        worst = worst.max(outside / scale);
     }
     finite_or_max(worst)
 }

@@ -3,30 +3,35 @@
 //! the rest of the spec (the length of init.w0, labels against the loss).
 use crate::error::InputError;
 use crate::loss::Loss;
-use crate::spec::{DataSpec, Spec};
-use nalgebra::{DMatrix, DVector};
+use crate::spec::{DataSpec, Spec, Targets};
+use nalgebra::DMatrix;
 use std::path::Path;
 
 pub mod builtin;
 mod csv_files;
 mod synthetic;
 
-/// Training inputs (N x D), targets (N) and query inputs (M x D).
+/// Training inputs (N x D), targets (N x T: T = C, or 1 for one target or
+/// a class label per point, SPEC §8) and query inputs (M x D), with the
+/// query points' targets where they are known.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     pub train_x: DMatrix<f64>,
-    pub train_y: DVector<f64>,
+    pub train_y: DMatrix<f64>,
     pub test_x: DMatrix<f64>,
+    pub test_y: Option<DMatrix<f64>>,
 }
 
 /// Where each training row came from, to name it in a message.
 enum Rows {
     Synthetic(&'static str),
-    Inline,
+    /// True when the targets are rows of numbers (`train_y[i][j]`).
+    Inline(bool),
     /// The train file and the line of each row.
     Csv(String, Vec<u64>),
-    /// A built-in data set's name and the field that sets its targets.
-    Builtin(&'static str, &'static str),
+    /// A built-in data set's name, and true for a classification set
+    /// (whose targets `data.labels` sets).
+    Builtin(&'static str, bool),
 }
 
 impl Dataset {
@@ -68,26 +73,31 @@ impl Dataset {
                 train_x,
                 train_y,
                 test_x,
-            } => (inline(train_x, train_y, test_x)?, Rows::Inline),
+            } => (
+                inline(train_x, train_y, test_x)?,
+                Rows::Inline(matches!(train_y, Targets::Rows(_))),
+            ),
             DataSpec::Csv { train, test } => {
+                let columns = spec.loss.target_columns(spec.model.outputs());
                 let (data, file, lines) =
-                    csv_files::read(&base_dir.join(train), &base_dir.join(test))?;
+                    csv_files::read(&base_dir.join(train), &base_dir.join(test), columns)?;
                 (data, Rows::Csv(file, lines))
             }
             DataSpec::Dataset(data) => {
                 let loaded = builtin::load(data, spec.seed)?;
-                let field = match data.name.n_classes() {
-                    Some(_) => "data.labels",
-                    None => "loss.kind",
+                let dataset = Dataset {
+                    train_x: loaded.train_x,
+                    train_y: loaded.train_y,
+                    test_x: loaded.test_x,
+                    test_y: Some(loaded.test_y),
                 };
-                (
-                    single_target(loaded)?,
-                    Rows::Builtin(data.name.name(), field),
-                )
+                let classes = data.name.n_classes().is_some();
+                (dataset, Rows::Builtin(data.name.name(), classes))
             }
         };
         dataset.check_init(spec)?;
-        dataset.check_labels(&spec.loss, &rows)?;
+        dataset.check_target_columns(spec, &rows)?;
+        dataset.check_labels(spec, &rows)?;
         Ok(dataset)
     }
 
@@ -117,20 +127,62 @@ impl Dataset {
         ))
     }
 
-    /// Targets are -1/+1 for the margin losses and 0/1 for bce (SPEC §2).
-    fn check_labels(&self, loss: &Loss, rows: &Rows) -> Result<(), InputError> {
-        let (allowed, labels) = match loss {
-            Loss::Logistic | Loss::Exponential | Loss::Hinge | Loss::SquaredHinge => {
-                ("-1 or +1", [-1.0, 1.0])
-            }
-            Loss::Bce => ("0 or 1", [0.0, 1.0]),
+    /// One target per output, or one class label for cross_entropy (SPEC §8).
+    fn check_target_columns(&self, spec: &Spec, rows: &Rows) -> Result<(), InputError> {
+        let c = spec.model.outputs();
+        let expected = spec.loss.target_columns(c);
+        let found = self.train_y.ncols();
+        if found == expected {
+            return Ok(());
+        }
+        let needs = if spec.loss.is_vector() {
+            "one class label per row".to_owned()
+        } else if expected == 1 {
+            "one target per row".to_owned()
+        } else {
+            format!("rows of C = {expected} targets, one per output")
+        };
+        let what = if found == 1 {
+            "one target per row".to_owned()
+        } else {
+            format!("rows of {found} targets")
+        };
+        let location = match rows {
+            Rows::Inline(_) => "data.train_y".to_owned(),
+            Rows::Builtin(_, true) => "data.labels".to_owned(),
+            _ => "model.outputs".to_owned(),
+        };
+        Err(InputError::new(
+            location,
+            format!(
+                "found {what}, but model.outputs = {c} with loss `{}` needs {needs}",
+                spec.loss.name()
+            ),
+        ))
+    }
+
+    /// Targets are -1/+1 for the margin losses, 0/1 for bce (SPEC §2) and
+    /// class indices 0..C-1 for cross_entropy (SPEC §8).
+    fn check_labels(&self, spec: &Spec, rows: &Rows) -> Result<(), InputError> {
+        let loss = &spec.loss;
+        let c = spec.model.outputs();
+        let (allowed, valid): (String, Box<dyn Fn(f64) -> bool>) = match loss {
+            Loss::Logistic | Loss::Exponential | Loss::Hinge | Loss::SquaredHinge => (
+                "labels -1 or +1".into(),
+                Box::new(|y| y == -1.0 || y == 1.0),
+            ),
+            Loss::Bce => ("labels 0 or 1".into(), Box::new(|y| y == 0.0 || y == 1.0)),
+            Loss::CrossEntropy => (
+                format!("class labels 0..{} (model.outputs = {c})", c - 1),
+                Box::new(move |y: f64| y >= 0.0 && y.fract() == 0.0 && y < c as f64),
+            ),
             _ => return Ok(()),
         };
-        let Some((i, &y)) = self
-            .train_y
-            .iter()
-            .enumerate()
-            .find(|(_, y)| !labels.contains(y))
+        let width = self.train_y.ncols();
+        let Some((i, j, y)) = (0..self.train_y.nrows())
+            .flat_map(|i| (0..width).map(move |j| (i, j)))
+            .map(|(i, j)| (i, j, self.train_y[(i, j)]))
+            .find(|&(_, _, y)| !valid(y))
         else {
             return Ok(());
         };
@@ -140,13 +192,14 @@ impl Dataset {
                 "loss.kind".to_owned(),
                 format!("the {name} generator's row {i}"),
             ),
-            Rows::Inline => (format!("data.train_y[{i}]"), "the target".to_owned()),
-            Rows::Builtin(name, field) => (
-                (*field).to_owned(),
+            Rows::Inline(true) => (format!("data.train_y[{i}][{j}]"), "the target".to_owned()),
+            Rows::Inline(false) => (format!("data.train_y[{i}]"), "the target".to_owned()),
+            Rows::Builtin(name, classes) => (
+                if *classes { "data.labels" } else { "loss.kind" }.to_owned(),
                 format!("the target of the {name} data set's training point {i}"),
             ),
             Rows::Csv(file, lines) => {
-                let column = self.dim() + 1;
+                let column = self.dim() + 1 + j;
                 (
                     format!("{file}:{}:{column}", lines[i]),
                     "the target".to_owned(),
@@ -155,7 +208,7 @@ impl Dataset {
         };
         Err(InputError::new(
             location,
-            format!("{row} is {y:?}, but loss `{kind}` needs labels {allowed}"),
+            format!("{row} is {y:?}, but loss `{kind}` needs {allowed}"),
         ))
     }
 }
@@ -168,32 +221,11 @@ fn loss_kind(loss: &Loss) -> String {
         .unwrap_or_else(|| format!("{loss:?}"))
 }
 
-/// A built-in data set as this build's single-output models take it: one
-/// target column (`onehot`'s C columns need the vector outputs of SPEC §8).
-/// The query targets are not kept yet (the report's test_y, SPEC §11).
-fn single_target(data: builtin::BuiltinData) -> Result<Dataset, InputError> {
-    if data.train_y.ncols() != 1 {
-        return Err(InputError::new(
-            "data.labels",
-            format!(
-                "found `onehot`, which makes {} target columns, but this build's models have \
-                 one output; allowed: `index`, `signed` or `binary`",
-                data.train_y.ncols()
-            ),
-        ));
-    }
-    Ok(Dataset {
-        train_x: data.train_x,
-        train_y: data.train_y.column(0).into_owned(),
-        test_x: data.test_x,
-    })
-}
-
 /// Inline arrays: at least one train and one test row, all rows of one
 /// length D >= 1, one target per train row, every number finite.
 fn inline(
     train_x: &[Vec<f64>],
-    train_y: &[f64],
+    train_y: &Targets,
     test_x: &[Vec<f64>],
 ) -> Result<Dataset, InputError> {
     let dim = match train_x.first() {
@@ -222,9 +254,25 @@ fn inline(
             ),
         ));
     }
-    for (i, y) in train_y.iter().enumerate() {
-        finite(&format!("data.train_y[{i}]"), *y)?;
-    }
+    let targets = match train_y {
+        Targets::Numbers(y) => {
+            for (i, y) in y.iter().enumerate() {
+                finite(&format!("data.train_y[{i}]"), *y)?;
+            }
+            DMatrix::from_column_slice(y.len(), 1, y)
+        }
+        Targets::Rows(rows) => {
+            let width = rows.first().map_or(0, Vec::len);
+            if width == 0 {
+                return Err(InputError::new(
+                    "data.train_y[0]",
+                    "found an empty row, allowed: rows of C >= 1 targets",
+                ));
+            }
+            let what = format!("C = {width}, the length of data.train_y[0]");
+            matrix_of("data.train_y", rows, width, &what)?
+        }
+    };
     if test_x.is_empty() {
         return Err(InputError::new(
             "data.test_x",
@@ -234,21 +282,35 @@ fn inline(
     let test = matrix("data.test_x", test_x, dim)?;
     Ok(Dataset {
         train_x: train,
-        train_y: DVector::from_column_slice(train_y),
+        train_y: targets,
         test_x: test,
+        test_y: None,
     })
 }
 
 /// Rows of length `dim`, all finite, as an N x dim matrix.
 fn matrix(field: &str, rows: &[Vec<f64>], dim: usize) -> Result<DMatrix<f64>, InputError> {
+    matrix_of(
+        field,
+        rows,
+        dim,
+        &format!("D = {dim}, the length of data.train_x[0]"),
+    )
+}
+
+/// Rows of length `width` (`what` names that length and where it comes
+/// from), all finite, as a matrix.
+fn matrix_of(
+    field: &str,
+    rows: &[Vec<f64>],
+    width: usize,
+    what: &str,
+) -> Result<DMatrix<f64>, InputError> {
     for (i, row) in rows.iter().enumerate() {
-        if row.len() != dim {
+        if row.len() != width {
             return Err(InputError::new(
                 format!("{field}[{i}]"),
-                format!(
-                    "found {} numbers, expected D = {dim}, the length of data.train_x[0]",
-                    row.len()
-                ),
+                format!("found {} numbers, expected {what}", row.len()),
             ));
         }
         for (j, x) in row.iter().enumerate() {
@@ -257,7 +319,7 @@ fn matrix(field: &str, rows: &[Vec<f64>], dim: usize) -> Result<DMatrix<f64>, In
     }
     Ok(DMatrix::from_row_iterator(
         rows.len(),
-        dim,
+        width,
         rows.iter().flatten().copied(),
     ))
 }

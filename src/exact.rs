@@ -3,7 +3,8 @@
 //! the segment gives exactly
 //!   f(w_{k+1}; q) − f(w_k; q) = Σ_i −ε l'_i(w_k) ∫₀¹ ∇f(w_k + sΔ; q) · ∇f(w_k; x_i) ds,
 //! so summing over steps decomposes f(w_K) − f(w_0) with no O(ε) error. The
-//! integral over s is taken by Gauss–Legendre quadrature.
+//! integral over s is taken by Gauss–Legendre quadrature. With C outputs the
+//! same holds per output c, with Σ_{i,c'} −ε l'_{ic'} K^e_k(q, x_i)_{cc'}.
 use crate::data::Dataset;
 use crate::flow::FlowProblem;
 use crate::kernel::{KernelPlan, Scratch};
@@ -32,17 +33,17 @@ pub struct ExactPathKernel<'m> {
     w_s: Vec<f64>,
     kernel: Vec<f64>,
     segment: Vec<f64>,
-    /// This step's −ε l'_i ∫ K, column-major M x N.
+    /// This step's −ε l' ∫ K, column-major (M C) x N.
     increment: Vec<f64>,
-    /// f(w_{k+1}; q) of the step being added.
+    /// f(w_{k+1}; q) of the step being added, example-major.
     f_end: Vec<f64>,
-    /// Σ_k ε (−l'_i) K^e_k, column-major M x N.
+    /// Σ_k ε (−l') K^e_k, column-major (M C) x N.
     pub coef_integral: Vec<f64>,
 }
 
 impl<'m> ExactPathKernel<'m> {
     pub fn new(model: &'m dyn Model, data: &Dataset) -> ExactPathKernel<'m> {
-        let (n, m) = (data.train_x.nrows(), data.test_x.nrows());
+        let (n, m, c) = (data.train_x.nrows(), data.test_x.nrows(), model.outputs());
         let query = model.tape(&data.test_x);
         let plan = KernelPlan::new(model);
         let scratch = plan.scratch(&query, m * n, 0);
@@ -58,11 +59,11 @@ impl<'m> ExactPathKernel<'m> {
             scratch,
             rule,
             w_s: vec![0.0; model.n_params()],
-            kernel: vec![0.0; m * n],
-            segment: vec![0.0; m * n],
-            increment: vec![0.0; m * n],
-            f_end: vec![0.0; m],
-            coef_integral: vec![0.0; m * n],
+            kernel: vec![0.0; m * n * c * c],
+            segment: vec![0.0; m * n * c * c],
+            increment: vec![0.0; m * n * c],
+            f_end: vec![0.0; m * c],
+            coef_integral: vec![0.0; m * n * c],
         }
     }
 
@@ -78,11 +79,11 @@ impl<'m> ExactPathKernel<'m> {
     /// need it (proofs.md 3.3).
     pub fn add_step(&mut self, flow: &FlowProblem<'_>, step: &Step<'_>) {
         let layout = flow.layout();
-        let (n, m) = (layout.n_train, layout.n_query);
+        let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
         let (w0, w1) = (layout.w(step.y0), layout.w(step.y1));
         self.model.forward(w1, &mut self.query);
-        self.f_end.copy_from_slice(self.query.output.as_slice());
-        let f0 = &flow.outputs()[n..n + m];
+        self.query.outputs_into(0..m, &mut self.f_end);
+        let f0 = &flow.outputs()[n * c..(n + m) * c];
         let mut pieces = 1;
         let mut previous = f64::INFINITY;
         loop {
@@ -136,24 +137,30 @@ impl<'m> ExactPathKernel<'m> {
         }
     }
 
-    /// increment(q, x_i) = −ε l'_i segment(q, x_i).
+    /// increment(q, x_i)_c = −ε Σ_{c'} l'_{ic'} segment(q, x_i)_{cc'}.
     fn increments(&mut self, flow: &FlowProblem<'_>, eps: f64) {
-        let m = flow.layout().n_query;
-        for ((inc_col, k_col), &lp) in self
-            .increment
-            .chunks_exact_mut(m)
-            .zip(self.segment.chunks_exact(m))
-            .zip(flow.lprime())
-        {
-            inc_col
-                .iter_mut()
-                .zip(k_col)
-                .for_each(|(inc, &k)| *inc = -eps * lp * k);
+        let layout = flow.layout();
+        let (m, c) = (layout.n_query, layout.n_outputs);
+        if c == 1 {
+            for ((inc_col, k_col), &lp) in self
+                .increment
+                .chunks_exact_mut(m)
+                .zip(self.segment.chunks_exact(m))
+                .zip(flow.lprime())
+            {
+                inc_col
+                    .iter_mut()
+                    .zip(k_col)
+                    .for_each(|(inc, &k)| *inc = -eps * lp * k);
+            }
+            return;
         }
+        crate::flow::coefficient_rates(&mut self.increment, &self.segment, flow.lprime(), c);
+        self.increment.iter_mut().for_each(|v| *v *= eps);
     }
 
-    /// max over q of |f(w1; q) − f(w0; q) − Σ_i increment(q, x_i)| over its
-    /// rounding level, 64 ε (|f(w0; q)| + |f(w1; q)| + Σ_i |increment|).
+    /// max over q (and output) of |f(w1; q) − f(w0; q) − Σ_i increment(q, x_i)|
+    /// over its rounding level, 64 ε (|f(w0; q)| + |f(w1; q)| + Σ_i |increment|).
     fn excess(&self, f0: &[f64]) -> f64 {
         let m = f0.len();
         (0..m)

@@ -24,9 +24,14 @@ pub struct Experiment {
     pub interrupt: Option<Arc<AtomicBool>>,
 }
 
-/// What a run produces; M x N matrices have query points as rows.
+/// What a run produces. Per-output vectors are example-major (entry
+/// m C + c); kernels are (M C) x (N C) (row m C + c, column i C + c') and
+/// coefficient matrices (M C) x N, so with C = 1 every matrix is M x N with
+/// query points as rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
+    /// C, the model's outputs.
+    pub n_outputs: usize,
     pub w_end: Vec<f64>,
     pub stats: Stats,
     pub loss0: f64,
@@ -37,7 +42,7 @@ pub struct Outcome {
     pub coef_integral: DMatrix<f64>,
     pub tangent_kernel0: DMatrix<f64>,
     pub tangent_kernel_end: DMatrix<f64>,
-    /// gd with exact_path_kernel: Σ_k ε (−l'_i) K^e_k(q_m, x_i).
+    /// gd with exact_path_kernel: Σ_k ε Σ_{c'} (−l'_{ic'}) K^e_k(q_m, x_i)_{·c'}.
     pub exact_coef_integral: Option<DMatrix<f64>>,
     /// What held along the path (sampled after each accepted step).
     pub conditions: Conditions,
@@ -59,10 +64,17 @@ impl Outcome {
     pub fn max_abs_residual(&self) -> f64 {
         max_abs(&self.residual())
     }
-    /// a_i(q_m) = A_i(q_m) / K^p(q_m, x_i); None where K^p = 0.
+    /// a_i(q_m) = A_i(q_m) / K^p(q_m, x_i); None where K^p = 0. With C > 1
+    /// the C-vector K^p(q_m, x_i)⁻¹ A_i(q_m), None (the whole vector) where
+    /// the block's 1-norm reciprocal condition number is below
+    /// [`crate::blocks::RCOND_MIN`] (SPEC §8).
     pub fn coefficients(&self) -> DMatrix<Option<f64>> {
-        self.coef_integral
-            .zip_map(&self.path_kernel, |a, k| (k != 0.0).then(|| a / k))
+        if self.n_outputs == 1 {
+            return self
+                .coef_integral
+                .zip_map(&self.path_kernel, |a, k| (k != 0.0).then(|| a / k));
+        }
+        crate::blocks::solve_blocks(&self.path_kernel, &self.coef_integral, self.n_outputs)
     }
     pub fn exact_kernel_machine(&self) -> Option<Vec<f64>> {
         self.exact_coef_integral
@@ -149,12 +161,12 @@ impl Experiment {
         let model = self.model.as_ref();
         let mut flow = FlowProblem::new(model, self.spec.loss, self.spec.reduction, &self.data);
         let layout = flow.layout();
-        let (n, m) = (layout.n_train, layout.n_query);
+        let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
         let t_end = self.spec.flow.t_end;
 
         let (tableau, control) = integration(&self.spec.flow);
         let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &self.w0, 0.0)?;
-        let mut tracker = Tracker::new(model, self.spec.loss, &self.data.train_y, &flow);
+        let mut tracker = Tracker::new(model, self.spec.loss, &flow);
         tracker.sample(model, &flow, 0.0, tangent_kernel0.as_slice());
         let mut y = flow.initial_state(&self.w0);
         let mut exact = self
@@ -185,19 +197,20 @@ impl Experiment {
         let w_end = layout.w(&y).to_vec();
         let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w_end, t_end)?;
         tracker.sample(model, &flow, t_end, tangent_kernel_end.as_slice());
-        let matrix = |s: &[f64]| DMatrix::from_column_slice(m, n, s);
         let (path_kernel, coef_integral) = (
-            matrix(layout.path_kernel(&y)),
-            matrix(layout.coef_integral(&y)),
+            DMatrix::from_column_slice(m * c, n * c, layout.path_kernel(&y)),
+            DMatrix::from_column_slice(m * c, n, layout.coef_integral(&y)),
         );
         let conditions = tracker.finish(
             t_end,
+            c,
             &path_kernel,
             &coef_integral,
             &tangent_kernel0,
             &tangent_kernel_end,
         );
         Ok(Outcome {
+            n_outputs: c,
             stats,
             loss0,
             loss_end,
@@ -207,7 +220,8 @@ impl Experiment {
             coef_integral,
             tangent_kernel0,
             tangent_kernel_end,
-            exact_coef_integral: exact.map(|e| matrix(&e.coef_integral)),
+            exact_coef_integral: exact
+                .map(|e| DMatrix::from_column_slice(m * c, n, &e.coef_integral)),
             w_end,
             conditions,
         })
@@ -222,11 +236,11 @@ fn snapshot(
     t: f64,
 ) -> Result<(f64, Vec<f64>, DMatrix<f64>), RunError> {
     let layout = flow.layout();
-    let (n, m) = (layout.n_train, layout.n_query);
+    let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
     flow.evaluate(t, w);
     let loss = flow.loss();
-    let outputs = flow.outputs()[n..].to_vec();
-    let mut kernel = vec![0.0; m * n];
+    let outputs = flow.outputs()[n * c..].to_vec();
+    let mut kernel = vec![0.0; layout.kernel_len()];
     flow.tangent_kernel(&mut kernel);
     let finite = loss.is_finite() && outputs.iter().chain(&kernel).all(|v| v.is_finite());
     if !finite {
@@ -241,7 +255,11 @@ fn snapshot(
             what: what.into(),
         });
     }
-    Ok((loss, outputs, DMatrix::from_column_slice(m, n, &kernel)))
+    Ok((
+        loss,
+        outputs,
+        DMatrix::from_column_slice(m * c, n * c, &kernel),
+    ))
 }
 
 /// The time at which the integration stopped.

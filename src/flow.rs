@@ -3,7 +3,9 @@
 //!   dK^p/dt = K^g(q_m, x_i),
 //!   dA/dt   = −l'_i K^g(q_m, x_i),
 //! so that the path kernel and the coefficient integrals come out of the same
-//! integration as w, at the method's order.
+//! integration as w, at the method's order. With C outputs (SPEC §8) l' has
+//! N C entries, K^g a C x C block per pair and A a C-vector per pair:
+//!   dA_{ic}(q)/dt = −Σ_{c'} l'_{ic'} K^g_{cc'}(q, x_i).
 use crate::data::Dataset;
 use crate::error::LastLoss;
 use crate::kernel::{InputGrams, KernelPlan, Scratch};
@@ -13,21 +15,29 @@ use crate::spec::Reduction;
 use crate::stepper::OdeSystem;
 use nalgebra::DMatrix;
 
-/// Where each part lives in the flat state: w, then K^p and A, each an
-/// M x N matrix stored column-major.
+/// Where each part lives in the flat state: w, then K^p, column-major
+/// (M C) x (N C) (row q C + c, column i C + c'), then A, column-major
+/// (M C) x N (row q C + c). With C = 1 both are M x N.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub n_params: usize,
     pub n_train: usize,
     pub n_query: usize,
+    /// C, the model's outputs.
+    pub n_outputs: usize,
 }
 
 impl Layout {
     pub fn dim(&self) -> usize {
-        self.n_params + 2 * self.kernel_len()
+        self.n_params + self.kernel_len() + self.coef_len()
     }
+    /// M N C², the entries of K^p.
     pub fn kernel_len(&self) -> usize {
-        self.n_train * self.n_query
+        self.n_train * self.n_query * self.n_outputs * self.n_outputs
+    }
+    /// M N C, the entries of A.
+    pub fn coef_len(&self) -> usize {
+        self.n_train * self.n_query * self.n_outputs
     }
     pub fn w<'a>(&self, y: &'a [f64]) -> &'a [f64] {
         &y[..self.n_params]
@@ -40,11 +50,29 @@ impl Layout {
     }
 }
 
+/// dA_i = −Σ_{c'} l'_{ic'} K_{·,(i,c')} for every training point i: `da` is
+/// (M C) x N and `kernel` (M C) x (N C), both column-major, `lprime` N C.
+pub fn coefficient_rates(da: &mut [f64], kernel: &[f64], lprime: &[f64], c: usize) {
+    let rows = da.len() / (lprime.len() / c).max(1);
+    for ((a_col, k_cols), lp) in da
+        .chunks_exact_mut(rows)
+        .zip(kernel.chunks_exact(rows * c))
+        .zip(lprime.chunks_exact(c))
+    {
+        crate::vecmath::scaled_copy(a_col, &k_cols[..rows], -lp[0]);
+        for (k_col, &l) in k_cols.chunks_exact(rows).zip(lp).skip(1) {
+            a_col.iter_mut().zip(k_col).for_each(|(a, &k)| *a += -l * k);
+        }
+    }
+}
+
 /// The right-hand side with every buffer it needs, allocated at set-up.
 pub struct FlowProblem<'m> {
     model: &'m dyn Model,
     loss: Loss,
+    /// Training targets, row-major: `target_columns` per example.
     targets: Vec<f64>,
+    target_columns: usize,
     /// 1 for reduction "sum", 1/N for "mean".
     weight: f64,
     layout: Layout,
@@ -55,8 +83,10 @@ pub struct FlowProblem<'m> {
     scratch: Scratch,
     /// The kernel's Gram matrices of the inputs, constant along the flow.
     input_grams: InputGrams,
-    /// l'_i at the last evaluation, with the reduction's weight.
+    /// l'_{ic} at the last evaluation (entry i C + c), with the reduction's weight.
     lprime: Vec<f64>,
+    /// f(x_i) of the last evaluation, example-major (entry i C + c).
+    outputs: Vec<f64>,
     /// L at the last evaluation.
     loss_value: f64,
     /// (t, L) at the last evaluation where L was finite.
@@ -84,10 +114,12 @@ impl<'m> FlowProblem<'m> {
         let plan = KernelPlan::new(model);
         let scratch = plan.scratch(&tape, m * n, n);
         let input_grams = plan.input_grams(&tape, n..n + m, &tape, 0..n);
+        let c = model.outputs();
         FlowProblem {
             model,
             loss,
-            targets: data.train_y.iter().copied().collect(),
+            targets: data.train_y.transpose().as_slice().to_vec(),
+            target_columns: data.train_y.ncols(),
             weight: match reduction {
                 Reduction::Sum => 1.0,
                 Reduction::Mean => 1.0 / n as f64,
@@ -96,12 +128,14 @@ impl<'m> FlowProblem<'m> {
                 n_params: model.n_params(),
                 n_train: n,
                 n_query: m,
+                n_outputs: c,
             },
             plan,
             tape,
             scratch,
             input_grams,
-            lprime: vec![0.0; n],
+            lprime: vec![0.0; n * c],
+            outputs: vec![0.0; (n + m) * c],
             loss_value: f64::NAN,
             last_finite_loss: None,
             last_time: f64::NAN,
@@ -123,11 +157,17 @@ impl<'m> FlowProblem<'m> {
     pub fn evaluate(&mut self, t: f64, w: &[f64]) {
         self.model.forward(w, &mut self.tape);
         self.model.backward(w, &mut self.tape);
+        let rows = self.tape.rows();
+        self.tape.outputs_into(0..rows, &mut self.outputs);
+        let (c, columns) = (self.layout.n_outputs, self.target_columns);
         let mut total = 0.0;
-        for (i, lp) in self.lprime.iter_mut().enumerate() {
-            let (target, y) = (self.targets[i], self.tape.output[i]);
-            *lp = self.weight * self.loss.derivative(target, y);
-            total += self.loss.value(target, y);
+        for ((lp, target), f) in self
+            .lprime
+            .chunks_exact_mut(c)
+            .zip(self.targets.chunks_exact(columns))
+            .zip(self.outputs.chunks_exact(c))
+        {
+            total += self.loss.row(target, f, self.weight, lp);
         }
         self.loss_value = self.weight * total;
         self.last_time = t;
@@ -151,7 +191,7 @@ impl<'m> FlowProblem<'m> {
         self.loss_value
     }
 
-    /// l'_i (with the reduction's weight) at the last evaluation.
+    /// l'_{ic} (with the reduction's weight) at the last evaluation, entry i C + c.
     pub fn lprime(&self) -> &[f64] {
         &self.lprime
     }
@@ -165,9 +205,20 @@ impl<'m> FlowProblem<'m> {
         &self.plan
     }
 
-    /// f at the training points (first) and query points, at the last evaluation.
+    /// f at the training points (first) and query points, at the last
+    /// evaluation, example-major (entry r C + c).
     pub fn outputs(&self) -> &[f64] {
-        self.tape.output.as_slice()
+        &self.outputs
+    }
+
+    /// The training targets, row-major, [`FlowProblem::target_columns`] per point.
+    pub fn targets(&self) -> &[f64] {
+        &self.targets
+    }
+
+    /// Target columns per training point: 1 for class labels, else C.
+    pub fn target_columns(&self) -> usize {
+        self.target_columns
     }
 
     /// Floating-point operations of one right-hand-side evaluation (a
@@ -181,9 +232,10 @@ impl<'m> FlowProblem<'m> {
         let Layout {
             n_train: n,
             n_query: m,
+            n_outputs: c,
             ..
         } = self.layout;
-        let (n, m) = (n as f64, m as f64);
+        let (n, m, c) = (n as f64, m as f64, c as f64);
         let mut flops = 0.0;
         for block in self.model.blocks() {
             let (fan_in, fan_out, kernel) = match *block {
@@ -192,29 +244,32 @@ impl<'m> FlowProblem<'m> {
                         self.tape.inputs[input].ncols() as f64,
                         self.tape.deltas[delta].ncols() as f64,
                     );
+                    // Δ_q Δ_xᵀ over (M C) x (N C) and its Hadamard product
+                    let deltas = 2.0 * (m * c) * (n * c) * b + 2.0 * (m * c) * (n * c);
                     let kernel = if self.model.unit_delta() == Some(delta) {
                         2.0 * m * n * a
                     } else if self.plan.input_gram_is_constant(delta) {
-                        2.0 * m * n * b + 2.0 * m * n
+                        deltas
                     } else {
-                        2.0 * m * n * (a + b) + 2.0 * m * n
+                        2.0 * m * n * a + deltas
                     };
                     (a, b, kernel)
                 }
                 Block::Bias { .. } => continue,
                 Block::Explicit { jac, .. } => {
                     let a = self.tape.explicit[jac].ncols() as f64;
-                    (a, 0.0, 2.0 * m * n * a)
+                    (a, 0.0, 2.0 * (m * c) * (n * c) * a)
                 }
             };
             let layer = fan_in * fan_out.max(1.0);
-            // forward + backward over the batch, gradient over the training rows
-            flops += 2.0 * (n + m) * layer * 2.0 + 2.0 * n * layer + kernel;
+            // forward over the batch, backward over its C outputs, gradient
+            // over the training rows
+            flops += 2.0 * (n + m) * layer * (1.0 + c) + 2.0 * n * layer + kernel;
         }
         flops
     }
 
-    /// K^g(q_m, x_i) at the last evaluation, column-major M x N, into `out`.
+    /// K^g(q_m, x_i) at the last evaluation, column-major (M C) x (N C), into `out`.
     pub fn tangent_kernel(&mut self, out: &mut [f64]) {
         let Layout {
             n_train: n,
@@ -247,20 +302,15 @@ impl OdeSystem for FlowProblem<'_> {
         let Layout {
             n_params: p,
             n_train: n,
-            n_query: m,
+            n_outputs: c,
+            ..
         } = self.layout;
         self.evaluate(t, &y[..p]);
         let (dw, dk) = dy.split_at_mut(p);
         self.plan
             .weighted_gradient(&self.tape, 0..n, &self.lprime, -1.0, &mut self.scratch, dw);
-        let (dkp, da) = dk.split_at_mut(m * n);
+        let (dkp, da) = dk.split_at_mut(self.layout.kernel_len());
         self.tangent_kernel(dkp);
-        for ((a_col, k_col), &lp) in da
-            .chunks_exact_mut(m)
-            .zip(dkp.chunks_exact(m))
-            .zip(&self.lprime)
-        {
-            crate::vecmath::scaled_copy(a_col, k_col, -lp);
-        }
+        coefficient_rates(da, dkp, &self.lprime, c);
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! [`RunError`]: crate::error::RunError
 use crate::error::InputError;
-use crate::report::Report;
+use crate::report::{Coefficients, Report};
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::Value;
 
@@ -113,27 +113,37 @@ pub(crate) fn assert_finite_report(report: &Report) {
             assert_finite(v, field);
         }
     }
-    for (row_a, row_k) in report.a.iter().zip(&report.path_kernel) {
-        for (a, &k) in row_a.iter().zip(row_k) {
-            match a {
-                Some(a) => assert!(a.is_finite() && k != 0.0, "a = {a} where K^p = {k}"),
-                None => assert_eq!(k, 0.0, "a is null where K^p = {k}"),
+    match &report.a {
+        // C > 1: each coefficient vector is finite or null as a whole.
+        Coefficients::Vectors(a) => {
+            assert!(
+                a.iter()
+                    .flatten()
+                    .flatten()
+                    .flatten()
+                    .all(|v| v.is_finite())
+            );
+        }
+        Coefficients::Scalar(a) => {
+            let k = report.path_kernel.flatten();
+            for (a, k) in a.iter().flatten().zip(k) {
+                match a {
+                    Some(a) => assert!(a.is_finite() && k != 0.0, "a = {a} where K^p = {k}"),
+                    None => assert_eq!(k, 0.0, "a is null where K^p = {k}"),
+                }
             }
         }
     }
-    for ((r, y), km) in report
-        .residual
-        .iter()
-        .zip(&report.y_end)
-        .zip(&report.kernel_machine)
-    {
+    let (y_end, machine) = (report.y_end.flatten(), report.kernel_machine.flatten());
+    let residual = report.residual.flatten();
+    for ((r, y), km) in residual.iter().zip(&y_end).zip(&machine) {
         assert_eq!(
             r.to_bits(),
             (y - km).to_bits(),
             "residual != y_end - kernel machine"
         );
     }
-    let max = report.residual.iter().fold(0.0f64, |m, r| m.max(r.abs()));
+    let max = residual.iter().fold(0.0f64, |m, r| m.max(r.abs()));
     assert_eq!(max.to_bits(), report.max_abs_residual.to_bits());
 }
 

@@ -6,6 +6,13 @@
 //! and the tangent kernel of a layer over two batches is
 //! s² (Δ_q Δ_xᵀ) ∘ (U_q U_xᵀ), plus Δ_q Δ_xᵀ for its bias: O(M N (in + out))
 //! work, where the per-example Jacobians would cost O(M N P).
+//!
+//! With C outputs (SPEC §8) the δ matrices hold a row per example and
+//! output (row r C + c), so Δ_q Δ_xᵀ is the (M C) x (N C) matrix of every
+//! δ_{qc} · δ_{xc'} while U_q U_xᵀ stays M x N: the kernel's entry
+//! ((q, c), (x, c')) is s² (δ_{qc} · δ_{xc'}) (u_q · u_x), each input Gram
+//! entry serving a C x C block. Kernels are column-major (M C) x (N C),
+//! row q C + c and column x C + c', so that C = 1 is the scalar layout.
 use crate::linalg::{gemm, slice_view, slice_view_mut, view};
 use crate::model::{Block, Model, Tape};
 use nalgebra::DMatrix;
@@ -38,7 +45,18 @@ pub struct Scratch {
     s2: Vec<f64>,
     /// c ∘ Δ for each δ index, over the gradient's rows.
     weighted: Vec<DMatrix<f64>>,
+    /// C > 1: each δ group's input Gram (|ra| x |rb|), formed before the
+    /// column blocks that share it.
+    grams: Vec<Vec<f64>>,
+    /// C > 1: one Δ_q Δ_xᵀ column block per worker thread.
+    blocks: Vec<Vec<f64>>,
 }
+
+/// Entries of one column block of a C > 1 kernel (128 KiB): the block of
+/// Δ_q Δ_xᵀ and the kernel's own block stay in a core's L2 cache from the
+/// product to the Hadamard accumulation, instead of streaming the whole
+/// (M C) x (N C) kernel through memory once per δ group.
+const BLOCK_ENTRIES: usize = 1 << 14;
 
 /// The input Gram matrices Σ s² U_a U_bᵀ of the δ groups whose dense blocks
 /// all read the model's input (`inputs[0]`, the batch itself), for one pair
@@ -160,12 +178,25 @@ impl KernelPlan {
         }
     }
 
-    /// Buffers for kernels of at most `kernel_entries` entries and gradients
-    /// over `grad_rows` rows of `tape`.
-    pub fn scratch(&self, tape: &Tape, kernel_entries: usize, grad_rows: usize) -> Scratch {
+    /// Buffers for kernels over at most `pairs` pairs of examples (each a
+    /// C x C block) and gradients over `grad_rows` examples of `tape`.
+    pub fn scratch(&self, tape: &Tape, pairs: usize, grad_rows: usize) -> Scratch {
+        let c = tape.outputs();
+        let (grams, blocks) = if c > 1 {
+            let threads = rayon::current_num_threads().max(1);
+            (
+                vec![vec![0.0; pairs]; self.groups.len()],
+                // a block is at least one column of (|ra| C) <= pairs C entries
+                vec![vec![0.0; BLOCK_ENTRIES.max(pairs * c)]; threads],
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Scratch {
-            s1: vec![0.0; kernel_entries],
-            s2: vec![0.0; kernel_entries],
+            grams,
+            blocks,
+            s1: if c > 1 { Vec::new() } else { vec![0.0; pairs] },
+            s2: vec![0.0; pairs],
             weighted: tape
                 .deltas
                 .iter()
@@ -174,8 +205,9 @@ impl KernelPlan {
         }
     }
 
-    /// K[i, j] = ∇_w f(a_i) · ∇_w f(b_j) for rows `ra` of `ta` and rows `rb`
-    /// of `tb`, written column-major into `out` (|ra| x |rb|). The tapes may
+    /// K[(i, c), (j, c')] = ∇_w f_c(a_i) · ∇_w f_{c'}(b_j) for examples `ra`
+    /// of `ta` and `rb` of `tb`, written column-major into `out`
+    /// ((|ra| C) x (|rb| C), row i C + c, column j C + c'). The tapes may
     /// come from different parameter vectors (a cross kernel). `constant`:
     /// the constant input Grams of the same tapes and ranges, formed once by
     /// [`KernelPlan::input_grams`], or None to form every product.
@@ -191,6 +223,9 @@ impl KernelPlan {
         out: &mut [f64],
     ) {
         let (na, nb) = (ra.len(), rb.len());
+        if ta.outputs() > 1 {
+            return self.tangent_kernel_blocks((ta, ra), (tb, rb), scratch, constant, out);
+        }
         let n = na * nb;
         out.fill(0.0);
         let s1 = &mut scratch.s1[..n];
@@ -237,8 +272,86 @@ impl KernelPlan {
         }
     }
 
-    /// grad = alpha Σ_r c_r ∇_w f(x_r) over rows `rows` of `tape`, with one
-    /// matrix product per dense block.
+    /// [`KernelPlan::tangent_kernel`] for C > 1, by column blocks of
+    /// [`BLOCK_ENTRIES`]: each block of out is formed whole (every δ
+    /// group's product and Hadamard accumulation, the output layer's
+    /// diagonal, the explicit blocks) while it is in cache. Blocks are a
+    /// fixed partition of the columns and each is computed alone, so the
+    /// result does not depend on how many threads share them.
+    fn tangent_kernel_blocks(
+        &self,
+        (ta, ra): (&Tape, Range<usize>),
+        (tb, rb): (&Tape, Range<usize>),
+        scratch: &mut Scratch,
+        constant: Option<&InputGrams>,
+        out: &mut [f64],
+    ) {
+        use rayon::prelude::*;
+        let (na, nb, c) = (ra.len(), rb.len(), ta.outputs());
+        let (rows, n) = (na * c, na * nb);
+        // The groups' input Grams, each shared by every column block.
+        for (index, group) in self.groups.iter().enumerate() {
+            let formed = constant.and_then(|k| k.grams[index].as_ref()).is_some();
+            if !group.dense.is_empty() && !formed {
+                let gram = &mut scratch.grams[index][..n];
+                input_gram(group, (ta, ra.clone()), (tb, rb.clone()), gram);
+            }
+        }
+        let width = (BLOCK_ENTRIES / rows).max(1);
+        let blocks = (nb * c).div_ceil(width);
+        let per_thread = blocks.div_ceil(scratch.blocks.len());
+        let grams = &scratch.grams;
+        let gram_of = |index: usize| -> &[f64] {
+            match constant.and_then(|k| k.grams[index].as_deref()) {
+                Some(gram) => gram,
+                None => &grams[index][..n],
+            }
+        };
+        let run = |(chunk, (out, s1)): (usize, (&mut [f64], &mut Vec<f64>))| {
+            for (b, out) in out.chunks_mut(rows * width).enumerate() {
+                let j0 = (chunk * per_thread + b) * width;
+                let w = out.len() / rows;
+                out.fill(0.0);
+                for (index, group) in self.groups.iter().enumerate() {
+                    let bias = if group.bias { 1.0 } else { 0.0 };
+                    if group.unit {
+                        // δ_{qc} · δ_{xc'} = [c = c']
+                        add_block_diagonal(out, gram_of(index), bias, na, c, j0);
+                        continue;
+                    }
+                    let s1 = &mut s1[..rows * w];
+                    let da = view(&ta.deltas[group.delta]).subrows(ra.start * c, rows);
+                    let db = view(&tb.deltas[group.delta]).subrows(rb.start * c + j0, w);
+                    gemm(slice_view_mut(s1, rows, w), false, da, db.transpose(), 1.0);
+                    if group.dense.is_empty() {
+                        crate::vecmath::add_assign(out, s1);
+                        continue;
+                    }
+                    let gram = gram_of(index);
+                    for (jj, (o, a)) in out.chunks_mut(rows).zip(s1.chunks(rows)).enumerate() {
+                        let x = (j0 + jj) / c;
+                        let g = &gram[x * na..(x + 1) * na];
+                        crate::vecmath::hadamard_accumulate_rows(o, a, g, bias, c);
+                    }
+                }
+                for &(_, jac) in &self.explicit {
+                    let ja = view(&ta.explicit[jac]).subrows(ra.start * c, rows);
+                    let jb = view(&tb.explicit[jac]).subrows(rb.start * c + j0, w);
+                    gemm(slice_view_mut(out, rows, w), true, ja, jb.transpose(), 1.0);
+                }
+            }
+        };
+        out[..rows * nb * c]
+            .par_chunks_mut(rows * width * per_thread)
+            .zip(scratch.blocks.par_iter_mut())
+            .enumerate()
+            .for_each(run);
+    }
+
+    /// grad = alpha Σ_{r,k} c_{rk} ∇_w f_k(x_r) over examples `rows` of
+    /// `tape`, `c` example-major (entry r C + k), with one matrix product per
+    /// dense block: the C sensitivities of an example are combined first,
+    /// Σ_k c_{rk} δ_{rk}, so the product runs over examples, not outputs.
     pub fn weighted_gradient(
         &self,
         tape: &Tape,
@@ -249,11 +362,24 @@ impl KernelPlan {
         grad: &mut [f64],
     ) {
         let n = rows.len();
+        let outputs = tape.outputs();
+        let deltas = rows.start * outputs..rows.end * outputs;
         for (weighted, delta) in scratch.weighted.iter_mut().zip(&tape.deltas) {
             let total = delta.nrows();
             let columns = weighted.as_mut_slice().chunks_exact_mut(n);
             for (dst, src) in columns.zip(delta.as_slice().chunks_exact(total)) {
-                crate::vecmath::product_into(dst, &src[rows.clone()], c);
+                let src = &src[deltas.clone()];
+                if outputs == 1 {
+                    crate::vecmath::product_into(dst, src, c);
+                    continue;
+                }
+                for ((d, s), w) in dst
+                    .iter_mut()
+                    .zip(src.chunks_exact(outputs))
+                    .zip(c.chunks_exact(outputs))
+                {
+                    *d = s.iter().zip(w).map(|(&s, &w)| s * w).sum();
+                }
             }
         }
         for block in &self.blocks {
@@ -286,10 +412,23 @@ impl KernelPlan {
                 Block::Explicit { offset, jac } => {
                     let j = &tape.explicit[jac];
                     let g = slice_view_mut(&mut grad[offset..offset + j.ncols()], j.ncols(), 1);
-                    let jt = view(j).subrows(rows.start, n).transpose();
-                    gemm(g, false, jt, slice_view(c, n, 1), alpha);
+                    let jt = view(j).subrows(deltas.start, deltas.len()).transpose();
+                    gemm(g, false, jt, slice_view(c, deltas.len(), 1), alpha);
                 }
             }
+        }
+    }
+}
+
+/// Adds (gram + bias) to the diagonal entries (i C + k, j C + k) of the
+/// kernel's columns j0.. held in `out` ((na C) x w), gram being na x nb:
+/// the output layer's block, whose δ_{qc} · δ_{xc'} is [c = c'].
+fn add_block_diagonal(out: &mut [f64], gram: &[f64], bias: f64, na: usize, c: usize, j0: usize) {
+    for (jj, col) in out.chunks_mut(na * c).enumerate() {
+        let (x, k) = ((j0 + jj) / c, (j0 + jj) % c);
+        for (i, &g) in gram[x * na..(x + 1) * na].iter().enumerate() {
+            col[i * c + k] += g;
+            col[i * c + k] += bias;
         }
     }
 }

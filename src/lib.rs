@@ -5,10 +5,12 @@
 //! `SPEC.md`; each module below holds one concept of it.
 
 pub mod activation;
+pub mod blocks;
 pub mod cli;
 pub mod conditions;
 pub mod data;
 pub mod error;
+pub mod evaluation;
 pub mod exact;
 pub mod experiment;
 pub mod flow;

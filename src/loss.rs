@@ -30,6 +30,9 @@ pub enum Loss {
     Absolute,
     Hinge,
     SquaredHinge,
+    /// Softmax cross-entropy over C >= 2 outputs with an integer class label
+    /// (SPEC §8); a vector loss, evaluated by [`Loss::row`] only.
+    CrossEntropy,
 }
 
 fn one() -> f64 {
@@ -41,6 +44,8 @@ fn one() -> f64 {
 pub enum TargetKind {
     /// Any finite number.
     Real,
+    /// A class index 0..C-1 (cross_entropy).
+    ClassIndex,
     /// -1 or +1.
     PlusMinusOne,
     /// 0 or 1.
@@ -54,6 +59,7 @@ impl TargetKind {
             TargetKind::Real => y.is_finite(),
             TargetKind::PlusMinusOne => y == 1.0 || y == -1.0,
             TargetKind::ZeroOne => y == 0.0 || y == 1.0,
+            TargetKind::ClassIndex => y >= 0.0 && y.fract() == 0.0,
         }
     }
 }
@@ -88,6 +94,7 @@ impl Loss {
             Loss::Absolute => "absolute",
             Loss::Hinge => "hinge",
             Loss::SquaredHinge => "squared_hinge",
+            Loss::CrossEntropy => "cross_entropy",
         }
     }
 
@@ -98,6 +105,7 @@ impl Loss {
                 TargetKind::PlusMinusOne
             }
             Loss::Bce => TargetKind::ZeroOne,
+            Loss::CrossEntropy => TargetKind::ClassIndex,
             _ => TargetKind::Real,
         }
     }
@@ -132,6 +140,7 @@ impl Loss {
                 let h = (1.0 - target * y).max(0.0);
                 0.5 * h * h
             }
+            Loss::CrossEntropy => unreachable!("cross_entropy is a vector loss: use Loss::row"),
         }
     }
 
@@ -182,6 +191,7 @@ impl Loss {
                 }
             }
             Loss::SquaredHinge => -target * (1.0 - target * y).max(0.0),
+            Loss::CrossEntropy => unreachable!("cross_entropy is a vector loss: use Loss::row"),
         }
     }
 
@@ -246,7 +256,54 @@ impl Loss {
                     Dual64::from(0.0)
                 }
             }
+            Loss::CrossEntropy => unreachable!("cross_entropy is a vector loss: use row_dual"),
         }
+    }
+
+    /// True for cross_entropy, whose value depends on the whole output row
+    /// (SPEC §8); every other loss applies per component.
+    pub fn is_vector(&self) -> bool {
+        matches!(self, Loss::CrossEntropy)
+    }
+
+    /// How many target columns a model with `outputs` outputs needs: one
+    /// class label for cross_entropy, else one target per output.
+    pub fn target_columns(&self, outputs: usize) -> usize {
+        if self.is_vector() { 1 } else { outputs }
+    }
+
+    /// The loss of one example, l(y*, f) summed over components (or the
+    /// cross-entropy of the row), and `grad` = weight · dl/df.
+    /// `target` holds [`Loss::target_columns`] entries.
+    #[inline]
+    pub fn row(&self, target: &[f64], f: &[f64], weight: f64, grad: &mut [f64]) -> f64 {
+        if let Loss::CrossEntropy = self {
+            return cross_entropy(target[0] as usize, f, weight, grad);
+        }
+        let mut total = 0.0;
+        for ((g, &t), &y) in grad.iter_mut().zip(target).zip(f) {
+            *g = weight * self.derivative(t, y);
+            total += self.value(t, y);
+        }
+        total
+    }
+
+    /// [`Loss::row`]'s value on dual numbers: the forward-mode reference for
+    /// its gradient (cross_entropy as ln Σ exp(f_c − max) + max − f_y*, the
+    /// textbook form, independent of `row`'s).
+    pub fn row_dual(&self, target: &[f64], f: &[Dual64]) -> Dual64 {
+        if let Loss::CrossEntropy = self {
+            let label = target[0] as usize;
+            let max = f.iter().map(|v| v.re).fold(f64::NEG_INFINITY, f64::max);
+            let sum = f
+                .iter()
+                .fold(Dual64::from(0.0), |s, &v| s + (v - max).exp());
+            return sum.ln() + max - f[label];
+        }
+        target
+            .iter()
+            .zip(f)
+            .fold(Dual64::from(0.0), |s, (&t, &y)| s + self.value_dual(t, y))
     }
 
     /// Signed distance to the loss's kink, for kink-crossing detection:
@@ -259,10 +316,43 @@ impl Loss {
         }
     }
 
-    /// False for absolute and hinge.
+    /// False for absolute and hinge (cross_entropy is smooth).
     pub fn is_smooth(&self) -> bool {
         !matches!(self, Loss::Absolute | Loss::Hinge)
     }
+}
+
+/// Softmax cross-entropy l = logsumexp(f) − f_label and grad = weight ·
+/// (softmax(f) − onehot(label)), without spurious overflow or cancellation:
+/// with m = max f at index k and r = Σ_{c≠k} e^{f_c − m} (every exponent
+/// <= 0), l = (m − f_label) + ln(1 + r); softmax_c = e^{f_c − m} / (1 + r),
+/// and the label's own entry softmax − 1 is formed as −Σ_{c≠label} softmax_c,
+/// so a confident, correct row keeps its tiny gradient.
+fn cross_entropy(label: usize, f: &[f64], weight: f64, grad: &mut [f64]) -> f64 {
+    let (k, m) =
+        f.iter().enumerate().fold(
+            (0, f64::NEG_INFINITY),
+            |(k, m), (c, &v)| {
+                if v > m { (c, v) } else { (k, m) }
+            },
+        );
+    let rest: f64 = f
+        .iter()
+        .enumerate()
+        .filter(|&(c, _)| c != k)
+        .map(|(_, &v)| (v - m).exp())
+        .sum();
+    let denominator = 1.0 + rest;
+    let mut others = 0.0;
+    for (c, (g, &v)) in grad.iter_mut().zip(f).enumerate() {
+        let p = (v - m).exp() / denominator;
+        *g = weight * p;
+        if c != label {
+            others += p;
+        }
+    }
+    grad[label] = -weight * others;
+    (m - f[label]) + rest.ln_1p()
 }
 
 /// ln cosh d. Near 0, ln1p(cosh d - 1) with cosh d - 1 = 2 sinh^2(d/2) keeps

@@ -15,40 +15,108 @@ pub mod npz;
 /// The report's format version.
 pub const VERSION: u32 = 1;
 
-/// The report of one run. Field names and meanings are fixed by SPEC §5;
-/// fields after `max_abs_residual` are additions.
+/// An array field in the shape SPEC §5 (C = 1) or §8 (C > 1) gives it;
+/// serialised as the bare nested array.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Shaped<T> {
+    /// Length M (C = 1).
+    Vector(Vec<T>),
+    /// M rows of N (C = 1), or M rows of C.
+    Matrix(Vec<Vec<T>>),
+    /// [m][i][c].
+    Blocks(Vec<Vec<Vec<T>>>),
+    /// [m][i][c][c'].
+    Kernel(Vec<Vec<Vec<Vec<T>>>>),
+}
+
+impl<T: Clone> Shaped<T> {
+    /// Every entry, in the order the nested arrays list them.
+    pub fn flatten(&self) -> Vec<T> {
+        match self {
+            Shaped::Vector(v) => v.clone(),
+            Shaped::Matrix(m) => m.iter().flatten().cloned().collect(),
+            Shaped::Blocks(b) => b.iter().flatten().flatten().cloned().collect(),
+            Shaped::Kernel(k) => k.iter().flatten().flatten().flatten().cloned().collect(),
+        }
+    }
+}
+
+/// `a`: M rows of N (null where K^p = 0) for C = 1; with C > 1, [m][i] is
+/// the C-vector a_i(q_m), or null (the whole vector) where its block is
+/// too ill-conditioned to solve (SPEC §8).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Coefficients {
+    Scalar(Vec<Vec<Option<f64>>>),
+    Vectors(Vec<Vec<Option<Vec<f64>>>>),
+}
+
+impl Coefficients {
+    /// a of an outcome ((M C) x N, whole vectors None together).
+    fn new(a: &DMatrix<Option<f64>>, c: usize) -> Coefficients {
+        if c == 1 {
+            return Coefficients::Scalar(rows(a));
+        }
+        let blocks = crate::blocks::coef_blocks(a, c);
+        Coefficients::Vectors(
+            blocks
+                .into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(|v| v.into_iter().collect::<Option<Vec<f64>>>())
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The report of one run. Field names and meanings are fixed by SPEC §5
+/// and §8; fields after `max_abs_residual` are additions.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub version: u32,
     pub spec: serde_json::Value,
     pub n_params: usize,
+    /// C; omitted for C = 1, so that scalar reports keep SPEC §5's form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n_outputs: Option<usize>,
     pub w0: Vec<f64>,
     pub w_end: Vec<f64>,
     pub train_x: Vec<Vec<f64>>,
-    pub train_y: Vec<f64>,
+    /// N targets, or N rows of C.
+    pub train_y: Shaped<f64>,
     pub test_x: Vec<Vec<f64>>,
+    /// The query points' targets, where known (SPEC §11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_y: Option<Shaped<f64>>,
     pub t_end: f64,
     pub steps: usize,
     pub rejected_steps: usize,
     pub rhs_evals: usize,
     pub loss0: f64,
     pub loss_end: f64,
-    pub y0: Vec<f64>,
-    pub y_end: Vec<f64>,
-    pub path_kernel: Vec<Vec<f64>>,
-    pub coef_integral: Vec<Vec<f64>>,
-    pub a: Vec<Vec<Option<f64>>>,
-    pub tangent_kernel0: Vec<Vec<f64>>,
-    pub tangent_kernel_end: Vec<Vec<f64>>,
-    pub kernel_machine: Vec<f64>,
-    pub residual: Vec<f64>,
+    pub y0: Shaped<f64>,
+    pub y_end: Shaped<f64>,
+    pub path_kernel: Shaped<f64>,
+    pub coef_integral: Shaped<f64>,
+    pub a: Coefficients,
+    pub tangent_kernel0: Shaped<f64>,
+    pub tangent_kernel_end: Shaped<f64>,
+    pub kernel_machine: Shaped<f64>,
+    pub residual: Shaped<f64>,
     pub max_abs_residual: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exact_coef_integral: Option<Vec<Vec<f64>>>,
+    pub exact_coef_integral: Option<Shaped<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exact_kernel_machine: Option<Vec<f64>>,
+    pub exact_kernel_machine: Option<Shaped<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact_max_abs_residual: Option<f64>,
+    /// The test error of f(w_end) and of the kernel machine, where the
+    /// query points' targets are known (SPEC §11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_error: Option<crate::evaluation::TestError>,
     /// The tool that wrote the report, for regression tracking.
     pub generator: String,
     /// What held along the path (`crate::conditions`).
@@ -60,37 +128,80 @@ pub fn rows<T: Clone + nalgebra::Scalar>(m: &DMatrix<T>) -> Vec<Vec<T>> {
     m.row_iter().map(|r| r.iter().cloned().collect()).collect()
 }
 
+/// A per-output vector (example-major): length M for C = 1, else M rows of C.
+fn per_output<T: Clone>(v: &[T], c: usize) -> Shaped<T> {
+    if c == 1 {
+        Shaped::Vector(v.to_vec())
+    } else {
+        Shaped::Matrix(crate::blocks::vector_rows(v, c))
+    }
+}
+
+/// A coefficient matrix ((M C) x N): M rows of N, or [m][i][c].
+fn per_pair<T: Clone + nalgebra::Scalar>(a: &DMatrix<T>, c: usize) -> Shaped<T> {
+    if c == 1 {
+        Shaped::Matrix(rows(a))
+    } else {
+        Shaped::Blocks(crate::blocks::coef_blocks(a, c))
+    }
+}
+
+/// A kernel ((M C) x (N C)): M rows of N, or [m][i][c][c'].
+fn per_block(k: &DMatrix<f64>, c: usize) -> Shaped<f64> {
+    if c == 1 {
+        Shaped::Matrix(rows(k))
+    } else {
+        Shaped::Kernel(crate::blocks::kernel_blocks(k, c))
+    }
+}
+
+/// Targets (rows x T): a number per row for T = 1, else rows of T.
+fn targets(y: &DMatrix<f64>) -> Shaped<f64> {
+    if y.ncols() == 1 {
+        Shaped::Vector(y.iter().copied().collect())
+    } else {
+        Shaped::Matrix(rows(y))
+    }
+}
+
 impl Report {
     pub fn new(exp: &Experiment, out: &Outcome) -> Report {
+        let c = out.n_outputs;
+        let kernel_machine = out.kernel_machine();
         Report {
             version: VERSION,
             spec: serde_json::to_value(exp.spec.clone().with_defaults())
                 .expect("a spec always serialises"),
             n_params: exp.model.n_params(),
+            n_outputs: (c > 1).then_some(c),
             w0: exp.w0.clone(),
             w_end: out.w_end.clone(),
             train_x: rows(&exp.data.train_x),
-            train_y: exp.data.train_y.iter().copied().collect(),
+            train_y: targets(&exp.data.train_y),
             test_x: rows(&exp.data.test_x),
+            test_y: exp.data.test_y.as_ref().map(targets),
             t_end: exp.spec.flow.t_end,
             steps: out.stats.steps,
             rejected_steps: out.stats.rejected_steps,
             rhs_evals: out.stats.rhs_evals,
             loss0: out.loss0,
             loss_end: out.loss_end,
-            y0: out.y0.clone(),
-            y_end: out.y_end.clone(),
-            path_kernel: rows(&out.path_kernel),
-            coef_integral: rows(&out.coef_integral),
-            a: rows(&out.coefficients()),
-            tangent_kernel0: rows(&out.tangent_kernel0),
-            tangent_kernel_end: rows(&out.tangent_kernel_end),
-            kernel_machine: out.kernel_machine(),
-            residual: out.residual(),
+            y0: per_output(&out.y0, c),
+            y_end: per_output(&out.y_end, c),
+            path_kernel: per_block(&out.path_kernel, c),
+            coef_integral: per_pair(&out.coef_integral, c),
+            a: Coefficients::new(&out.coefficients(), c),
+            tangent_kernel0: per_block(&out.tangent_kernel0, c),
+            tangent_kernel_end: per_block(&out.tangent_kernel_end, c),
+            kernel_machine: per_output(&kernel_machine, c),
+            residual: per_output(&out.residual(), c),
             max_abs_residual: out.max_abs_residual(),
-            exact_coef_integral: out.exact_coef_integral.as_ref().map(rows),
-            exact_kernel_machine: out.exact_kernel_machine(),
+            exact_coef_integral: out.exact_coef_integral.as_ref().map(|a| per_pair(a, c)),
+            exact_kernel_machine: out.exact_kernel_machine().map(|v| per_output(&v, c)),
             exact_max_abs_residual: out.exact_max_abs_residual(),
+            test_error: exp.data.test_y.as_ref().map(|y| {
+                crate::evaluation::TestError::new(&exp.spec.loss, c, y, &out.y_end, &kernel_machine)
+            }),
             generator: format!("pathkernel {}", env!("CARGO_PKG_VERSION")),
             conditions: out.conditions.clone(),
         }

@@ -79,7 +79,8 @@ tagged_enum! {
         },
         Inline {
             train_x: Vec<Vec<f64>>,
-            train_y: Vec<f64>,
+            /// One number per row, or (C > 1, SPEC §8) a row of C numbers.
+            train_y: Targets,
             test_x: Vec<Vec<f64>>,
         },
         /// Paths relative to the spec file's directory.
@@ -89,6 +90,29 @@ tagged_enum! {
         },
         /// A built-in data set (SPEC §11), loaded by `crate::data::builtin`.
         Dataset(DatasetSpec),
+    }
+}
+
+/// Inline training targets: one number per training row (C = 1, or class
+/// labels for cross_entropy), or one row of C numbers per training row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Targets {
+    Numbers(Vec<f64>),
+    Rows(Vec<Vec<f64>>),
+}
+
+impl Targets {
+    /// The number of training rows the targets are for.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Numbers(v) => v.len(),
+            Targets::Rows(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -122,6 +146,9 @@ tagged_enum! {
         Linear {
             #[serde(default = "one")]
             init_scale: f64,
+            /// C, the number of outputs (SPEC §8); omitted from a report when 1.
+            #[serde(default = "one_output", skip_serializing_if = "is_one_output")]
+            outputs: usize,
         },
         Mlp {
             hidden: Vec<usize>,
@@ -133,6 +160,8 @@ tagged_enum! {
             parameterization: Parameterization,
             #[serde(default = "one")]
             init_scale: f64,
+            #[serde(default = "one_output", skip_serializing_if = "is_one_output")]
+            outputs: usize,
         },
         Resmlp {
             width: usize,
@@ -141,6 +170,8 @@ tagged_enum! {
             activation: Activation,
             #[serde(default = "one")]
             init_scale: f64,
+            #[serde(default = "one_output", skip_serializing_if = "is_one_output")]
+            outputs: usize,
         },
         DiagLinear {
             #[serde(default = "one")]
@@ -156,12 +187,13 @@ impl ModelSpec {
     pub fn n_params(&self, dim: usize) -> usize {
         let add = usize::saturating_add;
         let mul = usize::saturating_mul;
+        let outputs = self.outputs();
         match self {
-            ModelSpec::Linear { .. } => add(dim, 1),
+            ModelSpec::Linear { .. } => mul(add(dim, 1), outputs),
             ModelSpec::Mlp { hidden, bias, .. } => {
                 let mut fan_in = dim;
                 let mut total = 0usize;
-                for &out in hidden.iter().chain(std::iter::once(&1)) {
+                for &out in hidden.iter().chain(std::iter::once(&outputs)) {
                     total = add(total, mul(out, fan_in));
                     if *bias {
                         total = add(total, out);
@@ -174,7 +206,7 @@ impl ModelSpec {
                 let w = *width;
                 let input = add(mul(dim, w), w);
                 let block = add(mul(2, mul(w, w)), mul(2, w));
-                add(add(input, mul(*blocks, block)), add(w, 1))
+                add(add(input, mul(*blocks, block)), mul(add(w, 1), outputs))
             }
             ModelSpec::DiagLinear { .. } => mul(2, dim),
         }
@@ -183,10 +215,21 @@ impl ModelSpec {
     /// The widest layer's width for inputs of dimension `dim` (the inputs
     /// count as a layer), which sizes the activations kept per point.
     pub fn widest(&self, dim: usize) -> usize {
-        match self {
+        let widest = match self {
             ModelSpec::Linear { .. } | ModelSpec::DiagLinear { .. } => dim,
             ModelSpec::Mlp { hidden, .. } => hidden.iter().copied().fold(dim, usize::max),
             ModelSpec::Resmlp { width, .. } => dim.max(*width),
+        };
+        widest.max(self.outputs())
+    }
+
+    /// C, the number of outputs (SPEC §8): `outputs`, 1 for diag_linear.
+    pub fn outputs(&self) -> usize {
+        match *self {
+            ModelSpec::Linear { outputs, .. }
+            | ModelSpec::Mlp { outputs, .. }
+            | ModelSpec::Resmlp { outputs, .. } => outputs,
+            ModelSpec::DiagLinear { .. } => 1,
         }
     }
 
@@ -325,6 +368,12 @@ impl Spec {
 
 fn one() -> f64 {
     1.0
+}
+fn one_output() -> usize {
+    1
+}
+fn is_one_output(c: &usize) -> bool {
+    *c == 1
 }
 fn yes() -> bool {
     true

@@ -19,7 +19,7 @@
 use crate::activation::Activation;
 use crate::loss::{Loss, TargetKind};
 use crate::spec::{
-    DataSpec, FlowSpec, InitSpec, Method, ModelSpec, Parameterization, Reduction, Spec,
+    DataSpec, FlowSpec, InitSpec, Method, ModelSpec, Parameterization, Reduction, Spec, Targets,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -86,16 +86,22 @@ pub struct Space {
     /// init_scale = 2^(e/2) for e in this range.
     pub init_exponents: RangeInclusive<i32>,
     pub init: InitChoice,
+    /// C, the outputs of linear, mlp and resmlp (first = where shrinking
+    /// goes); cross_entropy takes at least 2, diag_linear has 1.
+    pub outputs: Vec<usize>,
 }
 
 impl Default for Space {
     /// Everything SPEC allows at the sizes of issue 3: depth 0 to 3, width 1
-    /// to 16, N 1 to 12, M 1 to 6, D 1 to 4, every method, adaptive or fixed.
+    /// to 16, N 1 to 12, M 1 to 6, D 1 to 4, C 1 to 4, every loss
+    /// (cross_entropy last), every method, adaptive or fixed.
     fn default() -> Space {
+        let mut losses = Loss::all();
+        losses.push(Loss::CrossEntropy);
         Space {
             archs: Arch::ALL.to_vec(),
             activations: Activation::ALL.to_vec(),
-            losses: Loss::all(),
+            losses,
             reductions: vec![Reduction::Sum, Reduction::Mean],
             methods: vec![
                 Method::Gd,
@@ -119,6 +125,7 @@ impl Default for Space {
             max_adaptive_steps: 2000,
             init_exponents: -8..=4,
             init: InitChoice::Either,
+            outputs: vec![1, 2, 3, 4],
         }
     }
 }
@@ -137,6 +144,8 @@ impl Space {
 #[derive(Clone, Debug)]
 struct Shape {
     arch: Arch,
+    /// C as drawn (see [`Shape::outputs`]).
+    outputs: usize,
     hidden: Vec<usize>,
     width: usize,
     activation: Activation,
@@ -158,10 +167,30 @@ struct Shape {
 }
 
 impl Shape {
+    /// C: as drawn, at least 2 under cross_entropy, 1 for diag_linear.
+    fn outputs(&self) -> usize {
+        match (self.arch, self.loss) {
+            (Arch::DiagLinear, _) => 1,
+            (_, Loss::CrossEntropy) => self.outputs.max(2),
+            _ => self.outputs,
+        }
+    }
+
+    /// The loss: cross_entropy needs C >= 2, which diag_linear cannot
+    /// have, so that pair draws squared instead.
+    fn loss(&self) -> Loss {
+        match (self.arch, self.loss) {
+            (Arch::DiagLinear, Loss::CrossEntropy) => Loss::Squared,
+            (_, loss) => loss,
+        }
+    }
+
     fn model(&self) -> ModelSpec {
+        let outputs = self.outputs();
         match self.arch {
             Arch::Linear => ModelSpec::Linear {
                 init_scale: self.init_scale,
+                outputs,
             },
             Arch::Mlp => ModelSpec::Mlp {
                 hidden: self.hidden.clone(),
@@ -169,6 +198,7 @@ impl Shape {
                 bias: self.bias,
                 parameterization: self.parameterization,
                 init_scale: self.init_scale,
+                outputs,
             },
             Arch::DiagLinear => ModelSpec::DiagLinear {
                 init_scale: self.init_scale,
@@ -178,6 +208,7 @@ impl Shape {
                 blocks: self.hidden.len(),
                 activation: self.activation,
                 init_scale: self.init_scale,
+                outputs,
             },
         }
     }
@@ -271,7 +302,21 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
         InitChoice::Either => any::<bool>().prop_map(|seeded| !seeded).boxed(),
     };
     let queries_are_training = space.queries_are_training;
-    (model, loss, sizes, flow, 0..=u64::from(u16::MAX), init)
+    // A one-entry list draws nothing, so spaces without vector outputs
+    // draw exactly the cases they drew before C existed.
+    let outputs = match space.outputs.as_slice() {
+        [c] => Just(*c).boxed(),
+        list => pick(list),
+    };
+    (
+        model,
+        loss,
+        sizes,
+        flow,
+        0..=u64::from(u16::MAX),
+        init,
+        outputs,
+    )
         .prop_map(
             move |(
                 (arch, hidden, width, activation, bias, parameterization, init_scale),
@@ -280,8 +325,10 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
                 (method, t_end, steps, rtol_exponent),
                 seed,
                 explicit_w0,
+                outputs,
             )| Shape {
                 arch,
+                outputs,
                 hidden,
                 width,
                 activation,
@@ -313,9 +360,10 @@ fn rows(values: &[i32], d: usize) -> Vec<Vec<f64>> {
 }
 
 /// A target the loss accepts, from a grid value k in -4..=4 (0 is the
-/// simplest: 0 for real and 0/1 targets, +1 for labels).
-fn target(kind: TargetKind, k: i32) -> f64 {
+/// simplest: 0 for real and 0/1 targets, +1 for labels, class 0 of C).
+fn target(kind: TargetKind, k: i32, c: usize) -> f64 {
     match kind {
+        TargetKind::ClassIndex => f64::from(k.rem_euclid(c as i32)),
         TargetKind::Real => f64::from(k) / 2.0,
         TargetKind::PlusMinusOne => {
             if k < 0 {
@@ -341,11 +389,12 @@ pub fn experiment(space: &Space) -> BoxedStrategy<Spec> {
             } else {
                 0
             };
+            let columns = shape.loss().target_columns(shape.outputs());
             let max_steps = space.max_adaptive_steps;
             let queries_are_training = space.queries_are_training;
             (
                 vec(-4i32..=4, n * d),
-                vec(-4i32..=4, n),
+                vec(-4i32..=4, n * columns),
                 vec(-4i32..=4, test),
                 vec(-8i32..=8, p),
             )
@@ -356,19 +405,26 @@ pub fn experiment(space: &Space) -> BoxedStrategy<Spec> {
                     } else {
                         rows(&q, d)
                     };
-                    let kind = shape.loss.target_kind();
+                    let (loss, c) = (shape.loss(), shape.outputs());
+                    let kind = loss.target_kind();
+                    let y: Vec<f64> = y.iter().map(|&k| target(kind, k, c)).collect();
+                    let train_y = if columns == 1 {
+                        Targets::Numbers(y)
+                    } else {
+                        Targets::Rows(y.chunks(columns).map(<[f64]>::to_vec).collect())
+                    };
                     Spec {
                         seed: shape.seed,
                         data: DataSpec::Inline {
                             train_x,
-                            train_y: y.iter().map(|&k| target(kind, k)).collect(),
+                            train_y,
                             test_x,
                         },
                         model: shape.model(),
                         init: shape.explicit_w0.then(|| InitSpec {
                             w0: w.iter().map(|&k| f64::from(k) / 4.0).collect(),
                         }),
-                        loss: shape.loss,
+                        loss,
                         reduction: shape.reduction,
                         flow: shape.flow(max_steps),
                     }
@@ -393,13 +449,15 @@ pub struct ModelRanges {
     pub resmlp_init_scale: Range<f64>,
     /// alpha of diag_linear.
     pub diag_init_scale: Range<f64>,
+    /// C, the outputs of linear, mlp and resmlp (diag_linear has 1).
+    pub outputs: Vec<usize>,
 }
 
 impl ModelRanges {
     /// The gradient and kernel checks against forward mode (claim C1):
     /// every activation, mlp depth 0 to 3 and widths 1 to 5, resmlp width 1
     /// to 5 with 0 to 2 blocks, init scales in [0.5, 2), diag_linear alpha
-    /// in [0.1, 2).
+    /// in [0.1, 2), C in {1, 2, 3, 5}.
     pub fn gradient_checks() -> ModelRanges {
         ModelRanges {
             activations: Activation::ALL.to_vec(),
@@ -410,6 +468,7 @@ impl ModelRanges {
             init_scale: 0.5..2.0,
             resmlp_init_scale: 0.5..2.0,
             diag_init_scale: 0.1..2.0,
+            outputs: vec![1, 2, 3, 5],
         }
     }
 
@@ -431,6 +490,7 @@ impl ModelRanges {
             init_scale: 0.5..2.0,
             resmlp_init_scale: 0.5..1.5,
             diag_init_scale: 0.3..1.5,
+            outputs: vec![1],
         }
     }
 }
@@ -443,41 +503,54 @@ pub fn model_spec(ranges: &ModelRanges) -> BoxedStrategy<ModelSpec> {
         Just(Parameterization::Standard),
         Just(Parameterization::Ntk)
     ];
+    // A one-entry list draws nothing (see `shape`).
+    let outputs = match ranges.outputs.as_slice() {
+        [c] => Just(*c).boxed(),
+        list => pick(list),
+    };
     prop_oneof![
-        ranges
-            .init_scale
-            .clone()
-            .prop_map(|init_scale| ModelSpec::Linear { init_scale }),
+        (ranges.init_scale.clone(), outputs.clone()).prop_map(|(init_scale, outputs)| {
+            ModelSpec::Linear {
+                init_scale,
+                outputs,
+            }
+        }),
         (
             vec(ranges.mlp_width.clone(), ranges.mlp_depth.clone()),
             activation.clone(),
             any::<bool>(),
             parameterization,
             ranges.init_scale.clone(),
+            outputs.clone(),
         )
-            .prop_map(|(hidden, activation, bias, parameterization, init_scale)| {
-                ModelSpec::Mlp {
-                    hidden,
-                    activation,
-                    bias,
-                    parameterization,
-                    init_scale,
+            .prop_map(
+                |(hidden, activation, bias, parameterization, init_scale, outputs)| {
+                    ModelSpec::Mlp {
+                        hidden,
+                        activation,
+                        bias,
+                        parameterization,
+                        init_scale,
+                        outputs,
+                    }
                 }
-            }),
+            ),
         (
             ranges.resmlp_width.clone(),
             ranges.resmlp_blocks.clone(),
             activation,
             ranges.resmlp_init_scale.clone(),
+            outputs,
         )
-            .prop_map(
-                |(width, blocks, activation, init_scale)| ModelSpec::Resmlp {
+            .prop_map(|(width, blocks, activation, init_scale, outputs)| {
+                ModelSpec::Resmlp {
                     width,
                     blocks,
                     activation,
                     init_scale,
+                    outputs,
                 }
-            ),
+            }),
         ranges
             .diag_init_scale
             .clone()

@@ -256,6 +256,23 @@ pub fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64) {
     }
 }
 
+/// out += a ∘ (b + bias) with each entry of b serving `reps` consecutive
+/// entries of out and a: one column of a C-output kernel (see
+/// `crate::kernel`).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn hadamard_accumulate_rows(out: &mut [f64], a: &[f64], b: &[f64], bias: f64, reps: usize) {
+    for ((o, a), &b) in out.chunks_exact_mut(reps).zip(a.chunks_exact(reps)).zip(b) {
+        let s = b + bias;
+        for (o, &a) in o.iter_mut().zip(a) {
+            *o += a * s;
+        }
+    }
+}
+
 /// out = c x elementwise.
 #[multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512dq",
@@ -301,6 +318,21 @@ pub fn add_assign(out: &mut [f64], a: &[f64]) {
 pub fn multiply_assign(out: &mut [f64], a: &[f64]) {
     for (o, &a) in out.iter_mut().zip(a) {
         *o *= a;
+    }
+}
+
+/// out ∘= a with each row of `a` repeated `reps` times: `out` is a
+/// column-major (rows · reps) x cols matrix whose row r reps + c pairs with
+/// row r of the column-major rows x cols `a` (how the C output
+/// sensitivities of an example meet its activation derivatives).
+pub fn multiply_assign_rows(out: &mut [f64], a: &[f64], rows: usize, reps: usize) {
+    if reps == 1 {
+        return multiply_assign(out, a);
+    }
+    for (o, a) in out.chunks_exact_mut(rows * reps).zip(a.chunks_exact(rows)) {
+        for (o, &a) in o.chunks_exact_mut(reps).zip(a) {
+            o.iter_mut().for_each(|o| *o *= a);
+        }
     }
 }
 

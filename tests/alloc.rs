@@ -78,6 +78,7 @@ fn experiments() -> Vec<Experiment> {
             r#""rk4", "step": 0.05"#,
         ),
         spec(r#"{"arch": "diag_linear"}"#, 16, r#""gd", "lr": 0.05"#),
+        classifier(),
     ]
     .iter()
     .map(|text| {
@@ -86,6 +87,26 @@ fn experiments() -> Vec<Experiment> {
         Experiment::new(spec, data)
     })
     .collect()
+}
+
+/// A C = 4 softmax classifier (SPEC §8) large enough for the parallel
+/// paths of the kernel blocks: N = 96, M = 48, mlp [64, 64], inline data.
+fn classifier() -> String {
+    let point = |k: usize| {
+        let k = k as f64;
+        vec![(0.7 * k).sin(), (1.3 * k).cos(), (0.1 * k).sin()]
+    };
+    let train: Vec<Vec<f64>> = (0..96).map(point).collect();
+    let test: Vec<Vec<f64>> = (96..144).map(point).collect();
+    let labels: Vec<usize> = (0..96).map(|k| k % 4).collect();
+    serde_json::json!({
+        "seed": 3,
+        "data": {"source": "inline", "train_x": train, "train_y": labels, "test_x": test},
+        "model": {"arch": "mlp", "hidden": [64, 64], "activation": "tanh", "outputs": 4},
+        "loss": {"kind": "cross_entropy"}, "reduction": "mean",
+        "flow": {"t_end": 0.5, "method": "dopri5"}
+    })
+    .to_string()
 }
 
 /// Runs `check` as the engine runs it: on a thread of a rayon pool (see
@@ -170,8 +191,7 @@ fn sampling_the_conditions_allocates_nothing() {
         let exp = Experiment::new(spec, data);
         let model = exp.model.as_ref();
         let mut flow = FlowProblem::new(model, exp.spec.loss, exp.spec.reduction, &exp.data);
-        let mut tracker =
-            pathkernel::conditions::Tracker::new(model, exp.spec.loss, &exp.data.train_y, &flow);
+        let mut tracker = pathkernel::conditions::Tracker::new(model, exp.spec.loss, &flow);
         let y = flow.initial_state(&exp.w0);
         let mut dy = vec![0.0; y.len()];
         for _ in 0..20 {

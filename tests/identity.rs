@@ -1182,14 +1182,16 @@ fn chattering_at_a_loss_kink_costs_order_one() {
 fn flop_count_matches_a_hand_count() {
     let data = |d: usize| Dataset {
         train_x: DMatrix::from_element(4, d, 0.5),
-        train_y: DVector::from_element(4, 1.0),
+        train_y: DMatrix::from_element(4, 1, 1.0),
         test_x: DMatrix::from_element(2, d, 0.5),
+        test_y: None,
     };
     // mlp 2 → [3] → 1, N = 4, M = 2: layer 1 (a, b) = (2, 3): 2·2·6·6 + 2·4·6
     // + 2·2·4·3 + 16 = 256; layer 2 (3, 1): 2·2·6·3 + 2·4·3 + 2·2·4·3 = 144.
     let mlp = pathkernel::model::Mlp::new(
         2,
         &[3],
+        1,
         pathkernel::activation::Activation::Tanh,
         true,
         pathkernel::spec::Parameterization::Standard,
@@ -1204,6 +1206,7 @@ fn flop_count_matches_a_hand_count() {
     let deep = pathkernel::model::Mlp::new(
         2,
         &[3, 2],
+        1,
         pathkernel::activation::Activation::Tanh,
         true,
         pathkernel::spec::Parameterization::Standard,

@@ -6,6 +6,7 @@ mod counterexamples;
 mod data;
 mod datasets;
 mod fuzz_replay;
+mod golden;
 mod identity;
 mod linalg;
 mod loss;
@@ -20,6 +21,7 @@ mod spec;
 mod stepper;
 mod tableau;
 mod vecmath;
+mod vector;
 
 /// A proptest configuration with `default` cases unless PROPTEST_CASES says
 /// otherwise (an explicit case count in code would override the variable).

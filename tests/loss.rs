@@ -41,6 +41,7 @@ fn target_of(kind: TargetKind) -> BoxedStrategy<f64> {
         TargetKind::Real => prop_oneof![-10.0..10.0f64, Just(0.0)].boxed(),
         TargetKind::PlusMinusOne => prop::sample::select(vec![-1.0, 1.0]).boxed(),
         TargetKind::ZeroOne => prop::sample::select(vec![0.0, 1.0]).boxed(),
+        TargetKind::ClassIndex => unreachable!("Loss::all holds the scalar losses"),
     }
 }
 
@@ -106,6 +107,7 @@ fn dual_reference_matches_central_difference() {
             TargetKind::Real => &[0.5, -1.0],
             TargetKind::PlusMinusOne => &[1.0, -1.0],
             TargetKind::ZeroOne => &[0.0, 1.0],
+            TargetKind::ClassIndex => unreachable!("Loss::all holds the scalar losses"),
         };
         for &t in targets {
             for y in [-1.75, -0.625, 0.375, 1.25] {
@@ -329,6 +331,7 @@ fn derivative_sign_and_monotonicity() {
             TargetKind::Real => &[0.5, -1.0],
             TargetKind::PlusMinusOne => &[1.0, -1.0],
             TargetKind::ZeroOne => &[0.0, 1.0],
+            TargetKind::ClassIndex => unreachable!("Loss::all holds the scalar losses"),
         };
         for &t in targets {
             let slopes: Vec<f64> = ys.iter().map(|&y| loss.derivative(t, y)).collect();
@@ -337,6 +340,7 @@ fn derivative_sign_and_monotonicity() {
                     TargetKind::Real => s * (y - t) >= 0.0,
                     TargetKind::PlusMinusOne => s * t <= 0.0,
                     TargetKind::ZeroOne => s * (t - 0.5) <= 0.0,
+                    TargetKind::ClassIndex => unreachable!("Loss::all holds the scalar losses"),
                 };
                 assert!(downhill, "{loss:?} l'({t}, {y}) = {s}");
             }

@@ -1,5 +1,7 @@
 //! Claim C1 (proofs.md): the batched reverse-mode gradients and the factored
-//! tangent kernel equal forward mode (dual numbers) on every architecture.
+//! tangent kernel equal forward mode (dual numbers) on every architecture,
+//! with C in {1, 2, 3, 5} outputs (SPEC §8: each C x C block against
+//! J_q J_xᵀ).
 use approx::assert_abs_diff_eq;
 use nalgebra::DMatrix;
 use pathkernel::activation::Activation;
@@ -66,14 +68,18 @@ proptest! {
         m.backward(&w, &mut tape);
         let plan = KernelPlan::new(m.as_ref());
         let mut scratch = plan.scratch(&tape, rows * rows, rows);
+        let outputs = spec.outputs();
         let xr: Vec<Vec<f64>> = (0..rows).map(|r| x.row(r).iter().copied().collect()).collect();
-        let jac: Vec<Vec<f64>> = xr.iter().map(|x| reference::gradient(&spec, &w, x)).collect();
+        // The gradient of output k of example r at index r C + k.
+        let jac: Vec<Vec<f64>> = xr.iter().flat_map(|x| reference::gradients(&spec, &w, x)).collect();
         let scale = conditioning(&spec, w_scale) * jac.iter().flatten().fold(1e-300f64, |a, g| a.max(g.abs()));
-        for r in 0..rows {
-            let f = reference::output(&spec, &w.iter().map(|&v| v.into()).collect::<Vec<_>>(), &xr[r]).re;
-            assert_abs_diff_eq!(tape.output[r], f, epsilon = ROUNDING * f.abs().max(scale));
-            // The gradient of one example: weights e_r.
-            let mut c = vec![0.0; rows];
+        let wd: Vec<_> = w.iter().map(|&v| v.into()).collect();
+        for r in 0..rows * outputs {
+            let f = reference::outputs(&spec, &wd, &xr[r / outputs])[r % outputs].re;
+            let got = tape.output[(r / outputs, r % outputs)];
+            assert_abs_diff_eq!(got, f, epsilon = ROUNDING * f.abs().max(scale));
+            // The gradient of one example's output: weights e_r.
+            let mut c = vec![0.0; rows * outputs];
             c[r] = 1.0;
             let mut g = vec![0.0; m.n_params()];
             plan.weighted_gradient(&tape, 0..rows, &c, 1.0, &mut scratch, &mut g);
@@ -81,13 +87,14 @@ proptest! {
                 prop_assert!((a - b).abs() <= ROUNDING * scale, "param {p}: reverse {a} forward {b}");
             }
         }
-        // A weighted sum over the batch, with alpha.
-        let c: Vec<f64> = (0..rows).map(|r| 1.0 - 0.5 * r as f64).collect();
+        // A weighted sum over the batch and outputs, with alpha.
+        let c: Vec<f64> = (0..rows * outputs).map(|r| 1.0 - 0.5 * r as f64).collect();
         let mut g = vec![0.0; m.n_params()];
         plan.weighted_gradient(&tape, 0..rows, &c, -2.0, &mut scratch, &mut g);
+        let big = c.iter().fold(1.0f64, |a, v| a.max(v.abs()));
         for p in 0..m.n_params() {
-            let want: f64 = -2.0 * (0..rows).map(|r| c[r] * jac[r][p]).sum::<f64>();
-            prop_assert!((g[p] - want).abs() <= ROUNDING * 4.0 * rows as f64 * scale);
+            let want: f64 = -2.0 * (0..rows * outputs).map(|r| c[r] * jac[r][p]).sum::<f64>();
+            prop_assert!((g[p] - want).abs() <= ROUNDING * 4.0 * big * (rows * outputs) as f64 * scale);
         }
     }
 
@@ -117,12 +124,14 @@ fn kernel_matches_forward_mode(
         m.backward(w, t);
     }
     let plan = KernelPlan::new(m.as_ref());
+    let c = spec.outputs();
     let mut scratch = plan.scratch(&ta, na * nb, 0);
-    let mut k = vec![0.0; na * nb];
+    let mut k = vec![0.0; na * nb * c * c];
     plan.tangent_kernel(&ta, 0..na, &tb, 0..nb, &mut scratch, None, &mut k);
+    // Row r C + k: ∇ f_k(x_r), so J_a J_bᵀ is the (na C) x (nb C) kernel.
     let ja: Vec<Vec<f64>> = (0..na)
-        .map(|r| {
-            reference::gradient(
+        .flat_map(|r| {
+            reference::gradients(
                 spec,
                 &wa,
                 xa.row(r).iter().copied().collect::<Vec<_>>().as_slice(),
@@ -130,14 +139,15 @@ fn kernel_matches_forward_mode(
         })
         .collect();
     let jb: Vec<Vec<f64>> = (0..nb)
-        .map(|r| {
-            reference::gradient(
+        .flat_map(|r| {
+            reference::gradients(
                 spec,
                 &wb,
                 xb.row(r).iter().copied().collect::<Vec<_>>().as_slice(),
             )
         })
         .collect();
+    let (na, nb) = (na * c, nb * c);
     for i in 0..na {
         for j in 0..nb {
             let want: f64 = ja[i].iter().zip(&jb[j]).map(|(a, b)| a * b).sum();
@@ -168,6 +178,7 @@ fn deep_resmlp_kernel_equals_jacobian_product() {
             blocks,
             activation: Activation::Tanh,
             init_scale: 1.0,
+            outputs: 1,
         };
         kernel_matches_forward_mode(&spec, 2, 3, 2, blocks as u64).unwrap();
     }
@@ -183,6 +194,7 @@ fn init_follows_the_layout() {
         bias: true,
         parameterization: Parameterization::Standard,
         init_scale: 2.0,
+        outputs: 1,
     };
     let m = model::build(&spec, 50);
     let w = m.init(&mut ChaCha20Rng::seed_from_u64(3));
@@ -211,12 +223,14 @@ fn smoothness_and_kink_preactivations_follow_the_hidden_units() {
         bias: true,
         parameterization: Parameterization::Standard,
         init_scale: 1.0,
+        outputs: 1,
     };
     let resmlp = |blocks, activation| ModelSpec::Resmlp {
         width: 3,
         blocks,
         activation,
         init_scale: 1.0,
+        outputs: 1,
     };
     for act in Activation::ALL {
         let mut specs = vec![
@@ -265,6 +279,7 @@ fn resmlp_init_follows_the_layout() {
         blocks: 1,
         activation: Activation::Tanh,
         init_scale: s,
+        outputs: 1,
     };
     let m = model::build(&spec, dim);
     let w = m.init(&mut ChaCha20Rng::seed_from_u64(5));
@@ -290,4 +305,30 @@ fn resmlp_init_follows_the_layout() {
     };
     check(w_in.to_vec(), s * s / dim as f64);
     check([w_1, w_2, w_out].concat(), s * s / width as f64);
+}
+
+/// C > 1 kernels are formed by column blocks of 2^14 entries, split between
+/// threads (kernel.rs): a kernel of 150 x 240 entries spans three blocks,
+/// and every entry still equals J_a J_bᵀ from forward mode.
+#[test]
+fn vector_kernel_spanning_several_column_blocks_equals_jacobian_product() {
+    for spec in [
+        ModelSpec::Mlp {
+            hidden: vec![6, 5],
+            activation: Activation::Tanh,
+            bias: true,
+            parameterization: Parameterization::Standard,
+            init_scale: 1.0,
+            outputs: 3,
+        },
+        ModelSpec::Resmlp {
+            width: 4,
+            blocks: 1,
+            activation: Activation::Softplus,
+            init_scale: 1.0,
+            outputs: 3,
+        },
+    ] {
+        kernel_matches_forward_mode(&spec, 2, 50, 80, 17).unwrap();
+    }
 }

@@ -98,6 +98,7 @@ impl Case {
                     }
                 }
                 TargetKind::ZeroOne => f64::from(u8::from(rng.random_bool(0.5))),
+                TargetKind::ClassIndex => unreachable!("the flow properties draw scalar losses"),
             })
             .collect();
         let value = json!({

@@ -289,3 +289,248 @@ fn mlp_tanh_squared_adaptive_dopri5() {
         json!({"t_end": 1.0, "method": "dopri5", "rtol": 1e-9, "atol": 1e-12}),
     ));
 }
+
+// ---------------------------------------------------------------------------
+// SPEC §8: C > 1 outputs ("model.outputs"), N x C real targets (each loss per
+// component, summed over c) and cross_entropy on integer labels. The reference
+// recomputes every field with the C x C blocks ([m][i][c][c'], c the query
+// point's output, c' the training point's), a = K^p^{-1} A per block (null
+// where the block's 1-norm reciprocal condition number is below 1e-12), and
+// n_outputs = C. Two hidden layers or a resmlp make the blocks non-symmetric,
+// so that a transposed block (c and c' swapped) cannot pass.
+
+/// The same points as `data`, with any `train_y` (rows of C reals, or labels).
+fn data_v(train_y: Value) -> Value {
+    let mut d = data([0.0; 4]);
+    d["train_y"] = train_y;
+    d
+}
+
+fn spec_v(train_y: Value, model: Value, loss: Value, reduction: &str, flow: Value) -> Value {
+    let mut s = spec([0.0; 4], model, loss, reduction, flow);
+    s["data"] = data_v(train_y);
+    s
+}
+
+fn real2() -> Value {
+    json!([[0.8, -0.3], [-0.5, 0.6], [0.3, 0.1], [1.2, -0.9]])
+}
+
+fn real3() -> Value {
+    json!([
+        [0.8, -0.3, 0.1],
+        [-0.5, 0.6, 0.2],
+        [0.3, 0.1, -0.7],
+        [1.2, -0.9, 0.4]
+    ])
+}
+
+fn signs2() -> Value {
+    json!([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [-1.0, -1.0]])
+}
+
+fn signs3() -> Value {
+    json!([
+        [1.0, -1.0, 1.0],
+        [-1.0, 1.0, 1.0],
+        [1.0, 1.0, -1.0],
+        [-1.0, -1.0, -1.0]
+    ])
+}
+
+fn labels2() -> Value {
+    json!([0, 1, 1, 0])
+}
+
+fn labels3() -> Value {
+    json!([0, 2, 1, 2])
+}
+
+#[test]
+fn vector_linear_c2_squared_gd_exact_path_kernel() {
+    agrees(spec_v(
+        real2(),
+        json!({"arch": "linear", "outputs": 2}),
+        json!({"kind": "squared"}),
+        "sum",
+        json!({"t_end": 1.0, "method": "gd", "lr": 0.05, "exact_path_kernel": true}),
+    ));
+}
+
+#[test]
+fn vector_linear_c3_cross_entropy_mean_rk4() {
+    agrees(spec_v(
+        labels3(),
+        json!({"arch": "linear", "outputs": 3}),
+        json!({"kind": "cross_entropy"}),
+        "mean",
+        json!({"t_end": 1.0, "method": "rk4", "step": 0.1}),
+    ));
+}
+
+#[test]
+fn vector_mlp_tanh_c3_cross_entropy_sum_rk4() {
+    agrees(spec_v(
+        labels3(),
+        json!({"arch": "mlp", "hidden": [3, 2], "activation": "tanh", "outputs": 3}),
+        json!({"kind": "cross_entropy"}),
+        "sum",
+        json!({"t_end": 0.5, "method": "rk4", "step": 0.05}),
+    ));
+}
+
+/// The query point at the origin meets relu's kink at w0 (relu'(0) = 0).
+#[test]
+fn vector_mlp_relu_c2_squared_mean_heun() {
+    agrees(spec_v(
+        real2(),
+        json!({"arch": "mlp", "hidden": [4], "activation": "relu", "outputs": 2}),
+        json!({"kind": "squared"}),
+        "mean",
+        json!({"t_end": 1.0, "method": "heun", "step": 0.1}),
+    ));
+}
+
+/// A margin loss per component: hinge on N x 2 targets of ±1.
+#[test]
+fn vector_mlp_sigmoid_ntk_c2_hinge_rk4() {
+    agrees(spec_v(
+        signs2(),
+        json!({"arch": "mlp", "hidden": [3, 2], "activation": "sigmoid", "parameterization": "ntk", "outputs": 2}),
+        json!({"kind": "hinge"}),
+        "sum",
+        json!({"t_end": 0.5, "method": "rk4", "step": 0.1}),
+    ));
+}
+
+/// Without biases every gradient vanishes at the origin: the whole 3 x 3
+/// block of K^p is zero there and a[1][i] is null.
+#[test]
+fn vector_mlp_tanh_no_bias_c3_squared_heun() {
+    agrees(spec_v(
+        real3(),
+        json!({"arch": "mlp", "hidden": [3, 2], "activation": "tanh", "bias": false, "outputs": 3}),
+        json!({"kind": "squared"}),
+        "sum",
+        json!({"t_end": 0.5, "method": "heun", "step": 0.05}),
+    ));
+}
+
+#[test]
+fn vector_resmlp_c3_cross_entropy_mean_dopri5_fixed_step() {
+    agrees(spec_v(
+        labels3(),
+        json!({"arch": "resmlp", "width": 2, "blocks": 2, "activation": "tanh", "outputs": 3}),
+        json!({"kind": "cross_entropy"}),
+        "mean",
+        json!({"t_end": 1.0, "method": "dopri5", "step": 0.25}),
+    ));
+}
+
+/// resmlp with its default activation, N x 2 real targets.
+#[test]
+fn vector_resmlp_default_activation_c2_squared_rk4() {
+    agrees(spec_v(
+        real2(),
+        json!({"arch": "resmlp", "width": 3, "blocks": 1, "outputs": 2}),
+        json!({"kind": "squared"}),
+        "sum",
+        json!({"t_end": 0.5, "method": "rk4", "step": 0.1}),
+    ));
+}
+
+#[test]
+fn vector_mlp_gelu_c2_cross_entropy_mean_gd_exact_path_kernel() {
+    agrees(spec_v(
+        labels2(),
+        json!({"arch": "mlp", "hidden": [3, 2], "activation": "gelu", "outputs": 2}),
+        json!({"kind": "cross_entropy"}),
+        "mean",
+        json!({"t_end": 1.0, "method": "gd", "lr": 0.1, "exact_path_kernel": true}),
+    ));
+}
+
+/// The logistic loss per component on N x 3 targets of ±1; leaky_relu meets
+/// its kink at the origin (derivative 0.01).
+#[test]
+fn vector_mlp_leaky_relu_ntk_c3_logistic_gd() {
+    agrees(spec_v(
+        signs3(),
+        json!({"arch": "mlp", "hidden": [4], "activation": "leaky_relu", "parameterization": "ntk", "outputs": 3}),
+        json!({"kind": "logistic"}),
+        "sum",
+        json!({"t_end": 0.5, "method": "gd", "lr": 0.05}),
+    ));
+}
+
+/// hidden: [] with C outputs is the C-output linear model (ntk scaling).
+#[test]
+fn vector_mlp_no_hidden_ntk_c2_cross_entropy_heun() {
+    agrees(spec_v(
+        labels2(),
+        json!({"arch": "mlp", "hidden": [], "activation": "tanh", "parameterization": "ntk", "outputs": 2}),
+        json!({"kind": "cross_entropy"}),
+        "sum",
+        json!({"t_end": 1.0, "method": "heun", "step": 0.1}),
+    ));
+}
+
+/// Logits of about ±2500: the softmax saturates, the loss is in the
+/// thousands and everything stays finite (SPEC §8: no spurious overflow).
+#[test]
+fn vector_linear_c2_cross_entropy_far_logits_gd() {
+    let mut s = spec_v(
+        json!([1, 0, 1, 0]),
+        json!({"arch": "linear", "outputs": 2}),
+        json!({"kind": "cross_entropy"}),
+        "sum",
+        json!({"t_end": 0.5, "method": "gd", "lr": 0.05, "exact_path_kernel": true}),
+    );
+    s["init"] = json!({"w0": [5000.0, 0.0, -5000.0, 0.0, 0.0, 0.0]});
+    agrees(s);
+}
+
+/// An adaptive run with C = 2: the path is the tool's, so the reference
+/// checks what w0 and w_end determine.
+#[test]
+fn vector_mlp_tanh_c2_cross_entropy_adaptive_dopri5() {
+    agrees(spec_v(
+        labels2(),
+        json!({"arch": "mlp", "hidden": [3, 2], "activation": "tanh", "outputs": 2}),
+        json!({"kind": "cross_entropy"}),
+        "sum",
+        json!({"t_end": 1.0, "method": "dopri5", "rtol": 1e-9, "atol": 1e-12}),
+    ));
+}
+
+/// "outputs": 1 written out is the scalar model: the shapes of §5, and
+/// n_outputs / model.outputs either absent or 1.
+#[test]
+fn vector_explicit_one_output_is_scalar_rk4() {
+    agrees(spec(
+        REAL,
+        json!({"arch": "mlp", "hidden": [3], "activation": "tanh", "outputs": 1}),
+        json!({"kind": "squared"}),
+        "sum",
+        json!({"t_end": 1.0, "method": "rk4", "step": 0.1}),
+    ));
+}
+
+/// The reference's own self-consistency checks (tests/reference/test_ref_self.py):
+/// its vector code against finite differences, closed forms and its scalar
+/// code. (`python3 test_ref_self.py --mutants` also plants bugs in a copy of
+/// the script and requires each to be caught; too slow to run here.)
+#[test]
+fn reference_script_self_test() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/test_ref_self.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is required for the reference self-test: {e}"));
+    assert!(
+        out.status.success(),
+        "the reference's self-test fails:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

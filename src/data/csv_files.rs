@@ -1,6 +1,7 @@
-//! Data from CSV files: numeric columns, the last column of the train file
-//! the target; the test file has the D input columns and optionally the
-//! target, which is ignored.
+//! Data from CSV files: numeric columns, the last T columns of the train
+//! file the targets (T = 1, or C for a C-output model under a per-component
+//! loss, SPEC §8); the test file has the D input columns and optionally the
+//! targets, which are ignored.
 //!
 //! Format: comma-separated, fields trimmed, double quotes allowed, blank
 //! lines skipped. The first line is a header, and skipped, when none of its
@@ -10,7 +11,7 @@
 //! (lines and columns from 1).
 use super::Dataset;
 use crate::error::{InputError, shown};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use std::path::Path;
 
 /// The numeric rows of one file and the line each came from.
@@ -24,28 +25,44 @@ struct Table {
 
 /// The data set from the two files, the train file's name as displayed and
 /// the line of each training row (for later messages on targets).
-pub(super) fn read(train: &Path, test: &Path) -> Result<(Dataset, String, Vec<u64>), InputError> {
+/// `targets` is T, the target columns at the end of each train row.
+pub(super) fn read(
+    train: &Path,
+    test: &Path,
+    targets: usize,
+) -> Result<(Dataset, String, Vec<u64>), InputError> {
     let train = Table::read(train)?;
-    if train.width < 2 {
+    let what = if targets == 1 {
+        "the target".to_owned()
+    } else {
+        format!("{targets} targets")
+    };
+    if train.width < targets + 1 {
         return Err(InputError::new(
             format!("{}:{}", train.file, train.lines[0]),
             format!(
-                "found {}, expected at least 2: the inputs, then the target",
-                columns(train.width)
+                "found {}, expected at least {}: the inputs, then {what}",
+                columns(train.width),
+                targets + 1
             ),
         ));
     }
-    let dim = train.width - 1;
+    let dim = train.width - targets;
     let test = Table::read(test)?;
-    if test.width != dim && test.width != dim + 1 {
+    if test.width != dim && test.width != dim + targets {
         return Err(InputError::new(
             format!("{}:{}", test.file, test.lines[0]),
             format!(
-                "found {}, expected {dim} (the inputs, as in {}) or {} (the inputs and an \
-                 ignored target)",
+                "found {}, expected {dim} (the inputs, as in {}) or {} (the inputs and \
+                 {})",
                 columns(test.width),
                 train.file,
-                dim + 1
+                dim + targets,
+                if targets == 1 {
+                    "an ignored target".to_owned()
+                } else {
+                    format!("{targets} ignored targets")
+                }
             ),
         ));
     }
@@ -54,7 +71,11 @@ pub(super) fn read(train: &Path, test: &Path) -> Result<(Dataset, String, Vec<u6
         dim,
         train.rows.iter().flat_map(|row| row[..dim].iter().copied()),
     );
-    let train_y = DVector::from_iterator(train.rows.len(), train.rows.iter().map(|row| row[dim]));
+    let train_y = DMatrix::from_row_iterator(
+        train.rows.len(),
+        targets,
+        train.rows.iter().flat_map(|row| row[dim..].iter().copied()),
+    );
     let test_x = DMatrix::from_row_iterator(
         test.rows.len(),
         dim,
@@ -64,6 +85,7 @@ pub(super) fn read(train: &Path, test: &Path) -> Result<(Dataset, String, Vec<u6
         train_x,
         train_y,
         test_x,
+        test_y: None,
     };
     Ok((data, train.file, train.lines))
 }

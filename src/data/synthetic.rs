@@ -13,7 +13,7 @@
 use super::Dataset;
 use crate::rng::{RngStream, generator};
 use crate::spec::SyntheticFunction;
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand::RngExt;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -84,8 +84,9 @@ pub(super) fn generate(
     }
     Dataset {
         train_x,
-        train_y: DVector::from_vec(train_y),
+        train_y: DMatrix::from_vec(n_train, 1, train_y),
         test_x,
+        test_y: None,
     }
 }
 

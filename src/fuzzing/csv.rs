@@ -47,7 +47,11 @@ pub fn csv_bytes(data: &[u8]) {
         Ok(data) => {
             let (n, m, d) = (data.train_x.nrows(), data.test_x.nrows(), data.dim());
             assert!(n >= 1 && m >= 1 && d >= 1, "empty data: {n} {m} {d}");
-            assert_eq!(data.train_y.len(), n);
+            assert_eq!(data.train_y.nrows(), n);
+            assert_eq!(
+                data.train_y.ncols(),
+                spec.loss.target_columns(spec.model.outputs())
+            );
             assert_eq!(data.test_x.ncols(), d);
             let numbers = data.train_x.iter().chain(&data.train_y).chain(&data.test_x);
             assert!(numbers.clone().all(|x| x.is_finite()), "non-finite data");

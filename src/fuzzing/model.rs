@@ -32,7 +32,10 @@ impl Arch {
     fn spec(&self) -> ModelSpec {
         let act = |a: u8| Activation::ALL[a as usize % Activation::ALL.len()];
         match *self {
-            Arch::Linear => ModelSpec::Linear { init_scale: 1.0 },
+            Arch::Linear => ModelSpec::Linear {
+                init_scale: 1.0,
+                outputs: 1,
+            },
             Arch::Mlp {
                 ref hidden,
                 activation,
@@ -48,6 +51,7 @@ impl Arch {
                     Parameterization::Standard
                 },
                 init_scale: 1.0,
+                outputs: 1,
             },
             Arch::Resmlp {
                 width,
@@ -58,6 +62,7 @@ impl Arch {
                 blocks: blocks as usize % 3,
                 activation: act(activation),
                 init_scale: 1.0,
+                outputs: 1,
             },
             Arch::DiagLinear => ModelSpec::DiagLinear { init_scale: 1.0 },
         }
@@ -78,7 +83,10 @@ const ROUNDING: f64 = 1e-11;
 /// may pick either one-sided derivative). With any finite weights and inputs
 /// (values past 1e300 included), evaluation does not panic, and a one-step
 /// run of that model on those points ends in a finite report or a typed
-/// error (an overflow is reported as a diverged flow, never a panic).
+/// error (an overflow is reported as a diverged flow, never a panic). The
+/// same holds for the architecture with C = 2 or 3 outputs (SPEC §8), drawn
+/// from the bytes left after the one-output case, so that inputs found
+/// before vector outputs existed still decode to the same first case.
 pub fn model_eval(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let (Ok(arch), Ok(dim), Ok(rows), Ok(wild)) = (
@@ -90,6 +98,56 @@ pub fn model_eval(data: &[u8]) {
         return;
     };
     let spec = arch.spec();
+    check_model(&spec, dim, rows, wild, &mut u);
+    if u.is_empty() {
+        return;
+    }
+    let Ok(c) = u.int_in_range(2usize..=3) else {
+        return;
+    };
+    let spec = match spec {
+        ModelSpec::Linear { init_scale, .. } => ModelSpec::Linear {
+            init_scale,
+            outputs: c,
+        },
+        ModelSpec::Mlp {
+            hidden,
+            activation,
+            bias,
+            parameterization,
+            init_scale,
+            ..
+        } => ModelSpec::Mlp {
+            hidden,
+            activation,
+            bias,
+            parameterization,
+            init_scale,
+            outputs: c,
+        },
+        ModelSpec::Resmlp {
+            width,
+            blocks,
+            activation,
+            init_scale,
+            ..
+        } => ModelSpec::Resmlp {
+            width,
+            blocks,
+            activation,
+            init_scale,
+            outputs: c,
+        },
+        ModelSpec::DiagLinear { .. } => return,
+    };
+    check_model(&spec, dim, rows, wild, &mut u);
+}
+
+/// [`model_eval`]'s property for one architecture, drawing its weights and
+/// inputs from `u`.
+fn check_model(spec: &ModelSpec, dim: usize, rows: usize, wild: bool, u: &mut Unstructured<'_>) {
+    let spec = spec.clone();
+    let outputs = spec.outputs();
     let m = model::build(&spec, dim);
     assert_eq!(
         m.n_params(),
@@ -98,7 +156,7 @@ pub fn model_eval(data: &[u8]) {
     );
     let mut draw = || -> f64 {
         if wild {
-            Num::arbitrary(&mut u).map_or(0.0, Num::finite)
+            Num::arbitrary(u).map_or(0.0, Num::finite)
         } else {
             f64::from(u.arbitrary::<i8>().unwrap_or(0)) / 32.0
         }
@@ -113,13 +171,14 @@ pub fn model_eval(data: &[u8]) {
     m.backward(&w, &mut tape);
     let plan = KernelPlan::new(m.as_ref());
     let mut scratch = plan.scratch(&tape, rows * rows, rows);
-    let mut grads = vec![vec![0.0; m.n_params()]; rows];
+    // The gradient of output k of example r at index r C + k.
+    let mut grads = vec![vec![0.0; m.n_params()]; rows * outputs];
     for (r, g) in grads.iter_mut().enumerate() {
-        let mut c = vec![0.0; rows];
+        let mut c = vec![0.0; rows * outputs];
         c[r] = 1.0;
         plan.weighted_gradient(&tape, 0..rows, &c, 1.0, &mut scratch, g);
     }
-    let mut kernel = vec![0.0; rows * rows];
+    let mut kernel = vec![0.0; rows * rows * outputs * outputs];
     plan.tangent_kernel(
         &tape,
         0..rows,
@@ -158,10 +217,17 @@ pub fn model_eval(data: &[u8]) {
     let wd: Vec<Dual64> = w.iter().map(|&v| v.into()).collect();
     let refs: Vec<Vec<f64>> = xr
         .iter()
-        .map(|x| reference::gradient(&spec, &w, x))
+        .flat_map(|x| reference::gradients(&spec, &w, x))
         .collect();
-    for r in 0..rows {
-        let f = reference::output(&spec, &wd, &xr[r]).re;
+    let fs: Vec<f64> = xr
+        .iter()
+        .flat_map(|x| reference::outputs(&spec, &wd, x))
+        .map(|f| f.re)
+        .collect();
+    let n = rows * outputs;
+    for r in 0..n {
+        let f = fs[r];
+        let got_f = tape.output[(r / outputs, r % outputs)];
         let gmax = refs[r].iter().fold(0.0f64, |a, v| a.max(v.abs()));
         let scale = [
             f.abs(),
@@ -174,9 +240,10 @@ pub fn model_eval(data: &[u8]) {
         .fold(0.0, f64::max);
         let tol = ROUNDING * scale;
         assert!(
-            (tape.output[r] - f).abs() <= tol,
-            "row {r}: f {} vs {f}",
-            tape.output[r]
+            (got_f - f).abs() <= tol,
+            "row {} output {}: f {got_f} vs {f}",
+            r / outputs,
+            r % outputs
         );
         for (p, (a, b)) in grads[r].iter().zip(&refs[r]).enumerate() {
             assert!(
@@ -193,7 +260,7 @@ pub fn model_eval(data: &[u8]) {
             // its own sums by ROUNDING of the absolute terms.
             let p = refs[r].len() as f64;
             let ktol = ROUNDING * abs + tol * (l1(&refs[r]) + l1(gc)) + p * tol * tol;
-            let got = kernel[r + c * rows];
+            let got = kernel[r + c * n];
             assert!(
                 (got - want).abs() <= ktol,
                 "K[{r}][{c}] = {got}, forward mode {want}"
@@ -206,8 +273,12 @@ pub fn model_eval(data: &[u8]) {
 /// One gd step of the model from w on the points (train and query, targets 0).
 fn run_one_step(spec: &ModelSpec, w: &[f64], x: &DMatrix<f64>) {
     let rows: Vec<Vec<f64>> = x.row_iter().map(|r| r.iter().copied().collect()).collect();
+    let targets = match spec.outputs() {
+        1 => serde_json::json!(vec![0.0; rows.len()]),
+        c => serde_json::json!(vec![vec![0.0; c]; rows.len()]),
+    };
     let text = serde_json::json!({
-        "data": {"source": "inline", "train_x": rows, "train_y": vec![0.0; rows.len()],
+        "data": {"source": "inline", "train_x": rows, "train_y": targets,
                  "test_x": rows},
         "model": spec,
         "init": {"w0": w},

@@ -1,7 +1,7 @@
 //! The report writer on arbitrary values.
 use super::assert_reads_back;
 use crate::conditions::Conditions;
-use crate::report::{Report, VERSION};
+use crate::report::{Coefficients, Report, Shaped, VERSION};
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::{Value, json};
 
@@ -51,30 +51,41 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
         version: VERSION,
         spec,
         n_params: p,
+        n_outputs: None,
         w0: vector(u, p)?,
         w_end: vector(u, p)?,
         train_x: matrix(u, n, d)?,
-        train_y: vector(u, n)?,
+        train_y: Shaped::Vector(vector(u, n)?),
         test_x: matrix(u, m, d)?,
+        test_y: None,
         t_end: finite(u)?,
         steps: usize::arbitrary(u)?,
         rejected_steps: usize::arbitrary(u)?,
         rhs_evals: usize::arbitrary(u)?,
         loss0: finite(u)?,
         loss_end: finite(u)?,
-        y0: vector(u, m)?,
-        y_end: vector(u, m)?,
-        path_kernel: matrix(u, m, n)?,
-        coef_integral: matrix(u, m, n)?,
-        a,
-        tangent_kernel0: matrix(u, m, n)?,
-        tangent_kernel_end: matrix(u, m, n)?,
-        kernel_machine: vector(u, m)?,
-        residual: vector(u, m)?,
+        y0: Shaped::Vector(vector(u, m)?),
+        y_end: Shaped::Vector(vector(u, m)?),
+        path_kernel: Shaped::Matrix(matrix(u, m, n)?),
+        coef_integral: Shaped::Matrix(matrix(u, m, n)?),
+        a: Coefficients::Scalar(a),
+        tangent_kernel0: Shaped::Matrix(matrix(u, m, n)?),
+        tangent_kernel_end: Shaped::Matrix(matrix(u, m, n)?),
+        kernel_machine: Shaped::Vector(vector(u, m)?),
+        residual: Shaped::Vector(vector(u, m)?),
         max_abs_residual: finite(u)?,
-        exact_coef_integral: if exact { Some(matrix(u, m, n)?) } else { None },
-        exact_kernel_machine: if exact { Some(vector(u, m)?) } else { None },
+        exact_coef_integral: if exact {
+            Some(Shaped::Matrix(matrix(u, m, n)?))
+        } else {
+            None
+        },
+        exact_kernel_machine: if exact {
+            Some(Shaped::Vector(vector(u, m)?))
+        } else {
+            None
+        },
         exact_max_abs_residual: if exact { Some(finite(u)?) } else { None },
+        test_error: None,
         generator: String::arbitrary(u)?,
         conditions: Conditions {
             kink_crossing_times: vector(u, 2)?,

@@ -89,7 +89,11 @@ fn resolve_small(spec: &Spec) -> Option<Dataset> {
     };
     let (n, m, d) = (data.train_x.nrows(), data.test_x.nrows(), data.dim());
     assert!(n >= 1 && m >= 1 && d >= 1, "empty data: {n} {m} {d}");
-    assert_eq!(data.train_y.len(), n);
+    assert_eq!(data.train_y.nrows(), n);
+    assert_eq!(
+        data.train_y.ncols(),
+        spec.loss.target_columns(spec.model.outputs())
+    );
     assert_eq!(data.test_x.ncols(), d);
     if let Some((sd, sn, sm)) = shape {
         assert_eq!(
@@ -327,7 +331,7 @@ pub(super) fn run_checked(text: &str) {
                 .all(|(a, b)| a.to_bits() == b.to_bits()),
             "the experiment's run differs from the same flow integrated alone"
         );
-        for (m, (r, b)) in report.residual.iter().zip(&bound).enumerate() {
+        for (m, (r, b)) in report.residual.flatten().iter().zip(&bound).enumerate() {
             assert!(
                 r.abs() <= *b,
                 "query {m}: |r| = {:e} > bound {b:e}",

@@ -1,7 +1,7 @@
 //! Diagonal linear network f = Σ_j (u_j² − v_j²) x_j (SPEC §3), the standard
 //! example of the rich (non-lazy) regime at small init scale.
 use super::{Block, Model, Tape};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand_chacha::ChaCha20Rng;
 
 /// Layout u (D), v (D). Its Jacobian rows [2 u ∘ x, −2 v ∘ x] are only 2D
@@ -39,7 +39,7 @@ impl Model for DiagLinear {
     fn tape(&self, x: &DMatrix<f64>) -> Tape {
         let rows = x.nrows();
         Tape {
-            output: DVector::zeros(rows),
+            output: DMatrix::zeros(rows, 1),
             inputs: vec![x.clone()],
             deltas: Vec::new(),
             explicit: vec![DMatrix::zeros(rows, 2 * self.dim)],
@@ -52,7 +52,7 @@ impl Model for DiagLinear {
         tape.output.fill(0.0);
         for j in 0..self.dim {
             let beta = u[j] * u[j] - v[j] * v[j];
-            tape.output.axpy(beta, &x.column(j), 1.0);
+            tape.output.column_mut(0).axpy(beta, &x.column(j), 1.0);
         }
     }
     fn backward(&self, w: &[f64], tape: &mut Tape) {

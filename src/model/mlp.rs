@@ -1,9 +1,9 @@
-//! Multilayer perceptron D -> h1 -> ... -> hk -> 1 (SPEC §3), batched.
+//! Multilayer perceptron D -> h1 -> ... -> hk -> C (SPEC §3, §8), batched.
 use super::{Block, Model, Tape, add_bias, normal_vec};
 use crate::activation::Activation;
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
 use crate::spec::Parameterization;
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand_chacha::ChaCha20Rng;
 
 /// One dense layer z = scale · W u + b, W of shape (out, in) at `offset`.
@@ -43,6 +43,7 @@ impl Mlp {
     pub fn new(
         dim: usize,
         hidden: &[usize],
+        outputs: usize,
         activation: Activation,
         bias: bool,
         parameterization: Parameterization,
@@ -50,7 +51,7 @@ impl Mlp {
     ) -> Mlp {
         let sizes: Vec<usize> = std::iter::once(dim)
             .chain(hidden.iter().copied())
-            .chain([1])
+            .chain([outputs])
             .collect();
         let mut layers = Vec::new();
         let mut blocks = Vec::new();
@@ -94,11 +95,12 @@ impl Mlp {
         }
     }
 
-    /// The linear model f = v · x + c, laid out as the one-layer mlp.
-    pub fn linear(dim: usize, init_scale: f64) -> Mlp {
+    /// The linear model f = V x + c, laid out as the one-layer mlp.
+    pub fn linear(dim: usize, outputs: usize, init_scale: f64) -> Mlp {
         Mlp::new(
             dim,
             &[],
+            outputs,
             Activation::Identity,
             true,
             Parameterization::Standard,
@@ -118,6 +120,9 @@ impl Model for Mlp {
     fn input_dim(&self) -> usize {
         self.dim
     }
+    fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].fan_out
+    }
     fn blocks(&self) -> &[Block] {
         &self.blocks
     }
@@ -135,10 +140,11 @@ impl Model for Mlp {
         let inputs = std::iter::once(x.clone())
             .chain(hidden.iter().map(|&h| DMatrix::zeros(rows, h)))
             .collect();
+        let c = self.outputs();
         let deltas = self
             .layers
             .iter()
-            .map(|l| DMatrix::zeros(rows, l.fan_out))
+            .map(|l| DMatrix::zeros(rows * c, l.fan_out))
             .collect();
         let scratch = hidden
             .iter()
@@ -146,7 +152,7 @@ impl Model for Mlp {
             .map(|&h| DMatrix::zeros(rows, h))
             .collect();
         Tape {
-            output: DVector::zeros(rows),
+            output: DMatrix::zeros(rows, c),
             inputs,
             deltas,
             explicit: Vec::new(),
@@ -188,7 +194,7 @@ impl Model for Mlp {
 
     fn backward(&self, w: &[f64], tape: &mut Tape) {
         let k = self.hidden_layers();
-        tape.deltas[k].fill(1.0);
+        Tape::seed_outputs(&mut tape.deltas[k]);
         for l in (1..=k).rev() {
             let layer = &self.layers[l];
             let (lower, upper) = tape.deltas.split_at_mut(l);
@@ -199,9 +205,11 @@ impl Model for Mlp {
                 layer.weights_t(w).transpose(),
                 layer.scale,
             );
-            crate::vecmath::multiply_assign(
+            crate::vecmath::multiply_assign_rows(
                 lower[l - 1].as_mut_slice(),
                 tape.scratch[k + l - 1].as_slice(),
+                tape.output.nrows(),
+                self.outputs(),
             );
         }
     }

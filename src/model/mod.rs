@@ -1,10 +1,13 @@
-//! Models f(w; x) with one scalar output (SPEC §3).
+//! Models f(w; x) with C >= 1 outputs (SPEC §3, §8).
 //!
 //! A model evaluates a whole batch at once and records, on a [`Tape`], what
 //! its per-example Jacobian is made of: for a dense weight W in z = s W u the
-//! Jacobian block of example r is s δ_r u_rᵀ, with δ = ∂f/∂z; for a bias it is
-//! δ_r. The parameter gradient and the tangent kernel are then computed from
-//! those factors by `jacobian`, without ever forming a per-example Jacobian.
+//! Jacobian block of output c of example r is s δ_{rc} u_rᵀ, with δ_{rc} =
+//! ∂f_c/∂z; for a bias it is δ_{rc}. The backward pass carries the C output
+//! sensitivities of every example at once, as (rows · C) x width matrices
+//! whose row r C + c belongs to output c of example r. The parameter
+//! gradient and the tangent kernel are then computed from those factors by
+//! `crate::kernel`, without ever forming a per-example Jacobian.
 mod diag_linear;
 mod mlp;
 pub mod reference;
@@ -15,7 +18,7 @@ pub use mlp::Mlp;
 pub use resmlp::ResMlp;
 
 use crate::spec::ModelSpec;
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand_chacha::ChaCha20Rng;
 
 /// Where one block of parameters enters the per-example Jacobian.
@@ -33,7 +36,7 @@ pub enum Block {
     /// A bias b in z = … + b: the block of example r is δ_r.
     Bias { offset: usize, delta: usize },
     /// Parameters with no dense structure: the block is `tape.explicit[jac]`,
-    /// one row per example.
+    /// one row per example and output (row r C + c).
     Explicit { offset: usize, jac: usize },
 }
 
@@ -41,21 +44,53 @@ pub enum Block {
 /// once per batch; every later evaluation overwrites it in place.
 #[derive(Clone, Debug)]
 pub struct Tape {
-    /// f(w; x_r) for each row r of the batch.
-    pub output: DVector<f64>,
+    /// f_c(w; x_r) at (r, c): rows x C.
+    pub output: DMatrix<f64>,
     /// Layer inputs u (rows x in); `inputs[0]` is the batch itself.
     pub inputs: Vec<DMatrix<f64>>,
-    /// Output sensitivities δ = ∂f/∂z (rows x out), one per pre-activation.
+    /// Output sensitivities δ = ∂f_c/∂z ((rows · C) x out, row r C + c), one
+    /// per pre-activation.
     pub deltas: Vec<DMatrix<f64>>,
-    /// Explicit Jacobian blocks (rows x len).
+    /// Explicit Jacobian blocks ((rows · C) x len).
     pub explicit: Vec<DMatrix<f64>>,
     /// Model-private intermediate values (activation derivatives).
     pub(crate) scratch: Vec<DMatrix<f64>>,
 }
 
 impl Tape {
+    /// The batch's examples.
     pub fn rows(&self) -> usize {
-        self.output.len()
+        self.output.nrows()
+    }
+
+    /// C, the outputs per example.
+    pub fn outputs(&self) -> usize {
+        self.output.ncols()
+    }
+
+    /// f_c(x_r) for r in `rows`, example-major (entry (r − start) C + c),
+    /// the order of every per-output vector outside the tape.
+    pub fn outputs_into(&self, rows: std::ops::Range<usize>, out: &mut [f64]) {
+        let c = self.outputs();
+        for (k, r) in rows.enumerate() {
+            for j in 0..c {
+                out[k * c + j] = self.output[(r, j)];
+            }
+        }
+    }
+
+    /// The output seed of the backward pass: row r C + c of `delta`
+    /// ((rows · C) x C) is e_c, ∂f_c/∂f.
+    pub(crate) fn seed_outputs(delta: &mut DMatrix<f64>) {
+        let c = delta.ncols();
+        if c == 1 {
+            delta.fill(1.0);
+            return;
+        }
+        delta.fill(0.0);
+        for r in 0..delta.nrows() {
+            delta[(r, r % c)] = 1.0;
+        }
     }
 }
 
@@ -65,6 +100,10 @@ pub trait Model: Send + Sync {
     fn n_params(&self) -> usize;
     /// D, the input dimension.
     fn input_dim(&self) -> usize;
+    /// C, the number of outputs.
+    fn outputs(&self) -> usize {
+        1
+    }
     /// How the parameters enter the Jacobian, in parameter order.
     fn blocks(&self) -> &[Block];
     /// True when f is smooth in w and x (no relu-type kink).
@@ -77,8 +116,8 @@ pub trait Model: Send + Sync {
     fn backward(&self, w: &[f64], tape: &mut Tape);
     /// Initial parameters drawn from `rng` as SPEC §3 prescribes.
     fn init(&self, rng: &mut ChaCha20Rng) -> Vec<f64>;
-    /// The index of a δ that is identically 1 (the output layer's ∂f/∂f),
-    /// which lets the tangent kernel skip its products.
+    /// The index of the output layer's δ (row r C + c is e_c), which lets
+    /// the tangent kernel skip its products.
     fn unit_delta(&self) -> Option<usize> {
         None
     }
@@ -92,16 +131,21 @@ pub trait Model: Send + Sync {
 /// Builds the model a spec describes, for inputs of dimension `dim`.
 pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
     match *spec {
-        ModelSpec::Linear { init_scale } => Box::new(Mlp::linear(dim, init_scale)),
+        ModelSpec::Linear {
+            init_scale,
+            outputs,
+        } => Box::new(Mlp::linear(dim, outputs, init_scale)),
         ModelSpec::Mlp {
             ref hidden,
             activation,
             bias,
             parameterization,
             init_scale,
+            outputs,
         } => Box::new(Mlp::new(
             dim,
             hidden,
+            outputs,
             activation,
             bias,
             parameterization,
@@ -112,7 +156,10 @@ pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
             blocks,
             activation,
             init_scale,
-        } => Box::new(ResMlp::new(dim, width, blocks, activation, init_scale)),
+            outputs,
+        } => Box::new(ResMlp::new(
+            dim, width, blocks, outputs, activation, init_scale,
+        )),
         ModelSpec::DiagLinear { init_scale } => Box::new(DiagLinear::new(dim, init_scale)),
     }
 }

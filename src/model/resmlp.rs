@@ -1,9 +1,9 @@
-//! Residual MLP (SPEC §3): u_0 = W_in x + b_in; per block
-//! u <- u + W_2 σ(W_1 u + b_1) + b_2; f = w_out · u + b_out.
+//! Residual MLP (SPEC §3, §8): u_0 = W_in x + b_in; per block
+//! u <- u + W_2 σ(W_1 u + b_1) + b_2; f = W_out u + b_out (C outputs).
 use super::{Block, Model, Tape, add_bias, normal_vec};
 use crate::activation::Activation;
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand_chacha::ChaCha20Rng;
 
 /// Tape indices. inputs: x = 0, u_k = 1 + 2k, a_k = σ(h_k) = 2 + 2k.
@@ -14,6 +14,7 @@ pub struct ResMlp {
     dim: usize,
     width: usize,
     n_blocks: usize,
+    outputs: usize,
     activation: Activation,
     init_scale: f64,
     blocks: Vec<Block>,
@@ -25,6 +26,7 @@ impl ResMlp {
         dim: usize,
         width: usize,
         n_blocks: usize,
+        outputs: usize,
         activation: Activation,
         init_scale: f64,
     ) -> ResMlp {
@@ -49,11 +51,18 @@ impl ResMlp {
             dense(1 + 2 * k, 2 * k + 1, width, width, &mut blocks);
             dense(2 + 2 * k, 2 * k + 2, width, width, &mut blocks);
         }
-        dense(1 + 2 * n_blocks, 2 * n_blocks + 1, width, 1, &mut blocks);
+        dense(
+            1 + 2 * n_blocks,
+            2 * n_blocks + 1,
+            width,
+            outputs,
+            &mut blocks,
+        );
         ResMlp {
             dim,
             width,
             n_blocks,
+            outputs,
             activation,
             init_scale,
             blocks,
@@ -87,6 +96,9 @@ impl Model for ResMlp {
     fn input_dim(&self) -> usize {
         self.dim
     }
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
     fn blocks(&self) -> &[Block] {
         &self.blocks
     }
@@ -95,18 +107,18 @@ impl Model for ResMlp {
     }
 
     fn tape(&self, x: &DMatrix<f64>) -> Tape {
-        let (rows, w, b) = (x.nrows(), self.width, self.n_blocks);
+        let (rows, w, b, c) = (x.nrows(), self.width, self.n_blocks, self.outputs);
         let wide = || DMatrix::zeros(rows, w);
         let inputs = std::iter::once(x.clone())
             .chain((0..2 * b + 1).map(|_| wide()))
             .collect();
         let deltas = (0..2 * b + 1)
-            .map(|_| wide())
-            .chain([DMatrix::zeros(rows, 1)])
+            .map(|_| DMatrix::zeros(rows * c, w))
+            .chain([DMatrix::zeros(rows * c, c)])
             .collect();
         let scratch = (0..2 * b).map(|_| wide()).collect();
         Tape {
-            output: DVector::zeros(rows),
+            output: DMatrix::zeros(rows, c),
             inputs,
             deltas,
             explicit: Vec::new(),
@@ -140,17 +152,17 @@ impl Model for ResMlp {
             gemm(view_mut(&mut next[0]), true, view(&a[0]), w2, 1.0);
             add_bias(next[0].as_mut_slice(), rows, b2);
         }
-        let (w_out, b_out) = self.layer(w, 1 + 2 * nb, width, 1);
-        let out = slice_view_mut(tape.output.as_mut_slice(), rows, 1);
+        let (w_out, b_out) = self.layer(w, 1 + 2 * nb, width, self.outputs);
+        let out = slice_view_mut(tape.output.as_mut_slice(), rows, self.outputs);
         gemm(out, false, view(&tape.inputs[1 + 2 * nb]), w_out, 1.0);
-        tape.output.add_scalar_mut(b_out[0]);
+        add_bias(tape.output.as_mut_slice(), rows, b_out);
     }
 
     fn backward(&self, w: &[f64], tape: &mut Tape) {
         let (width, nb) = (self.width, self.n_blocks);
-        let (w_out, _) = self.layer(w, 1 + 2 * nb, width, 1);
+        let (w_out, _) = self.layer(w, 1 + 2 * nb, width, self.outputs);
         let (lower, top) = tape.deltas.split_at_mut(2 * nb + 1);
-        top[0].fill(1.0);
+        Tape::seed_outputs(&mut top[0]);
         gemm(
             view_mut(&mut lower[2 * nb]),
             false,
@@ -171,7 +183,12 @@ impl Model for ResMlp {
                 w2.transpose(),
                 1.0,
             );
-            crate::vecmath::multiply_assign(dh[0].as_mut_slice(), tape.scratch[nb + k].as_slice());
+            crate::vecmath::multiply_assign_rows(
+                dh[0].as_mut_slice(),
+                tape.scratch[nb + k].as_slice(),
+                tape.output.nrows(),
+                self.outputs,
+            );
             g_u[2 * k].copy_from(g_next);
             gemm(
                 view_mut(&mut g_u[2 * k]),
@@ -197,7 +214,7 @@ impl Model for ResMlp {
         for _ in 0..2 * self.n_blocks {
             dense(&mut w, self.width, self.width);
         }
-        dense(&mut w, self.width, 1);
+        dense(&mut w, self.width, self.outputs);
         w
     }
 

@@ -197,46 +197,60 @@ fn gd_limit(out: &Outcome) -> Evaluation {
 
 fn weighted_average(out: &Outcome) -> Evaluation {
     let c = &out.conditions;
-    // The worst pair, for the detail.
+    let outputs = out.n_outputs;
+    let coefficients = out.coefficients();
+    // The worst defined coefficient, for the detail: row m C + k of a holds
+    // output k of query m, and entry i C + k of the -l' ranges matches it.
     let mut worst = (f64::NEG_INFINITY, 0, 0);
-    for (i, (kc, ac)) in out
-        .path_kernel
-        .column_iter()
-        .zip(out.coef_integral.column_iter())
-        .enumerate()
-    {
-        let scale = c.neg_lprime_min[i]
-            .abs()
-            .max(c.neg_lprime_max[i].abs())
-            .max(f64::MIN_POSITIVE);
-        for (m, (&k, &a)) in kc.iter().zip(ac.iter()).enumerate() {
-            if k != 0.0 {
-                let coef = a / k;
-                let outside = (c.neg_lprime_min[i] - coef).max(coef - c.neg_lprime_max[i]);
-                if outside / scale > worst.0 {
-                    worst = (outside / scale, m, i);
-                }
+    for i in 0..coefficients.ncols() {
+        for row in 0..coefficients.nrows() {
+            let Some(coef) = coefficients[(row, i)] else {
+                continue;
+            };
+            let e = i * outputs + row % outputs;
+            let scale = c.neg_lprime_min[e]
+                .abs()
+                .max(c.neg_lprime_max[e].abs())
+                .max(f64::MIN_POSITIVE);
+            let outside = (c.neg_lprime_min[e] - coef).max(coef - c.neg_lprime_max[e]);
+            if outside / scale > worst.0 {
+                worst = (outside / scale, row, i);
             }
         }
     }
-    let (_, m, i) = worst;
-    let a = out.coef_integral[(m, i)] / out.path_kernel[(m, i)];
+    let (_, row, i) = worst;
+    let (m, k) = (row / outputs, row % outputs);
+    let e = i * outputs + k;
+    let (name, range) = if outputs == 1 {
+        (format!("a_{i}(q_{m})"), format!("-l'_{i}"))
+    } else {
+        (format!("a_{i}(q_{m})_{k}"), format!("-l'_{i},{k}"))
+    };
+    let pair = (m * outputs + k, i * outputs + k);
+    // With C > 1, a is the block solve; its k-th A and diagonal K^p entries
+    // are shown for scale.
+    let solve = if outputs == 1 {
+        "A / K^p"
+    } else {
+        "(K^p block)^-1 A, with A_k / K^p_kk"
+    };
     Evaluation {
         violation: c.weighted_average_excess / AVERAGE_TOL,
         detail: format!(
-            "{} a_{i}(q_{m}) = {a:.6e} = A / K^p = {:.6e} / {:.6e}, against [{:.6e}, {:.6e}], the \
-             range of -l'_{i}; K^g(q_{m}, x_{i}) went {:.6e} -> {:.6e}; K^g changed sign on {} of {} pairs",
+            "{} {name} = {:.6e} = {solve} = {:.6e} / {:.6e}, against [{:.6e}, {:.6e}], the \
+             range of {range}; K^g(q_{m}, x_{i}) went {:.6e} -> {:.6e}; K^g changed sign on {} of {} pairs",
             if c.weighted_average_excess > AVERAGE_TOL {
                 "outside:"
             } else {
                 "every a_i(q_m) within its range; the nearest edge:"
             },
-            out.coef_integral[(m, i)],
-            out.path_kernel[(m, i)],
-            c.neg_lprime_min[i],
-            c.neg_lprime_max[i],
-            out.tangent_kernel0[(m, i)],
-            out.tangent_kernel_end[(m, i)],
+            coefficients[(row, i)].unwrap_or(f64::NAN),
+            out.coef_integral[(row, i)],
+            out.path_kernel[pair],
+            c.neg_lprime_min[e],
+            c.neg_lprime_max[e],
+            out.tangent_kernel0[pair],
+            out.tangent_kernel_end[pair],
             c.kernel_sign_changes,
             c.kernel_pairs
         ),

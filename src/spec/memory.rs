@@ -28,7 +28,7 @@ const REPORT_TEXT_BYTES: f64 = 28.0;
 /// The estimate, in f64 so that absurd sizes cannot overflow.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemoryEstimate {
-    /// P + 2 M N, the numbers in the augmented state.
+    /// P + M N (C² + C), the numbers in the augmented state (P + 2 M N for C = 1).
     pub state: f64,
     /// Copies of the state the integrator keeps: one per stage, plus the
     /// current state, the stage input and the new state.
@@ -49,11 +49,14 @@ impl Spec {
     pub fn memory_estimate(&self, dim: usize, n_train: usize, n_test: usize) -> MemoryEstimate {
         let p = self.model.n_params(dim) as f64;
         let (d, n, m) = (dim as f64, n_train as f64, n_test as f64);
+        let c = self.model.outputs() as f64;
         let mn = m * n;
-        let state = p + 2.0 * mn;
+        // K^p holds C² numbers a pair, A holds C (SPEC §8).
+        let (kernel, coefs) = (mn * c * c, mn * c);
+        let state = p + kernel + coefs;
         let stages = Tableau::by_name(self.flow.method.name()).map_or(16, |t| t.stages());
         let copies = stages as f64 + 3.0;
-        let (per_row, widths) = tape_numbers(&self.model, dim);
+        let (per_row, widths) = tape_numbers(&self.model, dim, c);
         // Data: as resolved, and stacked into the batch of the tape.
         let data = 2.0 * (n + m) * (d + 1.0);
         // A tape over N + M rows, the gradient buffers over N rows, the two
@@ -120,20 +123,26 @@ impl Spec {
 /// Numbers a model's tape keeps per row of its batch (the layer inputs, the
 /// output sensitivities and the activations' scratch), and the sum of the
 /// widths of its sensitivities (the gradient's buffers per training row).
-fn tape_numbers(model: &ModelSpec, dim: usize) -> (f64, f64) {
+/// With C outputs each δ holds C rows an example (SPEC §8).
+fn tape_numbers(model: &ModelSpec, dim: usize, c: f64) -> (f64, f64) {
     let d = dim as f64;
     match model {
-        ModelSpec::Linear { .. } => (d + 2.0, 1.0),
-        // The inputs, then per hidden layer its activations, δ and two scratch.
+        ModelSpec::Linear { .. } => (d + 2.0 * c, c),
+        // The inputs, then per hidden layer its activations, C δ rows and
+        // two scratch.
         ModelSpec::Mlp { hidden, .. } => {
             let widths: f64 = hidden.iter().map(|&h| h as f64).sum();
-            (d + 2.0 + 4.0 * widths, widths + 1.0)
+            (d + 2.0 * c + (2.0 + 2.0 * c) * widths, widths + c)
         }
-        // 2 blocks + 1 layers of the width, each with inputs and δ, and two
-        // scratch per block.
+        // 2 blocks + 1 layers of the width, each with inputs and C δ rows,
+        // and two scratch per block.
         ModelSpec::Resmlp { width, blocks, .. } => {
             let (w, b) = (*width as f64, *blocks as f64);
-            (d + 2.0 + (6.0 * b + 2.0) * w, (2.0 * b + 1.0) * w + 1.0)
+            let layers = 2.0 * b + 1.0;
+            (
+                d + 2.0 * c + (layers * (1.0 + c) + 2.0 * b) * w,
+                layers * w + c,
+            )
         }
         // The inputs and the explicit Jacobian of 2 D columns.
         ModelSpec::DiagLinear { .. } => (3.0 * d + 1.0, 0.0),

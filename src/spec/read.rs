@@ -118,6 +118,7 @@ pub(super) enum LossTwin {
     Absolute {},
     Hinge {},
     SquaredHinge {},
+    CrossEntropy {},
 }
 
 // ---------------------------------------------------------------- syntax

@@ -16,6 +16,7 @@ impl Spec {
         data(&self.data)?;
         model(&self.model)?;
         loss(&self.loss)?;
+        outputs(&self.model, &self.loss)?;
         if let Some(init) = &self.init {
             for (i, &w) in init.w0.iter().enumerate() {
                 finite(&format!("init.w0[{i}]"), w)?;
@@ -79,7 +80,7 @@ fn data(data: &DataSpec) -> Result<(), InputError> {
 
 fn model(model: &ModelSpec) -> Result<(), InputError> {
     let init_scale = match model {
-        ModelSpec::Linear { init_scale } | ModelSpec::DiagLinear { init_scale } => init_scale,
+        ModelSpec::Linear { init_scale, .. } | ModelSpec::DiagLinear { init_scale } => init_scale,
         ModelSpec::Mlp {
             hidden, init_scale, ..
         } => {
@@ -102,6 +103,30 @@ fn model(model: &ModelSpec) -> Result<(), InputError> {
         f64::INFINITY,
         "a finite number >= 0",
     )
+}
+
+/// C >= 1, and C >= 2 for cross_entropy (SPEC §8), which diag_linear's one
+/// output cannot have.
+fn outputs(model: &ModelSpec, loss: &Loss) -> Result<(), InputError> {
+    let c = model.outputs();
+    at_least("model.outputs", c, 1)?;
+    if !loss.is_vector() || c >= 2 {
+        return Ok(());
+    }
+    if let ModelSpec::DiagLinear { .. } = model {
+        return Err(InputError::new(
+            "loss.kind",
+            "found `cross_entropy`, which needs C >= 2 outputs, but arch `diag_linear` has one \
+             output; allowed: a per-output loss, or arch linear, mlp or resmlp with outputs >= 2",
+        ));
+    }
+    Err(InputError::new(
+        "model.outputs",
+        format!(
+            "found {c}, but loss `cross_entropy` needs C >= 2 outputs (a softmax over one \
+             output is constant); allowed: a whole number >= 2"
+        ),
+    ))
 }
 
 fn loss(loss: &Loss) -> Result<(), InputError> {

@@ -17,6 +17,17 @@ textbook ones (Butcher; Dormand and Prince 1980; Hairer's DOP853), the
 Gauss-Legendre nodes come from Newton's method on the Legendre recurrence.
 Standard library only (CPython 3.11), so that CI needs nothing but python3.
 
+Vector outputs (SPEC section 8): a model with "outputs": C > 1 is checked by
+separate code (VecExperiment, check_report_vec): per-example Jacobians by a
+backward pass carrying C rows of sensitivities, N x C targets with the loss
+summed over components or cross_entropy on integer labels, the C x C blocks
+K[m][i][c][c'] (c the query point's output, c' the training point's), and
+a = K^p^{-1} A per block by Gauss-Jordan, null where the block's 1-norm
+reciprocal condition number is below 1e-12. C = 1 keeps the scalar code and
+the shapes of section 5 (n_outputs and model.outputs absent or 1).
+test_ref_self.py checks the vector code against finite differences, closed
+forms and the scalar code, and plants bugs in it (--mutants).
+
 For a fixed-step method (gd, heun, rk4, and dopri5 / dop853 given a "step")
 every field is recomputed. For an adaptive run (and verner98, whose
 coefficients are not typed in here) the step sequence is the tool's own, so
@@ -334,6 +345,215 @@ def build_model(model, dim):
     if arch == "resmlp":
         return resmlp_model(dim, model["width"], model["blocks"], model["activation"])
     raise ValueError(f"unknown arch {arch}")
+
+
+# ------------------------------------------------------ vector outputs (§8)
+# SPEC section 8: linear, mlp and resmlp with C >= 1 outputs, the last layer
+# holding C rows. Each model here is jac(w, x) -> (f, J) with f the C outputs
+# and J[c] the full gradient d f_c / d w in the flat layout. These are written
+# apart from the scalar models above (the backward pass carries a C-row matrix
+# of output sensitivities instead of one row), so that at C = 1 the two can be
+# compared against each other (tests/reference/test_ref_self.py).
+
+
+def linear_vec_model(dim, n_out):
+    # f_c = V[c] . x + c_c; layout V (C, D) row-major, then c (C).
+    n_params = n_out * dim + n_out
+
+    def jac(w, x):
+        fs, js = [], []
+        for c in range(n_out):
+            row = c * dim
+            fs.append(w[n_out * dim + c] + sum(w[row + k] * x[k] for k in range(dim)))
+            g = [0.0] * n_params
+            for k in range(dim):
+                g[row + k] = x[k]
+            g[n_out * dim + c] = 1.0
+            js.append(g)
+        return fs, js
+
+    return n_params, jac
+
+
+def mlp_vec_model(dim, hidden, act, bias, ntk, n_out):
+    sizes = [dim] + list(hidden) + [n_out]
+    layers = []  # (n_in, n_out, W offset, b offset or None, input scale)
+    off = 0
+    for n_i, n_o in zip(sizes, sizes[1:]):
+        w_off = off
+        off += n_i * n_o
+        b_off = None
+        if bias:
+            b_off = off
+            off += n_o
+        layers.append((n_i, n_o, w_off, b_off, 1.0 / math.sqrt(n_i) if ntk else 1.0))
+    n_params = off
+    sigma = ACTIVATIONS[act]
+
+    def jac(w, x):
+        ins = [list(x)]
+        slopes = []
+        z = None
+        for l, (n_i, n_o, w_off, b_off, scale) in enumerate(layers):
+            u = ins[l]
+            z = []
+            for j in range(n_o):
+                s = sum(w[w_off + j * n_i + k] * u[k] for k in range(n_i)) * scale
+                if b_off is not None:
+                    s += w[b_off + j]
+                z.append(s)
+            if l + 1 < len(layers):
+                vals = [sigma(v) for v in z]
+                ins.append([v for v, _ in vals])
+                slopes.append([d for _, d in vals])
+        # sens[c][j] = d f_c / d z_j of the current layer; identity at the top.
+        sens = [[1.0 if j == c else 0.0 for j in range(n_out)] for c in range(n_out)]
+        js = [[0.0] * n_params for _ in range(n_out)]
+        for l in range(len(layers) - 1, -1, -1):
+            n_i, n_o, w_off, b_off, scale = layers[l]
+            u = ins[l]
+            for c in range(n_out):
+                g, sc = js[c], sens[c]
+                for j in range(n_o):
+                    for k in range(n_i):
+                        g[w_off + j * n_i + k] = sc[j] * scale * u[k]
+                    if b_off is not None:
+                        g[b_off + j] = sc[j]
+            if l > 0:
+                d = slopes[l - 1]
+                sens = [
+                    [
+                        scale * d[k] * sum(w[w_off + j * n_i + k] * sc[j] for j in range(n_o))
+                        for k in range(n_i)
+                    ]
+                    for sc in sens
+                ]
+        return z, js
+
+    return n_params, jac
+
+
+def resmlp_vec_model(dim, width, blocks, act, n_out):
+    # Layout: W_in (width, D), b_in, per block W_1, b_1, W_2, b_2, then
+    # W_out (C, width), b_out (C).
+    sigma = ACTIVATIONS[act]
+    w_in = 0
+    b_in = width * dim
+    off = b_in + width
+    blk = []
+    for _ in range(blocks):
+        blk.append((off, off + width * width, off + width * width + width,
+                    off + 2 * width * width + width))
+        off += 2 * width * width + 2 * width
+    w_out = off
+    b_out = w_out + n_out * width
+    n_params = b_out + n_out
+
+    def mv(w, o, u, rows, cols):
+        return [sum(w[o + r * cols + k] * u[k] for k in range(cols)) for r in range(rows)]
+
+    def jac(w, x):
+        u = [v + w[b_in + j] for j, v in enumerate(mv(w, w_in, x, width, dim))]
+        tape = []
+        for w1, b1, w2, b2 in blk:
+            h = [v + w[b1 + j] for j, v in enumerate(mv(w, w1, u, width, width))]
+            vals = [sigma(v) for v in h]
+            a = [v for v, _ in vals]
+            da = [d for _, d in vals]
+            r = mv(w, w2, a, width, width)
+            tape.append((u, a, da))
+            u = [u[j] + r[j] + w[b2 + j] for j in range(width)]
+        fs = [v + w[b_out + c] for c, v in enumerate(mv(w, w_out, u, n_out, width))]
+        js = [[0.0] * n_params for _ in range(n_out)]
+        for c in range(n_out):
+            g = js[c]
+            for j in range(width):
+                g[w_out + c * width + j] = u[j]
+            g[b_out + c] = 1.0
+            su = [w[w_out + c * width + j] for j in range(width)]  # d f_c / d u
+            for (w1, b1, w2, b2), (u_in, a, da) in zip(reversed(blk), reversed(tape)):
+                for j in range(width):
+                    g[b2 + j] = su[j]
+                    for k in range(width):
+                        g[w2 + j * width + k] = su[j] * a[k]
+                sh = [da[k] * sum(w[w2 + j * width + k] * su[j] for j in range(width))
+                      for k in range(width)]
+                for j in range(width):
+                    g[b1 + j] = sh[j]
+                    for k in range(width):
+                        g[w1 + j * width + k] = sh[j] * u_in[k]
+                su = [su[k] + sum(w[w1 + j * width + k] * sh[j] for j in range(width))
+                      for k in range(width)]
+            for j in range(width):
+                g[b_in + j] = su[j]
+                for k in range(dim):
+                    g[w_in + j * dim + k] = su[j] * x[k]
+        return fs, js
+
+    return n_params, jac
+
+
+def diag_linear_vec_model(dim):
+    # C = 1 only (SPEC section 8): the scalar model, seen as one output.
+    n_params, grad = diag_linear_model(dim)
+
+    def jac(w, x):
+        f, g = grad(w, x)
+        return [f], [g]
+
+    return n_params, jac
+
+
+def n_outputs_of(model):
+    return int(model.get("outputs", 1))
+
+
+def build_vec_model(model, dim):
+    arch = model["arch"]
+    n_out = n_outputs_of(model)
+    if arch == "linear":
+        return linear_vec_model(dim, n_out)
+    if arch == "diag_linear":
+        if n_out != 1:
+            raise ValueError("diag_linear has one output")
+        return diag_linear_vec_model(dim)
+    if arch == "mlp":
+        return mlp_vec_model(dim, model["hidden"], model["activation"], model["bias"],
+                             model["parameterization"] == "ntk", n_out)
+    if arch == "resmlp":
+        return resmlp_vec_model(dim, model["width"], model["blocks"], model["activation"], n_out)
+    raise ValueError(f"unknown arch {arch}")
+
+
+def cross_entropy(label, f):
+    """l = logsumexp(f) - f_label and its gradient softmax(f) - onehot(label),
+    shifted by the largest logit so that nothing overflows: with mx = f_top,
+    l = (mx - f_label) + log1p(sum over c != top of exp(f_c - mx))."""
+    n = len(f)
+    top = max(range(n), key=lambda c: f[c])
+    mx = f[top]
+    es = [math.exp(v - mx) for v in f]
+    rest = math.fsum(es[c] for c in range(n) if c != top)
+    value = (mx - f[label]) + math.log1p(rest)
+    total = 1.0 + rest
+    grad = [e / total for e in es]
+    grad[label] -= 1.0
+    return value, grad
+
+
+def vector_loss(kind, params, target, f):
+    """(l, dl/df) for one example with C outputs: cross_entropy on an integer
+    label, or a section-2 loss per component summed over c."""
+    if kind == "cross_entropy":
+        label = int(target)
+        if label != target or not 0 <= label < len(f):
+            raise ValueError(f"cross_entropy label {target!r} not in 0..{len(f) - 1}")
+        return cross_entropy(label, f)
+    fn = LOSSES[kind]
+    if len(target) != len(f):
+        raise ValueError(f"target {target!r} has not {len(f)} components")
+    parts = [fn(params, t, y) for t, y in zip(target, f)]
+    return math.fsum(l for l, _ in parts), [d for _, d in parts]
 
 
 # ------------------------------------------------------------ spec defaults
@@ -654,6 +874,163 @@ class Experiment:
         return acc
 
 
+def rk_integrate(rhs, y, method, h, k_steps):
+    """K steps of the explicit Runge-Kutta method's tableau on y' = rhs(y)."""
+    c, a, b = TABLEAUS[method]
+    y = list(y)
+    for _ in range(k_steps):
+        ks = []
+        for row in a:
+            yi = list(y)
+            for aij, kj in zip(row, ks):
+                if aij != 0.0:
+                    yi = [u + h * aij * v for u, v in zip(yi, kj)]
+            ks.append(rhs(yi))
+        y = [
+            yj + h * math.fsum(bi * kk[j] for bi, kk in zip(b, ks) if bi != 0.0)
+            for j, yj in enumerate(y)
+        ]
+    return y
+
+
+class VecExperiment:
+    """SPEC section 8: the augmented flow with C x C blocks.
+
+    State: w (P), then K^p flattened as [m][i][c][c'], then A as [m][i][c].
+    In a block, c belongs to the query point and c' to the training point."""
+
+    def __init__(self, spec, train_x, train_y, test_x):
+        self.spec = spec
+        self.xs, self.qs = train_x, test_x
+        self.n, self.m = len(train_x), len(test_x)
+        self.c = n_outputs_of(spec["model"])
+        self.n_params, self.jac = build_vec_model(spec["model"], len(train_x[0]))
+        self.kind = spec["loss"]["kind"]
+        self.loss_params = spec["loss"]
+        if self.kind != "cross_entropy" and self.c == 1:
+            train_y = [t if isinstance(t, list) else [t] for t in train_y]
+        self.ys = train_y
+        self.mean = spec["reduction"] == "mean"
+
+    def loss_terms(self, w):
+        """Per training point: the C gradients, the loss and the weighted l'_{i,c}."""
+        scale = 1.0 / self.n if self.mean else 1.0
+        js, ls, dls = [], [], []
+        for x, t in zip(self.xs, self.ys):
+            f, jx = self.jac(w, x)
+            l, dl = vector_loss(self.kind, self.loss_params, t, f)
+            js.append(jx)
+            ls.append(l)
+            dls.append([scale * d for d in dl])
+        return js, ls, dls
+
+    def loss(self, w):
+        total = math.fsum(self.loss_terms(w)[1])
+        return total / self.n if self.mean else total
+
+    def outputs(self, w):
+        return [self.jac(w, q)[0] for q in self.qs]
+
+    def descent(self, w, js, dls):
+        """-grad L = -sum_i sum_c l'_{i,c} grad f_c(x_i)."""
+        return [
+            -math.fsum(dls[i][c] * js[i][c][j] for i in range(self.n) for c in range(self.c))
+            for j in range(self.n_params)
+        ]
+
+    def blocks(self, hs, js):
+        """K^g[m][i][c][c'] = grad f_c(q_m) . grad f_c'(x_i)."""
+        return [
+            [[[dot(hq[c], jx[cc]) for cc in range(self.c)] for c in range(self.c)] for jx in js]
+            for hq in hs
+        ]
+
+    def tangent_kernel(self, w):
+        js = [self.jac(w, x)[1] for x in self.xs]
+        hs = [self.jac(w, q)[1] for q in self.qs]
+        return self.blocks(hs, js)
+
+    def rhs(self, state):
+        p = self.n_params
+        w = state[:p]
+        js, _, dls = self.loss_terms(w)
+        hs = [self.jac(w, q)[1] for q in self.qs]
+        dk, da = [], []
+        for per_m in self.blocks(hs, js):
+            for i, blk in enumerate(per_m):
+                for row in blk:
+                    dk.extend(row)
+                for c in range(self.c):
+                    da.append(-math.fsum(dls[i][cc] * blk[c][cc] for cc in range(self.c)))
+        return self.descent(w, js, dls) + dk + da
+
+    def integrate(self, method, h, k_steps):
+        """(w_end, K^p [m][i][c][c'], A [m][i][c]) after K fixed steps."""
+        m, n, c, p = self.m, self.n, self.c, self.n_params
+        y = list(self.w0) + [0.0] * (m * n * c * c + m * n * c)
+        y = rk_integrate(self.rhs, y, method, h, k_steps)
+        return (y[:p],) + self.unflatten(y[p:])
+
+    def unflatten(self, flat):
+        m, n, c = self.m, self.n, self.c
+        kflat, aflat = flat[: m * n * c * c], flat[m * n * c * c :]
+        kp = [
+            [
+                [kflat[((mm * n + i) * c + r) * c : ((mm * n + i) * c + r + 1) * c] for r in range(c)]
+                for i in range(n)
+            ]
+            for mm in range(m)
+        ]
+        aint = [[aflat[(mm * n + i) * c : (mm * n + i + 1) * c] for i in range(n)] for mm in range(m)]
+        return kp, aint
+
+    def segment_blocks(self, w, step, js, nodes):
+        """[m][i][c][c'] = integral_0^1 grad f_c(w + s step; q_m) . grad f_c'(w; x_i) ds
+        by Gauss-Legendre with the given number of nodes."""
+        s_nodes, s_weights = gauss_legendre(nodes)
+        m, n, c = self.m, self.n, self.c
+        ke = [[[[0.0] * c for _ in range(c)] for _ in range(n)] for _ in range(m)]
+        for s, wt in zip(s_nodes, s_weights):
+            ws = [u + s * d for u, d in zip(w, step)]
+            hs = [self.jac(ws, q)[1] for q in self.qs]
+            for mm, per_m in enumerate(self.blocks(hs, js)):
+                for i, blk in enumerate(per_m):
+                    for r in range(c):
+                        for cc in range(c):
+                            ke[mm][i][r][cc] += wt * blk[r][cc]
+        return ke
+
+    def exact_gd(self, lr, k_steps, nodes=8, max_nodes=128):
+        """SPEC sections 1 and 8: per gd step, the query Jacobian averaged along
+        the segment (Gauss-Legendre) against the training gradients at the
+        step's start; returns A^e [m][i][c]. "Enough nodes" is read as: the
+        node count doubles from `nodes` until two successive counts agree to
+        1e-15 of the block's magnitude (smooth models converge exponentially;
+        kinked models are not split at their kinks here)."""
+        m, n, c = self.m, self.n, self.c
+        acc = [[[0.0] * c for _ in range(n)] for _ in range(m)]
+        w = list(self.w0)
+        for _ in range(k_steps):
+            js, _, dls = self.loss_terms(w)
+            step = [lr * d for d in self.descent(w, js, dls)]
+            q = nodes
+            ke = self.segment_blocks(w, step, js, q)
+            while q < max_nodes:
+                finer = self.segment_blocks(w, step, js, 2 * q)
+                a, b = list(_flat(ke)), list(_flat(finer))
+                ke, q = finer, 2 * q
+                if max(abs(u - v) for u, v in zip(a, b)) <= 1e-15 * max(map(abs, b), default=0.0):
+                    break
+            for mm in range(m):
+                for i in range(n):
+                    for r in range(c):
+                        acc[mm][i][r] += lr * math.fsum(
+                            -dls[i][cc] * ke[mm][i][r][cc] for cc in range(c)
+                        )
+            w = [u + d for u, d in zip(w, step)]
+        return acc
+
+
 # ------------------------------------------------------------- comparison
 # Tolerance: relative 1e-10 with an absolute floor of 1e-10 times the field's
 # magnitude. The tool and this script run the same method at the same step,
@@ -709,7 +1086,7 @@ class Checker:
         self.checked += 1
         if isinstance(want, set):
             if got not in want:
-                self.fail(f"{name}: report {got!r}, reference one of {sorted(want)}")
+                self.fail(f"{name}: report {got!r}, reference one of {sorted(want, key=repr)}")
         elif got != want:
             self.fail(f"{name}: report {_short(got)}, reference {_short(want)}")
 
@@ -764,6 +1141,9 @@ def check_spec(chk, report, original):
                 return
             for k, v in w.items():
                 walk(f"{path}.{k}", v, g.get(k))
+        elif path == ".model.outputs" and w == 1:
+            # SPEC section 8: the default C = 1; the tool may leave it out.
+            chk.equal(f"spec{path}", g, {None, 1})
         else:
             chk.equal(f"spec{path}", g, w)
 
@@ -780,22 +1160,24 @@ def check_spec(chk, report, original):
 def init_fixed_entries(model, dim, n_params):
     """The entries of a drawn w0 that SPEC section 3 fixes, as {index: value}:
     biases (and linear's c) start at 0, diag_linear at u = v = alpha. They
-    also pin the layout: a bias stored elsewhere shows up as a nonzero here."""
+    also pin the layout: a bias stored elsewhere shows up as a nonzero here.
+    With C outputs (section 8) the last layer's bias has C entries."""
     arch = model["arch"]
+    n_out = n_outputs_of(model)
     if arch == "linear":
-        return {dim: 0.0}
+        return {dim * n_out + c: 0.0 for c in range(n_out)}
     if arch == "diag_linear":
         return {j: float(model["init_scale"]) for j in range(2 * dim)}
     fixed = {}
     if arch == "mlp":
         if not model["bias"]:
             return fixed
-        sizes = [dim] + list(model["hidden"]) + [1]
+        sizes = [dim] + list(model["hidden"]) + [n_out]
         off = 0
-        for n_in, n_out in zip(sizes, sizes[1:]):
-            off += n_in * n_out
-            fixed.update((off + j, 0.0) for j in range(n_out))
-            off += n_out
+        for n_i, n_o in zip(sizes, sizes[1:]):
+            off += n_i * n_o
+            fixed.update((off + j, 0.0) for j in range(n_o))
+            off += n_o
         return fixed
     if arch == "resmlp":
         width = model["width"]
@@ -807,8 +1189,229 @@ def init_fixed_entries(model, dim, n_params):
                 off += width * width
                 fixed.update((off + j, 0.0) for j in range(width))
                 off += width
-        fixed[n_params - 1] = 0.0  # b_out
+        fixed.update((n_params - 1 - c, 0.0) for c in range(n_out))  # b_out
     return fixed
+
+
+def _flat(v):
+    if isinstance(v, list):
+        for u in v:
+            yield from _flat(u)
+    else:
+        yield v
+
+
+def nested(chk, name, got, want, floor=None):
+    """Compares nested lists of any depth entry by entry (tolerance as
+    Checker.close, one floor for the whole field: its largest magnitude)."""
+    if floor is None:
+        floor = max((abs(v) for v in _flat(want)), default=0.0)
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            chk.fail(f"{name}: report has {_short(got)}, reference length {len(want)}")
+            return
+        for j, (g, w) in enumerate(zip(got, want)):
+            nested(chk, f"{name}[{j}]", g, w, floor)
+    else:
+        chk.close(name, got, want, floor)
+
+
+def norm1(a):
+    """The matrix 1-norm: the largest column sum of magnitudes."""
+    return max(math.fsum(abs(row[j]) for row in a) for j in range(len(a[0])))
+
+
+def inverse(a):
+    """Gauss-Jordan with partial pivoting on [A | I]; None if a pivot is 0."""
+    n = len(a)
+    t = [list(map(float, row)) + [1.0 if j == r else 0.0 for j in range(n)] for r, row in enumerate(a)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(t[r][col]))
+        if t[piv][col] == 0.0:
+            return None
+        t[col], t[piv] = t[piv], t[col]
+        p = t[col][col]
+        t[col] = [v / p for v in t[col]]
+        for r in range(n):
+            if r != col and t[r][col] != 0.0:
+                fac = t[r][col]
+                t[r] = [v - fac * u for v, u in zip(t[r], t[col])]
+    return [row[n:] for row in t]
+
+
+RCOND_MIN = 1e-12
+
+
+def rcond1(a):
+    """(1 / (|A|_1 |A^-1|_1), A^-1); 0 and None for a singular (or zero) block."""
+    inv = inverse(a)
+    if inv is None:
+        return 0.0, None
+    na, ni = norm1(a), norm1(inv)
+    if na == 0.0 or not math.isfinite(ni) or ni == 0.0:
+        return 0.0, None
+    return 1.0 / (na * ni), inv
+
+
+def check_a_vec(chk, report, kp, aint):
+    """a_i(q_m) = K^p(q_m, x_i)^{-1} A_i(q_m), a C-vector, null as a whole
+    where the block's 1-norm reciprocal condition number is below 1e-12.
+
+    Tolerance, to first order: with dK, dA the blocks' own tolerances
+    (entrywise REL times the field's largest magnitude),
+    |da|_1 <= |K^-1|_1 (|dA|_1 + |dK|_1 |a|_1), |dA|_1 <= C tol_A,
+    |dK|_1 <= C tol_K; twice that bound, plus REL relative. The null
+    decision is accepted either way when the reference rcond lies within the
+    same relative perturbation of the threshold."""
+    ra = report.get("a")
+    if not isinstance(ra, list) or len(ra) != len(kp):
+        chk.fail(f"a: report has {_short(ra)}")
+        return
+    tol_k = REL * max((abs(v) for v in _flat(kp)), default=0.0)
+    tol_a = REL * max((abs(v) for v in _flat(aint)), default=0.0)
+    for m, (row_a, row_k, row_i) in enumerate(zip(ra, kp, aint)):
+        if not isinstance(row_a, list) or len(row_a) != len(row_k):
+            chk.fail(f"a[{m}]: report has {_short(row_a)}")
+            continue
+        for i, (got, blk, ai) in enumerate(zip(row_a, row_k, row_i)):
+            chk.checked += 1
+            name = f"a[{m}][{i}]"
+            c = len(blk)
+            rc, inv = rcond1(blk)
+            if inv is None:
+                if got is not None:
+                    chk.fail(f"{name}: report {_short(got)}, reference block singular (null)")
+                continue
+            rel_pert = 2.0 * c * tol_k * norm1(inv)  # relative change of rcond, first order
+            border = abs(rc - RCOND_MIN) <= RCOND_MIN * (2.0 * rel_pert + 1e-9) or rel_pert >= 0.5
+            want = [math.fsum(inv[r][cc] * ai[cc] for cc in range(c)) for r in range(c)]
+            if rc < RCOND_MIN:
+                if got is not None and not border:
+                    chk.fail(f"{name}: report {_short(got)}, reference null (rcond {rc:.3e})")
+                continue
+            if got is None:
+                if not border:
+                    chk.fail(f"{name}: report null, reference rcond {rc:.3e}, a = {want!r}")
+                continue
+            if not isinstance(got, list) or len(got) != c:
+                chk.fail(f"{name}: report {_short(got)}, reference a C-vector {want!r}")
+                continue
+            a1 = math.fsum(abs(v) for v in want)
+            bound = 2.0 * norm1(inv) * c * (tol_a + tol_k * a1)
+            for r, (g, wv) in enumerate(zip(got, want)):
+                if g is None or isinstance(g, bool) or not isinstance(g, (int, float)):
+                    chk.fail(f"{name}[{r}]: report {g!r}, reference {wv!r}")
+                    continue
+                tol = REL * abs(wv) + bound
+                if not abs(g - wv) <= tol:
+                    chk.fail(f"{name}[{r}]: report {g!r}, reference {wv!r} (diff {g - wv:.3e}, tol {tol:.1e}, rcond {rc:.1e})")
+
+
+def check_report_vec(chk, report, spec, original):
+    """SPEC section 8 (C > 1): every field of section 5 in the shapes of
+    section 8, recomputed with the C x C blocks."""
+    exp = VecExperiment(spec, report["train_x"], report["train_y"], report["test_x"])
+    c = exp.c
+    flow = spec["flow"]
+    method = flow["method"]
+    t_end = float(flow["t_end"])
+    w0 = report["w0"]
+    chk.equal("version", report.get("version"), 1)
+    chk.equal("n_outputs", report.get("n_outputs"), c)
+    chk.equal("n_params", report.get("n_params"), exp.n_params)
+    if len(w0) != exp.n_params:
+        chk.fail(f"w0: {len(w0)} entries, the model has {exp.n_params}")
+        return chk
+    ys = report["train_y"]
+    if exp.kind == "cross_entropy":
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t == int(t)
+                   and 0 <= t < c for t in ys):
+            chk.fail(f"train_y: cross_entropy needs N labels in 0..{c - 1}, report {_short(ys)}")
+            return chk
+    elif not all(isinstance(t, list) and len(t) == c for t in ys):
+        chk.fail(f"train_y: N rows of {c} reals expected, report {_short(ys)}")
+        return chk
+    exp.w0 = w0
+    drawn = original is not None and "w0" not in original.get("init", {})
+    if drawn:
+        fixed = init_fixed_entries(spec["model"], len(exp.xs[0]), exp.n_params)
+        for j, v in sorted(fixed.items()):
+            chk.equal(f"w0[{j}] (fixed by the init rule)", w0[j], v)
+    chk.close("t_end", report.get("t_end"), t_end, 0.0)
+
+    step = flow.get("lr") if method == "gd" else flow.get("step")
+    fixed = step is not None and method in TABLEAUS
+    if fixed:
+        k_steps = round(t_end / step)
+        w_end, kp, aint = exp.integrate(method, step, k_steps)
+        chk.vector("w_end", report.get("w_end"), w_end, max(_max_abs([w0, w_end]), 1e-300))
+        nested(chk, "path_kernel", report.get("path_kernel"), kp)
+        nested(chk, "coef_integral", report.get("coef_integral"), aint)
+        chk.equal("steps", report.get("steps"), k_steps)
+        chk.equal("rejected_steps", report.get("rejected_steps"), 0)
+        chk.equal("rhs_evals", report.get("rhs_evals"), rhs_evals_allowed(method, k_steps))
+    else:
+        w_end = report["w_end"]
+        kp = report["path_kernel"]
+        aint = report["coef_integral"]
+        ok = (isinstance(kp, list) and len(kp) == exp.m
+              and all(isinstance(r, list) and len(r) == exp.n for r in kp)
+              and all(isinstance(b, list) and len(b) == c
+                      and all(isinstance(row, list) and len(row) == c for row in b)
+                      for r in kp for b in r)
+              and isinstance(aint, list) and len(aint) == exp.m
+              and all(isinstance(r, list) and len(r) == exp.n
+                      and all(isinstance(v, list) and len(v) == c for v in r) for r in aint))
+        if not ok:
+            chk.fail("path_kernel / coef_integral: not [m][i][c][c'] / [m][i][c]")
+            return chk
+
+    y0 = exp.outputs(w0)
+    y_end = exp.outputs(w_end)
+    y_floor = _max_abs(y0 + y_end)
+    nested(chk, "y0", report.get("y0"), y0, y_floor)
+    nested(chk, "y_end", report.get("y_end"), y_end, y_floor)
+    loss0, loss_end = exp.loss(w0), exp.loss(w_end)
+    chk.close("loss0", report.get("loss0"), loss0, max(loss0, loss_end))
+    chk.close("loss_end", report.get("loss_end"), loss_end, max(loss0, loss_end))
+    nested(chk, "tangent_kernel0", report.get("tangent_kernel0"), exp.tangent_kernel(w0))
+    nested(chk, "tangent_kernel_end", report.get("tangent_kernel_end"), exp.tangent_kernel(w_end))
+    check_a_vec(chk, report, kp, aint)
+
+    # yhat_c = f_c(w0) + sum_i A_{i,c}; r_c = f_c(w(T)) - yhat_c.
+    ms, cs = range(exp.m), range(c)
+    km = [[y0[m][r] + math.fsum(aint[m][i][r] for i in range(exp.n)) for r in cs] for m in ms]
+    res = [[y_end[m][r] - km[m][r] for r in cs] for m in ms]
+    floor = max(
+        (abs(y0[m][r]) + abs(y_end[m][r]) + sum(abs(aint[m][i][r]) for i in range(exp.n))
+         for m in ms for r in cs),
+        default=0.0,
+    )
+    nested(chk, "kernel_machine", report.get("kernel_machine"), km, floor)
+    nested(chk, "residual", report.get("residual"), res, floor)
+    chk.close("max_abs_residual", report.get("max_abs_residual"), _max_abs(res), floor)
+
+    if method == "gd" and flow.get("exact_path_kernel"):
+        ex = exp.exact_gd(step, round(t_end / step))
+        ekm = [[y0[m][r] + math.fsum(ex[m][i][r] for i in range(exp.n)) for r in cs] for m in ms]
+        eres = [[y_end[m][r] - ekm[m][r] for r in cs] for m in ms]
+        efloor = max(
+            (abs(y0[m][r]) + abs(y_end[m][r]) + sum(abs(ex[m][i][r]) for i in range(exp.n))
+             for m in ms for r in cs),
+            default=0.0,
+        )
+        nested(chk, "exact_coef_integral", report.get("exact_coef_integral"), ex)
+        nested(chk, "exact_kernel_machine", report.get("exact_kernel_machine"), ekm, efloor)
+        chk.close("exact_max_abs_residual", report.get("exact_max_abs_residual"), _max_abs(eres), efloor)
+        if report.get("exact_residual") is not None:
+            nested(chk, "exact_residual", report.get("exact_residual"), eres, efloor)
+        if not _max_abs(eres) <= REL * efloor:
+            chk.fail(f"exact identity: reference residual {_max_abs(eres):.3e} above {REL * efloor:.1e}")
+    else:
+        for key in ("exact_coef_integral", "exact_kernel_machine", "exact_max_abs_residual"):
+            if report.get(key) is not None:
+                chk.fail(f"{key}: present without gd exact_path_kernel")
+    return chk
 
 
 def check_report(report, original=None):
@@ -816,6 +1419,10 @@ def check_report(report, original=None):
     spec = with_defaults(report["spec"])
     if original is not None:
         spec = check_spec(chk, report, original)
+    if n_outputs_of(spec["model"]) != 1:
+        return check_report_vec(chk, report, spec, original)
+    # C = 1 keeps the shapes of section 5; n_outputs may be left out.
+    chk.equal("n_outputs", report.get("n_outputs"), {None, 1})
     exp = Experiment(spec, report["train_x"], report["train_y"], report["test_x"])
     flow = spec["flow"]
     method = flow["method"]
@@ -891,6 +1498,9 @@ def check_report(report, original=None):
         chk.matrix("exact_coef_integral", report.get("exact_coef_integral"), ex)
         chk.vector("exact_kernel_machine", report.get("exact_kernel_machine"), ekm, efloor)
         chk.close("exact_max_abs_residual", report.get("exact_max_abs_residual"), max(eres), efloor)
+        if report.get("exact_residual") is not None:
+            signed = [y_end[m] - ekm[m] for m in range(exp.m)]
+            chk.vector("exact_residual", report.get("exact_residual"), signed, efloor)
         # The identity itself: the exact decomposition closes to rounding.
         if not max(eres) <= REL * efloor:
             chk.fail(f"exact identity: reference residual {max(eres):.3e} above {REL * efloor:.1e}")

@@ -233,6 +233,18 @@ impl ModelSpec {
         }
     }
 
+    /// The same architecture with C = `c` outputs (diag_linear, which has
+    /// one, unchanged).
+    pub fn with_outputs(mut self, c: usize) -> ModelSpec {
+        match &mut self {
+            ModelSpec::Linear { outputs, .. }
+            | ModelSpec::Mlp { outputs, .. }
+            | ModelSpec::Resmlp { outputs, .. } => *outputs = c,
+            ModelSpec::DiagLinear { .. } => {}
+        }
+        self
+    }
+
     /// The architecture's name as written in a spec.
     pub fn arch(&self) -> &'static str {
         match self {

@@ -236,7 +236,6 @@ fn flatten<'a>(value: &'a Value, shape: &[u64], out: &mut Vec<Option<&'a serde_j
 
 /// Writes `arrays` as an npz file at `path`, atomically.
 pub fn write_npz(path: &Path, arrays: &[NpzArray]) -> Result<(), InputError> {
-    use npyz::WriterBuilder;
     use zip::write::SimpleFileOptions;
     write_atomic_with(path, "the npz arrays", |file| {
         let mut zip = zip::ZipWriter::new(BufWriter::new(file));
@@ -250,24 +249,8 @@ pub fn write_npz(path: &Path, arrays: &[NpzArray]) -> Result<(), InputError> {
                 .large_file(count.saturating_mul(8) >= u64::from(u32::MAX) - 65536);
             zip.start_file(npyz::npz::file_name_from_array_name(&array.name), options)?;
             match &array.data {
-                NpzData::F64(data) => {
-                    let mut writer = npyz::WriteOptions::<f64>::new()
-                        .default_dtype()
-                        .shape(&array.shape)
-                        .writer(&mut zip)
-                        .begin_nd()?;
-                    writer.extend(data.iter().copied())?;
-                    writer.finish()?;
-                }
-                NpzData::I64(data) => {
-                    let mut writer = npyz::WriteOptions::<i64>::new()
-                        .default_dtype()
-                        .shape(&array.shape)
-                        .writer(&mut zip)
-                        .begin_nd()?;
-                    writer.extend(data.iter().copied())?;
-                    writer.finish()?;
-                }
+                NpzData::F64(data) => write_member(&mut zip, &array.shape, data)?,
+                NpzData::I64(data) => write_member(&mut zip, &array.shape, data)?,
             }
         }
         zip.finish()?.flush()
@@ -424,4 +407,20 @@ impl SerializeMap for Collect {
     fn end(self) -> Result<Self::Ok, Self::Error> {
         Ok(self.fields)
     }
+}
+
+/// One .npy member of `shape` holding `data`, in numpy's default dtype for T.
+fn write_member<T, W>(zip: &mut W, shape: &[u64], data: &[T]) -> std::io::Result<()>
+where
+    T: npyz::AutoSerialize + Copy,
+    W: std::io::Write,
+{
+    use npyz::WriterBuilder;
+    let mut writer = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(zip)
+        .begin_nd()?;
+    writer.extend(data.iter().copied())?;
+    writer.finish()
 }

@@ -279,8 +279,9 @@ impl ModelSpec {
             ModelSpec::Linear { .. } | ModelSpec::DiagLinear { .. } => dim,
             ModelSpec::Mlp { hidden, .. } => hidden.iter().copied().fold(dim, usize::max),
             ModelSpec::Resmlp { width, .. } => dim.max(*width),
-            ModelSpec::Layers { .. } => crate::model::layers::Layered::from_spec(self, dim)
-                .map_or(dim, |m| m.widest()),
+            ModelSpec::Layers { .. } => {
+                crate::model::layers::Layered::from_spec(self, dim).map_or(dim, |m| m.widest())
+            }
         };
         widest.max(self.outputs())
     }

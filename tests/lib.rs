@@ -7,6 +7,7 @@ mod data;
 mod fuzz_replay;
 mod golden;
 mod identity;
+mod layers;
 mod linalg;
 mod loss;
 mod mangled;

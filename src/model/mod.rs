@@ -164,9 +164,9 @@ pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
             dim, width, blocks, outputs, activation, init_scale,
         )),
         ModelSpec::DiagLinear { init_scale } => Box::new(DiagLinear::new(dim, init_scale)),
-        ModelSpec::Layers { .. } => Box::new(
-            Layered::from_spec(spec, dim).expect("a layers spec checked against its data"),
-        ),
+        ModelSpec::Layers { .. } => {
+            Box::new(Layered::from_spec(spec, dim).expect("a layers spec checked against its data"))
+        }
     }
 }
 

@@ -157,10 +157,18 @@ fn layer_output(
             bias,
         } => {
             let (c_in, len) = (shape[0], shape[1]);
-            let pad = if padding == Padding::Same { (kernel - 1) / 2 } else { 0 };
+            let pad = if padding == Padding::Same {
+                (kernel - 1) / 2
+            } else {
+                0
+            };
             let out_len = (len + 2 * pad - kernel) / stride + 1;
             let wmat = take(channels * c_in * kernel);
-            let b = if bias { take(channels) } else { vec![zero; channels] };
+            let b = if bias {
+                take(channels)
+            } else {
+                vec![zero; channels]
+            };
             let mut out = vec![zero; channels * out_len];
             for o in 0..channels {
                 for p in 0..out_len {
@@ -186,11 +194,19 @@ fn layer_output(
             bias,
         } => {
             let (c_in, h, wd) = (shape[0], shape[1], shape[2]);
-            let pad = if padding == Padding::Same { (kernel - 1) / 2 } else { 0 };
+            let pad = if padding == Padding::Same {
+                (kernel - 1) / 2
+            } else {
+                0
+            };
             let oh = (h + 2 * pad - kernel) / stride + 1;
             let ow = (wd + 2 * pad - kernel) / stride + 1;
             let wmat = take(channels * c_in * kernel * kernel);
-            let b = if bias { take(channels) } else { vec![zero; channels] };
+            let b = if bias {
+                take(channels)
+            } else {
+                vec![zero; channels]
+            };
             let mut out = vec![zero; channels * oh * ow];
             for o in 0..channels {
                 for py in 0..oh {
@@ -215,9 +231,10 @@ fn layer_output(
             }
             (out, vec![channels, oh, ow])
         }
-        LayerSpec::Activation { name } => {
-            (u.into_iter().map(|z| name.apply_dual(z)).collect(), shape.to_vec())
-        }
+        LayerSpec::Activation { name } => (
+            u.into_iter().map(|z| name.apply_dual(z)).collect(),
+            shape.to_vec(),
+        ),
         LayerSpec::AvgPool { size } => {
             let c = shape[0];
             let spatial = &shape[1..];

@@ -31,7 +31,12 @@ impl DenseMap {
 
     /// Its number of parameters.
     pub fn n_params(&self) -> usize {
-        self.fan_in * self.fan_out + if self.bias_offset.is_some() { self.fan_out } else { 0 }
+        self.fan_in * self.fan_out
+            + if self.bias_offset.is_some() {
+                self.fan_out
+            } else {
+                0
+            }
     }
 
     /// Wᵀ as an (in x out) column-major view: the row-major W read as is.
@@ -100,7 +105,12 @@ pub(crate) struct Dense {
 }
 
 impl Dense {
-    pub fn new(input: &[usize], units: usize, bias: bool, offset: usize) -> Result<Dense, LayerError> {
+    pub fn new(
+        input: &[usize],
+        units: usize,
+        bias: bool,
+        offset: usize,
+    ) -> Result<Dense, LayerError> {
         if input.len() != 1 {
             return Err((
                 "kind",

@@ -26,7 +26,10 @@ impl LayerNorm {
         offset: usize,
     ) -> Result<LayerNorm, LayerError> {
         if !(eps.is_finite() && eps > 0.0) {
-            return Err(("eps", format!("found {eps:?}, allowed: a finite number > 0")));
+            return Err((
+                "eps",
+                format!("found {eps:?}, allowed: a finite number > 0"),
+            ));
         }
         Ok(LayerNorm {
             features: input.iter().product(),

@@ -192,8 +192,9 @@ impl Layered {
         let mut shape: Shape = input_shape.clone();
         let mut offset = 0;
         for (i, spec) in layers.iter().enumerate() {
-            let layer = build(spec, &shape, offset)
-                .map_err(|(field, why)| InputError::new(format!("model.layers[{i}].{field}"), why))?;
+            let layer = build(spec, &shape, offset).map_err(|(field, why)| {
+                InputError::new(format!("model.layers[{i}].{field}"), why)
+            })?;
             offset += layer.n_params();
             shape = layer.output_shape().to_vec();
             built.push(layer);
@@ -300,13 +301,14 @@ impl Layered {
                 .iter()
                 .map(|&w| (c * w) as f64)
                 .sum::<f64>();
-            if layer.blocks(Slots {
-                input: l,
-                delta: l,
-                explicit: 0,
-            })
-            .iter()
-            .any(|b| !matches!(b, Block::Explicit { .. }))
+            if layer
+                .blocks(Slots {
+                    input: l,
+                    delta: l,
+                    explicit: 0,
+                })
+                .iter()
+                .any(|b| !matches!(b, Block::Explicit { .. }))
             {
                 weighted += out as f64;
             }

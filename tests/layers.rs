@@ -270,7 +270,7 @@ fn forward_row(spec: Value, w: &[f64], x: &[f64]) -> Vec<f64> {
 /// [1 - 2 + 0.5, 3 - 4 + 0.5] = [-0.5, -0.5]; the output dense layer
 /// [2, 3] (+ 1) gives 2(-0.5) + 3(-0.5) + 1 = -1.5. With "same" and k = 3,
 /// W = [1, 0, 2], stride 1 on [1, 2, 3, 4]: out[p] = in[p-1] + 2 in[p+1]
-/// = [4, 7, 10, 3]; a dense [1, 1, 1, 1] (no bias) sums them: 24.
+/// = [4, 7, 10, 3]; a dense [1, 2, 3, 4] (no bias) gives 60.
 #[test]
 fn hand_computed_conv1d() {
     let y = forward_row(
@@ -285,10 +285,10 @@ fn hand_computed_conv1d() {
         json!({"arch": "layers", "input_shape": [1, 4], "layers": [
             {"kind": "conv1d", "channels": 1, "kernel": 3, "padding": "same", "bias": false},
             {"kind": "flatten"}, {"kind": "dense", "units": 1, "bias": false}]}),
-        &[1.0, 0.0, 2.0, 1.0, 1.0, 1.0, 1.0],
+        &[1.0, 0.0, 2.0, 1.0, 2.0, 3.0, 4.0],
         &[1.0, 2.0, 3.0, 4.0],
     );
-    assert_eq!(y, vec![24.0]);
+    assert_eq!(y, vec![60.0]);
 }
 
 /// Hand-computed conv2d on the 3x3 input 1..9 (row-major), W (1, 1, 2, 2)

@@ -72,7 +72,7 @@ impl Conv {
         positive("stride", stride)?;
         let pad = match padding {
             Padding::Valid => 0,
-            Padding::Same if kernel % 2 == 0 => {
+            Padding::Same if kernel.is_multiple_of(2) => {
                 return Err((
                     "kernel",
                     format!("found {kernel}, but padding \"same\" needs an odd kernel"),

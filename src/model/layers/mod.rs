@@ -349,12 +349,12 @@ impl Model for Layered {
 
     fn tape(&self, x: &DMatrix<f64>) -> Tape {
         let (rows, c) = (x.nrows(), self.outputs);
-        let features = |l: &Box<dyn Layer>| l.output_shape().iter().product::<usize>();
+        let features = |l: &dyn Layer| l.output_shape().iter().product::<usize>();
         let inputs = std::iter::once(x.clone())
             .chain(
                 self.layers[..self.layers.len() - 1]
                     .iter()
-                    .map(|l| DMatrix::zeros(rows, features(l))),
+                    .map(|l| DMatrix::zeros(rows, features(l.as_ref()))),
             )
             .collect();
         let deltas = self
@@ -363,7 +363,7 @@ impl Model for Layered {
             .enumerate()
             .map(|(l, layer)| {
                 if l >= self.first_param {
-                    DMatrix::zeros(rows * c, features(layer))
+                    DMatrix::zeros(rows * c, features(layer.as_ref()))
                 } else {
                     DMatrix::zeros(0, 0)
                 }

@@ -4,6 +4,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, InputError, RunError};
 use crate::experiment::{Experiment, Outcome};
+use crate::report::npz::{Arrays, npz_path};
 use crate::report::{Report, between_writes};
 use crate::spec::{DEFAULT_MAX_MEMORY_GIB, DataSpec, Format, MAX_MEMORY_GIB, Method, Spec};
 use clap::{Parser, Subcommand};
@@ -39,6 +40,10 @@ pub enum Command {
         /// Refuse a run whose estimated memory is more than this many GiB.
         #[arg(long, value_name = "GiB", default_value_t = DEFAULT_MAX_MEMORY_GIB)]
         max_memory: f64,
+        /// Where the report's arrays of more than 4096 numbers go: `json`
+        /// (in the report) or `npz` (REPORT.npz beside it; SPEC §12).
+        #[arg(long, value_enum, default_value_t = Arrays::Json)]
+        arrays: Arrays,
     },
     /// Rerun a fixed-step spec at step h, h/2, h/4, … and show the order at which the residual falls.
     Converge {
@@ -89,15 +94,24 @@ pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
         None => Spec::parse(EXAMPLE_SPEC, Format::Json)
             .map_err(Error::from)
-            .and_then(|spec| run_spec(spec, Path::new("."), None, DEFAULT_MAX_MEMORY_GIB)),
+            .and_then(|spec| {
+                run_spec(
+                    spec,
+                    Path::new("."),
+                    None,
+                    DEFAULT_MAX_MEMORY_GIB,
+                    Arrays::Json,
+                )
+            }),
         Some(Command::Run {
             spec,
             out,
             max_memory,
-        }) => check_out(out.as_deref())
+            arrays,
+        }) => check_out(out.as_deref(), arrays)
             .and_then(|()| check_limit(max_memory))
             .and_then(|()| read_spec(&spec))
-            .and_then(|(spec, base)| run_spec(spec, &base, out.as_deref(), max_memory)),
+            .and_then(|(spec, base)| run_spec(spec, &base, out.as_deref(), max_memory, arrays)),
         Some(Command::Converge {
             spec,
             halvings,
@@ -162,13 +176,20 @@ fn read_spec(path: &Path) -> Result<(Spec, PathBuf), Error> {
 }
 
 /// Refuses, before any work, a report path that cannot be written: a
-/// directory, or one in a directory that does not exist.
-fn check_out(out: Option<&Path>) -> Result<(), Error> {
+/// directory, or one in a directory that does not exist, or (with
+/// `--arrays npz`) one whose npz file would be the report itself.
+fn check_out(out: Option<&Path>, arrays: Arrays) -> Result<(), Error> {
     let Some(path) = out else { return Ok(()) };
     let refuse =
         |why: &str| Err(InputError::new("--out", format!("{}: {why}", path.display())).into());
     if path.is_dir() {
         return refuse("is a directory, expected a file path for the report");
+    }
+    if arrays == Arrays::Npz && npz_path(path) == path {
+        return refuse(
+            "with --arrays npz the arrays go to the report's path with the extension `.npz`, \
+             here the report itself; give the report another extension (e.g. `.json`)",
+        );
     }
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
@@ -236,7 +257,13 @@ fn interruptible(spec: Spec, data: Dataset) -> Experiment {
     exp
 }
 
-fn run_spec(spec: Spec, base: &Path, out: Option<&Path>, max_memory: f64) -> Result<(), Error> {
+fn run_spec(
+    spec: Spec,
+    base: &Path,
+    out: Option<&Path>,
+    max_memory: f64,
+    arrays: Arrays,
+) -> Result<(), Error> {
     let data = resolve(&spec, base, max_memory)?;
     let exp = interruptible(spec, data);
     let outcome = run_with_progress(&exp)?;
@@ -252,7 +279,7 @@ fn run_spec(spec: Spec, base: &Path, out: Option<&Path>, max_memory: f64) -> Res
         .into());
     }
     if let Some(path) = out {
-        Report::new(&exp, &outcome).write_atomic(path)?;
+        Report::new(&exp, &outcome).write_with_arrays(path, arrays)?;
     }
     emit(&summary(&exp, &outcome));
     Ok(())

@@ -1,5 +1,5 @@
 //! The data of an experiment, resolved from its spec: synthetic generators,
-//! inline arrays or CSV files; then the checks that need both the data and
+//! inline arrays, CSV files or a built-in data set; then the checks that need both the data and
 //! the rest of the spec (the length of init.w0, labels against the loss).
 use crate::error::InputError;
 use crate::loss::Loss;
@@ -7,6 +7,7 @@ use crate::spec::{DataSpec, ModelSpec, Spec, Targets};
 use nalgebra::DMatrix;
 use std::path::Path;
 
+pub mod builtin;
 mod csv_files;
 mod synthetic;
 
@@ -28,6 +29,8 @@ enum Rows {
     Inline(bool),
     /// The train file and the line of each row.
     Csv(String, Vec<u64>),
+    /// A built-in data set's name and the field that sets its targets.
+    Builtin(&'static str, &'static str),
 }
 
 impl Dataset {
@@ -78,6 +81,22 @@ impl Dataset {
                 let (data, file, lines) =
                     csv_files::read(&base_dir.join(train), &base_dir.join(test), columns)?;
                 (data, Rows::Csv(file, lines))
+            }
+            DataSpec::Dataset(data) => {
+                let loaded = builtin::load(data, spec.seed)?;
+                let field = match data.name.n_classes() {
+                    Some(_) => "data.labels",
+                    None => "loss.kind",
+                };
+                (
+                    Dataset {
+                        train_x: loaded.train_x,
+                        train_y: loaded.train_y,
+                        test_x: loaded.test_x,
+                        test_y: Some(loaded.test_y),
+                    },
+                    Rows::Builtin(data.name.name(), field),
+                )
             }
         };
         dataset.check_init(spec)?;
@@ -137,6 +156,7 @@ impl Dataset {
         };
         let location = match rows {
             Rows::Inline(_) => "data.train_y".to_owned(),
+            Rows::Builtin(_, _) => "data.labels".to_owned(),
             _ => "model.outputs".to_owned(),
         };
         Err(InputError::new(
@@ -181,6 +201,10 @@ impl Dataset {
             ),
             Rows::Inline(true) => (format!("data.train_y[{i}][{j}]"), "the target".to_owned()),
             Rows::Inline(false) => (format!("data.train_y[{i}]"), "the target".to_owned()),
+            Rows::Builtin(name, field) => (
+                (*field).to_owned(),
+                format!("the target of the {name} data set's training point {i}"),
+            ),
             Rows::Csv(file, lines) => {
                 let column = self.dim() + 1 + j;
                 (

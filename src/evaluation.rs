@@ -2,8 +2,9 @@
 //! (SPEC §11): the mean squared error and, for class labels, the accuracy.
 //!
 //! Targets are read as the loss reads them: class indices for
-//! cross_entropy (compared with the one-hot vector for the squared error,
-//! with the argmax for accuracy), -1/+1 labels (the sign), 0/1 labels (the
+//! cross_entropy (the squared error of softmax(f) against the one-hot
+//! vector, the Brier score, since the outputs are logits; the argmax for
+//! accuracy), -1/+1 labels (the sign), 0/1 labels (the
 //! 0.5 threshold); with C > 1 outputs and one-hot rows of targets, the
 //! argmax again. Anything else is regression: the squared error alone.
 use crate::loss::{Loss, TargetKind};
@@ -13,7 +14,8 @@ use serde::Serialize;
 /// The errors of one predictor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Errors {
-    /// Mean over query points and outputs of (prediction − target)².
+    /// Mean over query points and outputs of (prediction − target)²; for
+    /// cross_entropy the prediction is softmax(f) (the Brier score / C).
     pub mse: f64,
     /// The fraction of query points whose predicted class is the target's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,10 +102,27 @@ fn argmax(row: &[f64]) -> usize {
         .0
 }
 
+/// softmax(f) into `out`, shifted by the largest logit.
+fn softmax(f: &[f64], out: &mut [f64]) {
+    let max = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    for (o, &v) in out.iter_mut().zip(f) {
+        *o = (v - max).exp();
+    }
+    let sum: f64 = out.iter().sum();
+    out.iter_mut().for_each(|o| *o /= sum);
+}
+
 fn errors(classes: Option<Classes>, c: usize, targets: &DMatrix<f64>, pred: &[f64]) -> Errors {
     let m = targets.nrows();
     let mut squared = 0.0;
+    let mut probabilities = vec![0.0; c];
     for (q, row) in pred.chunks_exact(c).enumerate() {
+        let row = if classes == Some(Classes::Index) {
+            softmax(row, &mut probabilities);
+            &probabilities[..]
+        } else {
+            row
+        };
         for (k, &p) in row.iter().enumerate() {
             squared += (p - target(classes, targets, q, k)).powi(2);
         }

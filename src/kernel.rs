@@ -45,7 +45,18 @@ pub struct Scratch {
     s2: Vec<f64>,
     /// c ∘ Δ for each δ index, over the gradient's rows.
     weighted: Vec<DMatrix<f64>>,
+    /// C > 1: each δ group's input Gram (|ra| x |rb|), formed before the
+    /// column blocks that share it.
+    grams: Vec<Vec<f64>>,
+    /// C > 1: one Δ_q Δ_xᵀ column block per worker thread.
+    blocks: Vec<Vec<f64>>,
 }
+
+/// Entries of one column block of a C > 1 kernel (128 KiB): the block of
+/// Δ_q Δ_xᵀ and the kernel's own block stay in a core's L2 cache from the
+/// product to the Hadamard accumulation, instead of streaming the whole
+/// (M C) x (N C) kernel through memory once per δ group.
+const BLOCK_ENTRIES: usize = 1 << 14;
 
 /// The input Gram matrices Σ s² U_a U_bᵀ of the δ groups whose dense blocks
 /// all read the model's input (`inputs[0]`, the batch itself), for one pair
@@ -171,8 +182,20 @@ impl KernelPlan {
     /// C x C block) and gradients over `grad_rows` examples of `tape`.
     pub fn scratch(&self, tape: &Tape, pairs: usize, grad_rows: usize) -> Scratch {
         let c = tape.outputs();
+        let (grams, blocks) = if c > 1 {
+            let threads = rayon::current_num_threads().max(1);
+            (
+                vec![vec![0.0; pairs]; self.groups.len()],
+                // a block is at least one column of (|ra| C) <= pairs C entries
+                vec![vec![0.0; BLOCK_ENTRIES.max(pairs * c)]; threads],
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Scratch {
-            s1: vec![0.0; pairs * c * c],
+            grams,
+            blocks,
+            s1: if c > 1 { Vec::new() } else { vec![0.0; pairs] },
             s2: vec![0.0; pairs],
             // Only the δ of dense and bias blocks are weighed; others
             // (a layered model's intermediate sensitivities) get no buffer.
@@ -209,20 +232,13 @@ impl KernelPlan {
         out: &mut [f64],
     ) {
         let (na, nb) = (ra.len(), rb.len());
-        let c = ta.outputs();
+        if ta.outputs() > 1 {
+            return self.tangent_kernel_blocks((ta, ra), (tb, rb), scratch, constant, out);
+        }
         let n = na * nb;
         out.fill(0.0);
-        let s1 = &mut scratch.s1[..n * c * c];
+        let s1 = &mut scratch.s1[..n];
         for (index, group) in self.groups.iter().enumerate() {
-            if group.unit && c > 1 {
-                // δ_{qc} · δ_{xc'} = [c = c']: the input Gram (+ 1) on the
-                // diagonal of each C x C block.
-                let s2 = &mut scratch.s2[..n];
-                input_gram(group, (ta, ra.clone()), (tb, rb.clone()), s2);
-                let bias = if group.bias { 1.0 } else { 0.0 };
-                add_block_diagonal(out, s2, bias, na, c);
-                continue;
-            }
             if group.unit {
                 for &(input, scale2) in &group.dense {
                     let ua = view(&ta.inputs[input]).subrows(ra.start, na);
@@ -240,15 +256,9 @@ impl KernelPlan {
                 }
                 continue;
             }
-            let da = view(&ta.deltas[group.delta]).subrows(ra.start * c, na * c);
-            let db = view(&tb.deltas[group.delta]).subrows(rb.start * c, nb * c);
-            gemm(
-                slice_view_mut(s1, na * c, nb * c),
-                false,
-                da,
-                db.transpose(),
-                1.0,
-            );
+            let da = view(&ta.deltas[group.delta]).subrows(ra.start, na);
+            let db = view(&tb.deltas[group.delta]).subrows(rb.start, nb);
+            gemm(slice_view_mut(s1, na, nb), false, da, db.transpose(), 1.0);
             if group.dense.is_empty() {
                 crate::vecmath::add_assign(out, s1);
                 continue;
@@ -262,19 +272,89 @@ impl KernelPlan {
                 }
             };
             let bias = if group.bias { 1.0 } else { 0.0 };
-            hadamard_accumulate(out, s1, s2, bias, na, c);
+            hadamard_accumulate(out, s1, s2, bias);
         }
         for &(_, jac) in &self.explicit {
-            let ja = view(&ta.explicit[jac]).subrows(ra.start * c, na * c);
-            let jb = view(&tb.explicit[jac]).subrows(rb.start * c, nb * c);
-            gemm(
-                slice_view_mut(out, na * c, nb * c),
-                true,
-                ja,
-                jb.transpose(),
-                1.0,
-            );
+            let ja = view(&ta.explicit[jac]).subrows(ra.start, na);
+            let jb = view(&tb.explicit[jac]).subrows(rb.start, nb);
+            gemm(slice_view_mut(out, na, nb), true, ja, jb.transpose(), 1.0);
         }
+    }
+
+    /// [`KernelPlan::tangent_kernel`] for C > 1, by column blocks of
+    /// [`BLOCK_ENTRIES`]: each block of out is formed whole (every δ
+    /// group's product and Hadamard accumulation, the output layer's
+    /// diagonal, the explicit blocks) while it is in cache. Blocks are a
+    /// fixed partition of the columns and each is computed alone, so the
+    /// result does not depend on how many threads share them.
+    fn tangent_kernel_blocks(
+        &self,
+        (ta, ra): (&Tape, Range<usize>),
+        (tb, rb): (&Tape, Range<usize>),
+        scratch: &mut Scratch,
+        constant: Option<&InputGrams>,
+        out: &mut [f64],
+    ) {
+        use rayon::prelude::*;
+        let (na, nb, c) = (ra.len(), rb.len(), ta.outputs());
+        let (rows, n) = (na * c, na * nb);
+        // The groups' input Grams, each shared by every column block.
+        for (index, group) in self.groups.iter().enumerate() {
+            let formed = constant.and_then(|k| k.grams[index].as_ref()).is_some();
+            if !group.dense.is_empty() && !formed {
+                let gram = &mut scratch.grams[index][..n];
+                input_gram(group, (ta, ra.clone()), (tb, rb.clone()), gram);
+            }
+        }
+        let width = (BLOCK_ENTRIES / rows).max(1);
+        let blocks = (nb * c).div_ceil(width);
+        let per_thread = blocks.div_ceil(scratch.blocks.len());
+        let grams = &scratch.grams;
+        let gram_of = |index: usize| -> &[f64] {
+            match constant.and_then(|k| k.grams[index].as_deref()) {
+                Some(gram) => gram,
+                None => &grams[index][..n],
+            }
+        };
+        let run = |(chunk, (out, s1)): (usize, (&mut [f64], &mut Vec<f64>))| {
+            for (b, out) in out.chunks_mut(rows * width).enumerate() {
+                let j0 = (chunk * per_thread + b) * width;
+                let w = out.len() / rows;
+                out.fill(0.0);
+                for (index, group) in self.groups.iter().enumerate() {
+                    let bias = if group.bias { 1.0 } else { 0.0 };
+                    if group.unit {
+                        // δ_{qc} · δ_{xc'} = [c = c']
+                        add_block_diagonal(out, gram_of(index), bias, na, c, j0);
+                        continue;
+                    }
+                    let s1 = &mut s1[..rows * w];
+                    let da = view(&ta.deltas[group.delta]).subrows(ra.start * c, rows);
+                    let db = view(&tb.deltas[group.delta]).subrows(rb.start * c + j0, w);
+                    gemm(slice_view_mut(s1, rows, w), false, da, db.transpose(), 1.0);
+                    if group.dense.is_empty() {
+                        crate::vecmath::add_assign(out, s1);
+                        continue;
+                    }
+                    let gram = gram_of(index);
+                    for (jj, (o, a)) in out.chunks_mut(rows).zip(s1.chunks(rows)).enumerate() {
+                        let x = (j0 + jj) / c;
+                        let g = &gram[x * na..(x + 1) * na];
+                        crate::vecmath::hadamard_accumulate_rows(o, a, g, bias, c);
+                    }
+                }
+                for &(_, jac) in &self.explicit {
+                    let ja = view(&ta.explicit[jac]).subrows(ra.start * c, rows);
+                    let jb = view(&tb.explicit[jac]).subrows(rb.start * c + j0, w);
+                    gemm(slice_view_mut(out, rows, w), true, ja, jb.transpose(), 1.0);
+                }
+            }
+        };
+        out[..rows * nb * c]
+            .par_chunks_mut(rows * width * per_thread)
+            .zip(scratch.blocks.par_iter_mut())
+            .enumerate()
+            .for_each(run);
     }
 
     /// grad = alpha Σ_{r,k} c_{rk} ∇_w f_k(x_r) over examples `rows` of
@@ -353,48 +433,23 @@ impl KernelPlan {
 }
 
 /// Adds (gram + bias) to the diagonal entries (i C + k, j C + k) of the
-/// (na C) x (nb C) kernel `out`, gram being na x nb: the output layer's
-/// block, whose δ_{qc} · δ_{xc'} is [c = c'].
-fn add_block_diagonal(out: &mut [f64], gram: &[f64], bias: f64, na: usize, c: usize) {
-    let column = na * c;
-    for (j, g) in gram.chunks_exact(na).enumerate() {
-        for k in 0..c {
-            let col = &mut out[(j * c + k) * column..(j * c + k + 1) * column];
-            for (i, &g) in g.iter().enumerate() {
-                col[i * c + k] += g;
-                col[i * c + k] += bias;
-            }
+/// kernel's columns j0.. held in `out` ((na C) x w), gram being na x nb:
+/// the output layer's block, whose δ_{qc} · δ_{xc'} is [c = c'].
+fn add_block_diagonal(out: &mut [f64], gram: &[f64], bias: f64, na: usize, c: usize, j0: usize) {
+    for (jj, col) in out.chunks_mut(na * c).enumerate() {
+        let (x, k) = ((j0 + jj) / c, (j0 + jj) % c);
+        for (i, &g) in gram[x * na..(x + 1) * na].iter().enumerate() {
+            col[i * c + k] += g;
+            col[i * c + k] += bias;
         }
     }
 }
 
-/// out += a ∘ (b + bias), where `out` and `a` are (na C) x (nb C) and `b`
-/// is na x nb (each entry of b serving a C x C block), split across threads
-/// for large kernels (elementwise, so the result does not depend on the
-/// split).
-fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64, na: usize, c: usize) {
+/// out += a ∘ (b + bias), split across threads for large kernels
+/// (elementwise, so the result does not depend on the split).
+fn hadamard_accumulate(out: &mut [f64], a: &[f64], b: &[f64], bias: f64) {
     use rayon::prelude::*;
     const CHUNK: usize = 1 << 14;
-    if c > 1 {
-        // Column x C + c' of out pairs with column x of b.
-        let column = na * c;
-        let run = |(j, (o, a)): (usize, (&mut [f64], &[f64]))| {
-            let b = &b[(j / c) * na..(j / c + 1) * na];
-            crate::vecmath::hadamard_accumulate_rows(o, a, b, bias, c)
-        };
-        if out.len() > 2 * CHUNK {
-            out.par_chunks_mut(column)
-                .zip(a.par_chunks(column))
-                .enumerate()
-                .for_each(run);
-        } else {
-            out.chunks_mut(column)
-                .zip(a.chunks(column))
-                .enumerate()
-                .for_each(run);
-        }
-        return;
-    }
     let run = |((o, a), b): ((&mut [f64], &[f64]), &[f64])| {
         crate::vecmath::hadamard_accumulate(o, a, b, bias)
     };

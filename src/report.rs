@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
+pub mod npz;
+
 /// The report's format version.
 pub const VERSION: u32 = 1;
 

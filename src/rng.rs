@@ -12,6 +12,9 @@ pub enum RngStream {
     Data,
     /// Initial parameters w0 (stream 1).
     Init,
+    /// The order of a built-in data set's rows (stream 2), before its split
+    /// into training and query rows (`crate::data::builtin`).
+    DatasetShuffle,
 }
 
 impl RngStream {
@@ -19,13 +22,15 @@ impl RngStream {
         match self {
             RngStream::Data => 0,
             RngStream::Init => 1,
+            RngStream::DatasetShuffle => 2,
         }
     }
 }
 
 /// The generator for `stream` under `seed`: `seed_from_u64(seed)`, then
-/// `set_stream(0)` for data or `set_stream(1)` for init. Streams of one seed
-/// never overlap, so data and init draws are independent.
+/// `set_stream(0)` for data, `set_stream(1)` for init, `set_stream(2)` for a
+/// built-in data set's shuffle. Streams of one seed never overlap, so the
+/// draws of different purposes are independent.
 pub fn generator(seed: u64, stream: RngStream) -> ChaCha20Rng {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     rng.set_stream(stream.id());

@@ -9,11 +9,13 @@ use crate::loss::Loss;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+mod dataset;
 mod memory;
 mod message;
 mod read;
 mod validate;
 
+pub use dataset::{DatasetName, DatasetSpec, Labels};
 pub use memory::{DEFAULT_MAX_MEMORY_GIB, GIB, MAX_MEMORY_GIB, MemoryEstimate};
 pub use read::Format;
 
@@ -62,7 +64,8 @@ macro_rules! tagged_enum {
 }
 
 tagged_enum! {
-    /// Where the data come from: a generator, arrays in the spec, or CSV files.
+    /// Where the data come from: a generator, arrays in the spec, CSV files
+    /// or a built-in data set.
     pub enum DataSpec (tag "source", twin DataSpecTwin "DataSpec") {
         /// A generator of `crate::data` (each documented there), drawn from
         /// the seed's data stream.
@@ -85,6 +88,8 @@ tagged_enum! {
             train: PathBuf,
             test: PathBuf,
         },
+        /// A built-in data set (SPEC §11), loaded by `crate::data::builtin`.
+        Dataset(DatasetSpec),
     }
 }
 
@@ -419,6 +424,9 @@ impl Spec {
     /// The spec with every default written out (the tolerances of an
     /// adaptive run), so that it serialises as it runs.
     pub fn with_defaults(mut self) -> Spec {
+        if let DataSpec::Dataset(data) = self.data {
+            self.data = DataSpec::Dataset(data.with_defaults());
+        }
         if self.flow.is_adaptive() {
             let (rtol, atol) = self.flow.tolerances();
             self.flow.rtol = Some(rtol);

@@ -307,3 +307,29 @@ fn resmlp_init_follows_the_layout() {
     check(w_in.to_vec(), s * s / dim as f64);
     check([w_1, w_2, w_out].concat(), s * s / width as f64);
 }
+
+/// C > 1 kernels are formed by column blocks of 2^14 entries, split between
+/// threads (kernel.rs): a kernel of 150 x 240 entries spans three blocks,
+/// and every entry still equals J_a J_bᵀ from forward mode.
+#[test]
+fn vector_kernel_spanning_several_column_blocks_equals_jacobian_product() {
+    for spec in [
+        ModelSpec::Mlp {
+            hidden: vec![6, 5],
+            activation: Activation::Tanh,
+            bias: true,
+            parameterization: Parameterization::Standard,
+            init_scale: 1.0,
+            outputs: 3,
+        },
+        ModelSpec::Resmlp {
+            width: 4,
+            blocks: 1,
+            activation: Activation::Softplus,
+            init_scale: 1.0,
+            outputs: 3,
+        },
+    ] {
+        kernel_matches_forward_mode(&spec, 2, 50, 80, 17).unwrap();
+    }
+}

@@ -485,3 +485,105 @@ fn loss_kinks_are_counted_per_component() {
     assert_eq!((c.neg_lprime_min[1], c.neg_lprime_max[1]), (0.0, 0.0));
     assert_eq!(c.kernel_pairs, 4);
 }
+
+/// test_error (SPEC §11) on hand-made predictions: argmax accuracy and the
+/// Brier score for class indices, one-hot rows, the sign for -1/+1 labels,
+/// the 0.5 threshold for 0/1 labels, and the plain squared error of
+/// regression targets.
+#[test]
+fn test_error_reads_targets_as_the_loss_does() {
+    use pathkernel::evaluation::TestError;
+    // Class indices under cross_entropy: logits (2, 0) and (0, 0) against
+    // labels 0 and 1: one hit; softmax (0.8808, 0.1192) and (0.5, 0.5).
+    let labels = DMatrix::from_column_slice(2, 1, &[0.0, 1.0]);
+    let e = TestError::new(
+        &Loss::CrossEntropy,
+        2,
+        &labels,
+        &[2.0, 0.0, 0.0, 0.0],
+        &[1.0, 0.0, 0.0, 1.0],
+    );
+    assert_eq!(e.model.accuracy, Some(0.5));
+    assert_eq!(e.kernel_machine.accuracy, Some(1.0));
+    let p = 1.0 / (1.0 + (-2f64).exp());
+    let brier = ((p - 1.0).powi(2) + (1.0 - p).powi(2) + 0.25 + 0.25) / 4.0;
+    assert!(
+        (e.model.mse - brier).abs() < 1e-15,
+        "{} vs {brier}",
+        e.model.mse
+    );
+    // One-hot rows under squared loss: argmax, and the raw squared error.
+    let onehot = DMatrix::from_row_slice(2, 2, &[0.0, 1.0, 1.0, 0.0]);
+    let e = TestError::new(&Loss::Squared, 2, &onehot, &[0.2, 0.9, 0.4, 0.3], &[0.0; 4]);
+    assert_eq!(e.model.accuracy, Some(1.0));
+    assert!((e.model.mse - (0.04 + 0.01 + 0.36 + 0.09) / 4.0).abs() < 1e-15);
+    // -1/+1 labels by the sign, 0/1 labels by 0.5.
+    let signs = DMatrix::from_column_slice(3, 1, &[1.0, -1.0, 1.0]);
+    let e = TestError::new(
+        &Loss::Logistic,
+        1,
+        &signs,
+        &[0.3, 0.2, -4.0],
+        &[0.3, -0.2, 4.0],
+    );
+    assert_eq!(
+        (e.model.accuracy, e.kernel_machine.accuracy),
+        (Some(1.0 / 3.0), Some(1.0))
+    );
+    let bits = DMatrix::from_column_slice(2, 1, &[1.0, 0.0]);
+    let e = TestError::new(&Loss::Bce, 1, &bits, &[0.6, 0.4], &[0.4, 0.6]);
+    assert_eq!(
+        (e.model.accuracy, e.kernel_machine.accuracy),
+        (Some(1.0), Some(0.0))
+    );
+    // Regression: no accuracy.
+    let real = DMatrix::from_column_slice(2, 1, &[0.5, -1.5]);
+    let e = TestError::new(&Loss::Squared, 1, &real, &[1.0, -1.0], &[0.5, -1.5]);
+    assert_eq!(e.model.accuracy, None);
+    assert_eq!((e.model.mse, e.kernel_machine.mse), (0.25, 0.0));
+}
+
+/// The README's classifier examples run, print the residual per output and
+/// the test accuracy of the network and of its kernel machine, and hold the
+/// identity to 1e-10 of the change (dop853 at rtol 1e-12).
+#[test]
+fn readme_classifier_examples_run_and_say_what_a_user_needs() {
+    for (name, per_output) in [("iris_softmax", true), ("digits_3_vs_8", false)] {
+        let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("specs/{name}.json"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pathkernel"))
+            .arg("run")
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.contains("max |residual| per output: 0:"),
+            per_output,
+            "{text}"
+        );
+        assert!(
+            text.contains("test error of the network f(w_end): accuracy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test error of the kernel machine:   accuracy"),
+            "{text}"
+        );
+        let spec = Spec::from_path(&spec).unwrap();
+        let o = run_on(
+            &spec,
+            Dataset::resolve(&spec, Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap(),
+        );
+        let change = max_abs(o.y_end.iter().zip(&o.y0).map(|(a, b)| a - b));
+        assert!(
+            o.max_abs_residual() <= 1e-10 * change,
+            "{name}: {:e}",
+            o.max_abs_residual()
+        );
+    }
+}

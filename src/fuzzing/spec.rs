@@ -73,6 +73,7 @@ fn resolve_small(spec: &Spec) -> Option<Dataset> {
         } => train_x
             .first()
             .map(|r| (r.len(), train_x.len(), test_x.len())),
+        DataSpec::Dataset(data) => Some((data.name.dim(), data.n_train, data.n_test)),
     };
     if let Some((d, n, m)) = shape
         && spec.memory_estimate(d, n, m).bytes > SMALL_BYTES

@@ -3,6 +3,7 @@
 //! from the derived code and the nearest one suggested.
 use super::read::{LossTwin, TAGGED};
 use super::{DataSpecTwin, Method, ModelSpecTwin, Parameterization, Reduction, SyntheticFunction};
+use super::{DatasetName, Labels};
 use crate::activation::Activation;
 use crate::error::{InputError, shown};
 use serde::Deserialize;
@@ -21,6 +22,8 @@ pub(super) fn allowed_values(field: &str) -> Option<&'static [&'static str]> {
         "method" => variant_names(Method::deserialize),
         "reduction" => variant_names(Reduction::deserialize),
         "parameterization" => variant_names(Parameterization::deserialize),
+        "name" => variant_names(DatasetName::deserialize),
+        "labels" => variant_names(Labels::deserialize),
         _ => return None,
     })
 }

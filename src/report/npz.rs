@@ -1,0 +1,400 @@
+//! Large arrays out of the JSON report (SPEC §12): `--arrays npz`.
+//!
+//! Every top-level field of the report that is a rectangular array of
+//! numbers (nested to any depth, `null` allowed) with more than
+//! [`MAX_INLINE`] numbers goes to `REPORT.npz` (the report's path with its
+//! extension replaced), one member per field, named like the field, in
+//! numpy's `.npy` format: little-endian float64 (int64 when every number of
+//! the field is an integer, as `batches` will be), C order, the shape of the
+//! nested JSON arrays (`path_kernel`: M x N). In the JSON the field becomes
+//! `{"npz": "NAME"}`. A `null` (an undefined entry of `a`) becomes NaN in the
+//! npz; no other entry of a report is NaN, so NaN there means exactly null.
+//! Fields inside `spec` are never moved (the spec is an object, not an
+//! array), nor any array that is not rectangular or holds a non-number.
+//!
+//! The transformation works on the report's serialized form, field by
+//! field (each top-level field as a `serde_json::Value`, in the order the
+//! report writes them), so it applies to whatever arrays the report gains.
+//! The `.npy` headers are written by the `npyz` crate and the zip by the
+//! `zip` crate (members stored uncompressed, as `numpy.savez` does, with a
+//! fixed timestamp so that the same run gives the same bytes).
+//!
+//! Both files are written whole or not at all: the npz first, then the
+//! JSON, each through a temporary file renamed into place; if the JSON
+//! cannot be written the npz just written is removed.
+use super::{Report, write_atomic, write_atomic_with};
+use crate::error::InputError;
+use serde::Serialize;
+use serde::ser::{self, Impossible, SerializeMap, SerializeStruct};
+use serde_json::{Value, json};
+use std::fmt::Display;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Most numbers an array field may have and stay in the JSON report.
+pub const MAX_INLINE: usize = 4096;
+
+/// Where a report's large arrays go (`--arrays`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arrays {
+    /// Everything in the JSON report.
+    #[default]
+    Json,
+    /// Arrays of more than 4096 numbers in REPORT.npz beside it.
+    Npz,
+}
+
+/// One array taken out of the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpzArray {
+    /// The field's name, the member's name without `.npy`.
+    pub name: String,
+    /// The nested arrays' lengths, outermost first.
+    pub shape: Vec<u64>,
+    /// The numbers in C order (the last index fastest).
+    pub data: NpzData,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NpzData {
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+}
+
+/// The npz file of the report at `path`: its extension replaced by `npz`.
+pub fn npz_path(path: &Path) -> PathBuf {
+    path.with_extension("npz")
+}
+
+impl Report {
+    /// Writes the report to `path`, and with [`Arrays::Npz`] its large
+    /// arrays to [`npz_path`] (module doc). A report with no large array
+    /// writes no npz, and the same JSON as [`Arrays::Json`].
+    pub fn write_with_arrays(&self, path: &Path, arrays: Arrays) -> Result<(), InputError> {
+        if arrays == Arrays::Json {
+            return self.write_atomic(path);
+        }
+        let (json, moved) = split(self).expect("a report always serialises");
+        let text = format!("{json}\n");
+        if moved.is_empty() {
+            return write_atomic(path, &text, "the report");
+        }
+        let npz = npz_path(path);
+        write_npz(&npz, &moved)?;
+        write_atomic(path, &text, "the report").inspect_err(|_| {
+            let _ = std::fs::remove_file(&npz);
+        })
+    }
+}
+
+/// The pretty JSON text of `report` (an object: a struct, or a map with
+/// string keys), byte for byte as `serde_json::to_string_pretty` writes it,
+/// except that each top-level field that is a rectangular numeric array of
+/// more than [`MAX_INLINE`] numbers reads `{"npz": NAME}`; and those arrays,
+/// in field order.
+///
+/// Each field is converted to a `serde_json::Value` to find its shape, but
+/// the text of a field that stays is written from the field itself:
+/// serde_json's `Value` keeps object keys sorted, and a report reads best in
+/// the order of SPEC §5 (nested objects such as `conditions` included).
+pub fn split<T: Serialize + ?Sized>(
+    report: &T,
+) -> Result<(String, Vec<NpzArray>), serde_json::Error> {
+    let fields = report.serialize(TopLevel)?;
+    let mut text = String::from("{");
+    let mut moved = Vec::new();
+    for (i, (name, field)) in fields.into_iter().enumerate() {
+        let value = match field {
+            Field::Text(value) => value,
+            Field::Array(shape, data) => {
+                let value = serde_json::to_string_pretty(&json!({ "npz": name }))?;
+                moved.push(NpzArray {
+                    name: name.clone(),
+                    shape,
+                    data,
+                });
+                value
+            }
+        };
+        if i > 0 {
+            text.push(',');
+        }
+        // One level deeper than the field's own pretty text: a JSON string
+        // holds no raw newline, so every newline is the printer's.
+        text.push_str("\n  ");
+        text.push_str(&serde_json::to_string(&name)?);
+        text.push_str(": ");
+        text.push_str(&value.replace('\n', "\n  "));
+    }
+    text.push_str(if text.len() > 1 { "\n}" } else { "}" });
+    Ok((text, moved))
+}
+
+/// A rectangular numeric array of more than [`MAX_INLINE`] numbers: its
+/// shape and numbers; else None.
+pub fn large_array(value: &Value) -> Option<(Vec<u64>, NpzData)> {
+    let (shape, data) = numeric_array(value)?;
+    let count = match &data {
+        NpzData::F64(v) => v.len(),
+        NpzData::I64(v) => v.len(),
+    };
+    (count > MAX_INLINE).then_some((shape, data))
+}
+
+/// The shape and numbers of a rectangular array of numbers and nulls
+/// (nested to any depth), or None for anything else. Integers only give
+/// int64; any float or null gives float64 (null as NaN).
+pub fn numeric_array(value: &Value) -> Option<(Vec<u64>, NpzData)> {
+    let mut shape = Vec::new();
+    let mut probe = value;
+    // The shape follows the first entry that is an array at each depth: a
+    // null may stand for a whole array (a null coefficient vector of `a`
+    // with C > 1, SPEC §8).
+    while let Value::Array(items) = probe {
+        shape.push(items.len() as u64);
+        match items.iter().find(|v| v.is_array()).or(items.first()) {
+            Some(first) => probe = first,
+            None => break,
+        }
+    }
+    if shape.is_empty() {
+        return None;
+    }
+    let mut leaves = Vec::new();
+    if !flatten(value, &shape, &mut leaves) {
+        return None;
+    }
+    let integers: Option<Vec<i64>> = leaves
+        .iter()
+        .map(|v| match v {
+            Value::Number(n) if !n.is_f64() => n.as_i64(),
+            _ => None,
+        })
+        .collect();
+    if let Some(ints) = integers {
+        return Some((shape, NpzData::I64(ints)));
+    }
+    let floats = leaves
+        .iter()
+        .map(|v| match v {
+            Value::Null => Some(f64::NAN),
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    Some((shape, NpzData::F64(floats)))
+}
+
+/// Pushes the leaves of `value` in C order; false unless it is an array of
+/// exactly `shape` whose leaves are numbers or nulls (a null standing for
+/// a whole sub-array gives that many nulls).
+fn flatten<'a>(value: &'a Value, shape: &[u64], out: &mut Vec<&'a Value>) -> bool {
+    static NULL: Value = Value::Null;
+    match (value, shape.split_first()) {
+        (Value::Array(items), Some((&len, rest))) => {
+            items.len() as u64 == len && items.iter().all(|item| flatten(item, rest, out))
+        }
+        (Value::Null, Some(_)) => {
+            let count: u64 = shape.iter().product();
+            out.extend(std::iter::repeat_n(&NULL, count as usize));
+            true
+        }
+        (Value::Number(_) | Value::Null, None) => {
+            out.push(value);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Writes `arrays` as an npz file at `path`, atomically.
+pub fn write_npz(path: &Path, arrays: &[NpzArray]) -> Result<(), InputError> {
+    use npyz::WriterBuilder;
+    use zip::write::SimpleFileOptions;
+    write_atomic_with(path, "the npz arrays", |file| {
+        let mut zip = zip::ZipWriter::new(BufWriter::new(file));
+        for array in arrays {
+            let count: u64 = array.shape.iter().product();
+            let options = SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored)
+                .last_modified_time(zip::DateTime::default())
+                .unix_permissions(0o644)
+                // zip64 past 4 GiB (8 bytes a number, and the header).
+                .large_file(count.saturating_mul(8) >= u64::from(u32::MAX) - 65536);
+            zip.start_file(npyz::npz::file_name_from_array_name(&array.name), options)?;
+            match &array.data {
+                NpzData::F64(data) => {
+                    let mut writer = npyz::WriteOptions::<f64>::new()
+                        .default_dtype()
+                        .shape(&array.shape)
+                        .writer(&mut zip)
+                        .begin_nd()?;
+                    writer.extend(data.iter().copied())?;
+                    writer.finish()?;
+                }
+                NpzData::I64(data) => {
+                    let mut writer = npyz::WriteOptions::<i64>::new()
+                        .default_dtype()
+                        .shape(&array.shape)
+                        .writer(&mut zip)
+                        .begin_nd()?;
+                    writer.extend(data.iter().copied())?;
+                    writer.finish()?;
+                }
+            }
+        }
+        zip.finish()?.flush()
+    })
+}
+
+// ---------------------------------------------------------------- fields
+
+/// A top-level field: its pretty JSON text, or the array that moves.
+enum Field {
+    Text(String),
+    Array(Vec<u64>, NpzData),
+}
+
+/// The serializer that collects a report's top-level fields in order.
+struct TopLevel;
+
+/// Collects the fields for [`TopLevel`].
+struct Collect {
+    fields: Vec<(String, Field)>,
+    key: Option<String>,
+}
+
+impl Collect {
+    fn push<T: Serialize + ?Sized>(
+        &mut self,
+        key: String,
+        value: &T,
+    ) -> Result<(), serde_json::Error> {
+        let field = match large_array(&serde_json::to_value(value)?) {
+            Some((shape, data)) => Field::Array(shape, data),
+            None => Field::Text(serde_json::to_string_pretty(value)?),
+        };
+        self.fields.push((key, field));
+        Ok(())
+    }
+}
+
+fn not_an_object<T>() -> Result<T, serde_json::Error> {
+    Err(ser::Error::custom("the report is not an object"))
+}
+
+macro_rules! refuse {
+    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<$ret, serde_json::Error> {
+            not_an_object()
+        })*
+    };
+}
+
+impl ser::Serializer for TopLevel {
+    type Ok = Vec<(String, Field)>;
+    type Error = serde_json::Error;
+    type SerializeSeq = Impossible<Self::Ok, Self::Error>;
+    type SerializeTuple = Impossible<Self::Ok, Self::Error>;
+    type SerializeTupleStruct = Impossible<Self::Ok, Self::Error>;
+    type SerializeTupleVariant = Impossible<Self::Ok, Self::Error>;
+    type SerializeMap = Collect;
+    type SerializeStruct = Collect;
+    type SerializeStructVariant = Impossible<Self::Ok, Self::Error>;
+
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Collect, Self::Error> {
+        Ok(Collect {
+            fields: Vec::with_capacity(len),
+            key: None,
+        })
+    }
+    fn serialize_map(self, len: Option<usize>) -> Result<Collect, Self::Error> {
+        Ok(Collect {
+            fields: Vec::with_capacity(len.unwrap_or(0)),
+            key: None,
+        })
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<Self::Ok, Self::Error> {
+        value.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Self::Ok, Self::Error> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Self::Ok, Self::Error> {
+        not_an_object()
+    }
+    fn collect_str<T: Display + ?Sized>(self, _: &T) -> Result<Self::Ok, Self::Error> {
+        not_an_object()
+    }
+    refuse! {
+        serialize_bool(bool) -> Self::Ok;
+        serialize_i8(i8) -> Self::Ok;
+        serialize_i16(i16) -> Self::Ok;
+        serialize_i32(i32) -> Self::Ok;
+        serialize_i64(i64) -> Self::Ok;
+        serialize_u8(u8) -> Self::Ok;
+        serialize_u16(u16) -> Self::Ok;
+        serialize_u32(u32) -> Self::Ok;
+        serialize_u64(u64) -> Self::Ok;
+        serialize_f32(f32) -> Self::Ok;
+        serialize_f64(f64) -> Self::Ok;
+        serialize_char(char) -> Self::Ok;
+        serialize_str(&str) -> Self::Ok;
+        serialize_bytes(&[u8]) -> Self::Ok;
+        serialize_none() -> Self::Ok;
+        serialize_unit() -> Self::Ok;
+        serialize_unit_struct(&'static str) -> Self::Ok;
+        serialize_unit_variant(&'static str, u32, &'static str) -> Self::Ok;
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+impl SerializeStruct for Collect {
+    type Ok = Vec<(String, Field)>;
+    type Error = serde_json::Error;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        self.push(key.to_owned(), value)
+    }
+    fn end(self) -> Result<Self::Ok, Self::Error> {
+        Ok(self.fields)
+    }
+}
+
+impl SerializeMap for Collect {
+    type Ok = Vec<(String, Field)>;
+    type Error = serde_json::Error;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Self::Error> {
+        match serde_json::to_value(key)? {
+            Value::String(key) => {
+                self.key = Some(key);
+                Ok(())
+            }
+            _ => Err(ser::Error::custom("a report's keys are strings")),
+        }
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        let key = self.key.take().unwrap_or_default();
+        self.push(key, value)
+    }
+    fn end(self) -> Result<Self::Ok, Self::Error> {
+        Ok(self.fields)
+    }
+}

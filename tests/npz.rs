@@ -1,0 +1,534 @@
+//! `--arrays npz` (SPEC §12): the large arrays of a report go to REPORT.npz,
+//! equal bit for bit to the plain JSON report's arrays, the JSON keeps the
+//! rest in its order, a small report writes no npz, and a failed write
+//! leaves neither file.
+use crate::common::{assert_fails, entries};
+use pathkernel::data::Dataset;
+use pathkernel::experiment::Experiment;
+use pathkernel::report::Report;
+use pathkernel::report::npz::{
+    Arrays, MAX_INLINE, NpzArray, NpzData, large_array, numeric_array, split, write_npz,
+};
+use pathkernel::spec::{Format, Spec};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn pathkernel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pathkernel"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+/// A linear model on 70 training and 70 query points of D = 1, gd with the
+/// exact path kernel: six M x N fields of 4900 numbers. K^g(q, x) = q x + 1,
+/// so K^p(q = -1, x = 1) is exactly 0 and `a` has nulls there.
+fn big_spec() -> Value {
+    let xs: Vec<Vec<f64>> = (0..70).map(|i| vec![f64::from(i) / 35.0 - 1.0]).collect();
+    let mut train_x = xs.clone();
+    train_x[69] = vec![1.0];
+    let train_y: Vec<f64> = (0..70).map(|i| (f64::from(i) * 0.7).sin()).collect();
+    let test_x: Vec<Vec<f64>> = xs.iter().rev().cloned().collect();
+    json!({
+        "seed": 2,
+        "data": {"source": "inline", "train_x": train_x, "train_y": train_y, "test_x": test_x},
+        "model": {"arch": "linear"},
+        "loss": {"kind": "squared"},
+        "reduction": "mean",
+        "flow": {"t_end": 1.0, "method": "gd", "lr": 0.25, "exact_path_kernel": true}
+    })
+}
+
+/// Runs `spec` with `--out DIR/NAME.json` and `extra` arguments.
+fn run(dir: &Path, name: &str, spec: &Value, extra: &[&str]) -> Output {
+    let spec_path = dir.join(format!("{name}.spec"));
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let report = dir.join(format!("{name}.json"));
+    let mut args = vec![
+        "run",
+        spec_path.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = pathkernel(&args);
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The members of an npz file: name -> (shape, numbers as f64 bits or i64).
+fn read_npz(path: &Path) -> BTreeMap<String, (Vec<u64>, NpzData)> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut zip = zip::ZipArchive::new(file).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    let mut members = BTreeMap::new();
+    for file_name in names {
+        let name = npyz::npz::array_name_from_file_name(&file_name)
+            .unwrap_or_else(|| panic!("{file_name} is not an array"))
+            .to_owned();
+        let npy = npyz::NpyFile::new(zip.by_name(&file_name).unwrap()).unwrap();
+        let shape = npy.shape().to_vec();
+        assert_eq!(npy.order(), npyz::Order::C);
+        let data = match npy.dtype().descr().trim_matches('\'') {
+            "<f8" => NpzData::F64(npy.into_vec::<f64>().unwrap()),
+            "<i8" => NpzData::I64(npy.into_vec::<i64>().unwrap()),
+            other => panic!("{name}: dtype {other}"),
+        };
+        members.insert(name, (shape, data));
+    }
+    members
+}
+
+/// A nested JSON array's shape and leaves (null as NaN), by a walk of its own.
+fn json_array(value: &Value) -> (Vec<u64>, Vec<f64>) {
+    fn walk(v: &Value, depth: usize, shape: &mut Vec<u64>, out: &mut Vec<f64>) {
+        match v {
+            Value::Array(items) => {
+                if shape.len() == depth {
+                    shape.push(items.len() as u64);
+                }
+                assert_eq!(shape[depth], items.len() as u64, "ragged");
+                for item in items {
+                    walk(item, depth + 1, shape, out);
+                }
+            }
+            Value::Null => out.push(f64::NAN),
+            other => out.push(other.as_f64().unwrap()),
+        }
+    }
+    let (mut shape, mut out) = (Vec::new(), Vec::new());
+    walk(value, 0, &mut shape, &mut out);
+    (shape, out)
+}
+
+/// Same f64, bit for bit, with NaN (from null) equal to NaN.
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+/// The top-level keys of a report's text, in the order written.
+fn key_order(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("  \""))
+        .filter_map(|l| l.split_once("\":"))
+        .map(|(k, _)| k.to_owned())
+        .collect()
+}
+
+#[test]
+fn a_big_run_puts_its_large_arrays_in_an_npz_equal_to_the_json_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = big_spec();
+    run(dir.path(), "plain", &spec, &[]);
+    run(dir.path(), "plain2", &spec, &["--arrays", "json"]);
+    run(dir.path(), "split", &spec, &["--arrays", "npz"]);
+    assert_eq!(
+        entries(dir.path()),
+        [
+            "plain.json",
+            "plain.spec",
+            "plain2.json",
+            "plain2.spec",
+            "split.json",
+            "split.npz",
+            "split.spec"
+        ]
+        .map(String::from)
+        .into(),
+        "no npz for a json run, no temporary file"
+    );
+    let plain_text = std::fs::read_to_string(dir.path().join("plain.json")).unwrap();
+    let split_text = std::fs::read_to_string(dir.path().join("split.json")).unwrap();
+    assert_eq!(
+        plain_text,
+        std::fs::read_to_string(dir.path().join("plain2.json"))
+            .unwrap()
+            .replace("plain2", "plain"),
+        "--arrays json is the default"
+    );
+    let plain: Value = serde_json::from_str(&plain_text).unwrap();
+    let split: Value = serde_json::from_str(&split_text).unwrap();
+    assert_eq!(
+        key_order(&plain_text),
+        key_order(&split_text),
+        "field order"
+    );
+
+    // The fields to move: every top-level array of more than 4096 numbers.
+    let big: BTreeSet<String> = plain
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v.is_array() && json_array(v).1.len() > 4096)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let expected: BTreeSet<String> = [
+        "path_kernel",
+        "coef_integral",
+        "a",
+        "tangent_kernel0",
+        "tangent_kernel_end",
+        "exact_coef_integral",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(big, expected);
+
+    let members = read_npz(&dir.path().join("split.npz"));
+    assert_eq!(members.keys().cloned().collect::<BTreeSet<_>>(), big);
+    for (key, value) in split.as_object().unwrap() {
+        if big.contains(key) {
+            assert_eq!(value, &json!({"npz": key}), "{key}");
+            let (shape, numbers) = json_array(&plain[key]);
+            let (npz_shape, data) = &members[key];
+            assert_eq!(npz_shape, &shape, "{key}");
+            assert_eq!(shape, [70, 70]);
+            let NpzData::F64(data) = data else {
+                panic!("{key}: float64 expected")
+            };
+            assert!(same_bits(data, &numbers), "{key} differs");
+        } else {
+            assert_eq!(value, &plain[key], "{key} changed");
+        }
+    }
+    // a's nulls are NaN, exactly where the JSON has null.
+    let NpzData::F64(a) = &members["a"].1 else {
+        panic!()
+    };
+    let nulls = plain["a"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .filter(|v| v.is_null())
+        .count();
+    assert!(nulls >= 1);
+    assert_eq!(a.iter().filter(|v| v.is_nan()).count(), nulls);
+
+    numpy_reads(&dir.path().join("split.npz"), &plain_text, &big);
+
+    // The same spec gives the same npz, byte for byte.
+    run(dir.path(), "again", &spec, &["--arrays", "npz"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("again.npz")).unwrap(),
+        std::fs::read(dir.path().join("split.npz")).unwrap()
+    );
+}
+
+/// Where numpy is installed: np.load reads the npz with the JSON report's
+/// shapes and values (null as NaN). numpy is not installed for this test.
+fn numpy_reads(npz: &Path, plain_json: &str, big: &BTreeSet<String>) {
+    let has_numpy = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_numpy {
+        println!("note: numpy is not installed; the npz was not read with np.load");
+        return;
+    }
+    let json_path = npz.with_extension("plain-for-numpy.json");
+    std::fs::write(&json_path, plain_json).unwrap();
+    let script = r#"
+import json, sys
+import numpy as np
+npz, report, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+r = json.load(open(report))
+with np.load(npz) as arrays:
+    assert sorted(arrays.files) == sorted(names), arrays.files
+    for name in names:
+        got = arrays[name]
+        want = np.array([[np.nan if v is None else v for v in row] for row in r[name]], dtype=np.float64)
+        assert got.dtype == np.float64, (name, got.dtype)
+        assert got.shape == want.shape, (name, got.shape, want.shape)
+        assert np.array_equal(got, want, equal_nan=True), name
+        assert np.array_equal(np.isnan(got), np.array([[v is None for v in row] for row in r[name]])), name
+print("numpy ok")
+"#;
+    let names: Vec<&str> = big.iter().map(String::as_str).collect();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            npz.to_str().unwrap(),
+            json_path.to_str().unwrap(),
+            &names.join(","),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("numpy ok"),
+        "numpy: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(json_path).unwrap();
+    println!("numpy read the npz: same shapes and values");
+}
+
+#[test]
+fn a_small_run_writes_no_npz_and_the_same_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = json!({
+        "seed": 5,
+        "data": {"source": "synthetic", "function": "sine", "n_train": 64, "n_test": 64, "dim": 2},
+        "model": {"arch": "mlp", "hidden": [3]},
+        "loss": {"kind": "squared"},
+        "reduction": "mean",
+        "flow": {"t_end": 0.5, "method": "rk4", "step": 0.25}
+    });
+    // 64 x 64 = 4096 numbers: not more than 4096, so it stays.
+    run(dir.path(), "plain", &spec, &[]);
+    run(dir.path(), "split", &spec, &["--arrays", "npz"]);
+    assert_eq!(
+        entries(dir.path()),
+        ["plain.json", "plain.spec", "split.json", "split.spec"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("plain.json")).unwrap(),
+        std::fs::read_to_string(dir.path().join("split.json")).unwrap(),
+        "the npz path writes the same JSON when nothing moves"
+    );
+}
+
+#[test]
+fn an_npz_path_that_is_the_report_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.json");
+    std::fs::write(&spec, big_spec().to_string()).unwrap();
+    let out = dir.path().join("r.npz");
+    let result = pathkernel(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--arrays",
+        "npz",
+    ]);
+    assert_fails(&result, 2, &["--out:", "r.npz", "another extension"]);
+    let result = pathkernel(&["run", spec.to_str().unwrap(), "--arrays", "npy"]);
+    assert_eq!(result.status.code(), Some(2));
+    assert_eq!(entries(dir.path()), ["s.json".to_owned()].into());
+}
+
+/// The report of `big_spec`, run in process.
+fn big_report() -> Report {
+    let spec = Spec::parse(&big_spec().to_string(), Format::Json).unwrap();
+    let data = Dataset::resolve(&spec, Path::new(".")).unwrap();
+    let exp = Experiment::new(spec, data);
+    let outcome = exp.run(&mut |_| {}).unwrap();
+    Report::new(&exp, &outcome)
+}
+
+#[test]
+fn a_failed_write_leaves_neither_file() {
+    let report = big_report();
+    // The JSON cannot be put in place (its path is a directory that is not
+    // empty) after the npz was written: the npz is removed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("keep"), "x").unwrap();
+    let error = report.write_with_arrays(&path, Arrays::Npz).unwrap_err();
+    assert!(error.location.ends_with("r.json"), "{error}");
+    assert_eq!(entries(dir.path()), ["r.json".to_owned()].into());
+    // The npz cannot be put in place: the JSON is not written.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    std::fs::create_dir(dir.path().join("r.npz")).unwrap();
+    std::fs::write(dir.path().join("r.npz").join("keep"), "x").unwrap();
+    let error = report.write_with_arrays(&path, Arrays::Npz).unwrap_err();
+    assert!(error.location.ends_with("r.npz"), "{error}");
+    assert_eq!(entries(dir.path()), ["r.npz".to_owned()].into());
+    // And with both paths free, both are written.
+    std::fs::remove_dir_all(dir.path().join("r.npz")).unwrap();
+    report.write_with_arrays(&path, Arrays::Npz).unwrap();
+    assert_eq!(
+        entries(dir.path()),
+        ["r.json".to_owned(), "r.npz".to_owned()].into()
+    );
+}
+
+#[test]
+fn the_split_json_keeps_the_reports_order_and_fields() {
+    let report = big_report();
+    let plain_text = report.to_json();
+    let (text, moved) = split(&report).unwrap();
+    assert_eq!(key_order(&text), key_order(&plain_text));
+    let plain: Value = serde_json::from_str(&plain_text).unwrap();
+    let split: Value = serde_json::from_str(&text).unwrap();
+    let names: BTreeSet<&str> = moved.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names.len(), 6);
+    for (key, value) in split.as_object().unwrap() {
+        if names.contains(key.as_str()) {
+            assert_eq!(value, &json!({"npz": key}));
+        } else {
+            assert_eq!(value, &plain[key], "{key}");
+        }
+    }
+    // Nested objects keep their order too: the text of `conditions` is
+    // the plain report's, line for line.
+    let block = |t: &str| {
+        let start = t.find("\n  \"conditions\"").unwrap();
+        t[start..].to_owned()
+    };
+    assert_eq!(block(&text), block(&plain_text));
+}
+
+#[test]
+fn numeric_arrays_of_any_depth_are_recognised_and_others_left() {
+    let nested = json!([[[1.5, 2.0], [3.0, null]], [[5.0, 6.0], [7.0, 8.0]]]);
+    let (shape, data) = numeric_array(&nested).unwrap();
+    assert_eq!(shape, [2, 2, 2]);
+    let NpzData::F64(v) = data else { panic!() };
+    assert_eq!(&v[..3], [1.5, 2.0, 3.0]);
+    assert!(v[3].is_nan());
+    assert_eq!(v[7], 8.0);
+    assert_eq!(
+        numeric_array(&json!([[1, 2], [3, 4]])),
+        Some((vec![2, 2], NpzData::I64(vec![1, 2, 3, 4])))
+    );
+    // A float among integers makes it float64.
+    assert_eq!(
+        numeric_array(&json!([1, 2.5])),
+        Some((vec![2], NpzData::F64(vec![1.0, 2.5])))
+    );
+    assert_eq!(
+        numeric_array(&json!([])),
+        Some((vec![0], NpzData::I64(vec![])))
+    );
+    for not in [
+        json!(3.0),
+        json!({"a": [1.0]}),
+        json!([[1.0, 2.0], [3.0]]),
+        json!([[1.0, 2.0], 3.0]),
+        json!([1.0, "x"]),
+        json!([true]),
+        json!([[1.0], [[2.0]]]),
+    ] {
+        assert_eq!(numeric_array(&not), None, "{not}");
+    }
+}
+
+#[test]
+fn only_arrays_of_more_than_4096_numbers_move() {
+    let array = |n: usize| Value::from((0..n).map(|i| i as f64 + 0.5).collect::<Vec<_>>());
+    assert!(large_array(&array(MAX_INLINE)).is_none());
+    assert!(large_array(&array(MAX_INLINE + 1)).is_some());
+    // A serde_json object serialises its keys sorted.
+    let report = json!({
+        "spec": {"data": {"train_x": array(5000)}},
+        "at_limit": array(MAX_INLINE),
+        "past_limit": array(MAX_INLINE + 1),
+        "cube": vec![vec![vec![0.25; 17]; 17]; 17],
+        "batches": vec![vec![3u64; 100]; 50],
+        "words": vec!["x"; 5000],
+    });
+    let (text, moved) = split(&report).unwrap();
+    let names: Vec<&str> = moved.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["batches", "cube", "past_limit"]);
+    assert_eq!(moved[0].shape, [50, 100]);
+    assert_eq!(moved[0].data, NpzData::I64(vec![3; 5000]));
+    assert_eq!(moved[1].shape, [17, 17, 17]);
+    let back: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back["past_limit"], json!({"npz": "past_limit"}));
+    assert_eq!(back["at_limit"], array(MAX_INLINE));
+    assert_eq!(back["spec"], report["spec"]);
+    assert_eq!(back["words"], report["words"]);
+    // Nothing to move: the text is serde_json's own.
+    let small = json!({"a": [1.0, 2.0], "b": {"c": [], "d": {}}, "e": null});
+    let (text, moved) = split(&small).unwrap();
+    assert!(moved.is_empty());
+    assert_eq!(text, serde_json::to_string_pretty(&small).unwrap());
+    assert_eq!(split(&json!({})).unwrap().0, "{}");
+    assert!(split(&json!([1.0])).is_err());
+
+    // Written and read back: shapes, dtypes and values.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.npz");
+    write_npz(&path, &moved_of(&report)).unwrap();
+    let back = read_npz(&path);
+    for NpzArray { name, shape, data } in &moved_of(&report) {
+        assert_eq!(&back[name], &(shape.clone(), data.clone()), "{name}");
+    }
+}
+
+fn moved_of(report: &Value) -> Vec<NpzArray> {
+    split(report).unwrap().1
+}
+
+/// With C > 1 a null of `a` stands for a whole coefficient vector (SPEC
+/// §8): its shape is taken from the entries that are arrays, and the null
+/// becomes C NaNs.
+#[test]
+fn a_null_coefficient_vector_becomes_nans_of_its_shape() {
+    let value = json!([[[1.0, 2.0], null], [null, [3.0, 4.0]]]);
+    let (shape, data) = numeric_array(&value).expect("an array");
+    assert_eq!(shape, vec![2, 2, 2]);
+    let NpzData::F64(v) = data else {
+        panic!("floats expected")
+    };
+    assert_eq!(&v[..2], &[1.0, 2.0]);
+    assert!(v[2..6].iter().all(|x| x.is_nan()));
+    assert_eq!(&v[6..], &[3.0, 4.0]);
+    // A ragged array is still refused.
+    assert!(numeric_array(&json!([[1.0, 2.0], [3.0]])).is_none());
+}
+
+/// A C = 3 classifier on iris writes its C x C kernel blocks to the npz
+/// with their [m][i][c][c'] shape, equal bit for bit to a JSON run's.
+#[test]
+fn vector_output_blocks_go_to_the_npz_in_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/iris_softmax.json");
+    let run = |args: &[&str], out: &Path| {
+        let status = Command::new(env!("CARGO_BIN_EXE_pathkernel"))
+            .arg("run")
+            .arg(&spec)
+            .arg("--out")
+            .arg(out)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    let (plain, split) = (dir.path().join("plain.json"), dir.path().join("split.json"));
+    run(&[], &plain);
+    run(&["--arrays", "npz"], &split);
+    let plain: Value = serde_json::from_str(&std::fs::read_to_string(&plain).unwrap()).unwrap();
+    let split: Value = serde_json::from_str(&std::fs::read_to_string(&split).unwrap()).unwrap();
+    assert_eq!(split["path_kernel"], json!({"npz": "path_kernel"}));
+    assert_eq!(split["n_outputs"], json!(3));
+    let members = read_npz(&dir.path().join("split.npz"));
+    let (shape, NpzData::F64(values)) = &members["path_kernel"] else {
+        panic!("floats expected")
+    };
+    assert_eq!(shape, &vec![50, 100, 3, 3]);
+    let (_, NpzData::F64(want)) = numeric_array(&plain["path_kernel"]).unwrap() else {
+        panic!("floats expected")
+    };
+    assert!(
+        values
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    assert_eq!(values.len(), want.len());
+}

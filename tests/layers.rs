@@ -684,3 +684,27 @@ fn bad_layer_specs_are_refused_naming_the_layer() {
         .unwrap();
     crate::common::assert_fails(&out, 2, &["model.layers[0].kernel"]);
 }
+
+/// The README's digits CNN (specs/digits_cnn.json): dop853 at rtol 1e-12
+/// closes the identity to 1e-10 of the change, and the kernel machine
+/// classifies the query points as the network does.
+#[test]
+fn digits_cnn_example_holds_the_identity() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/digits_cnn.json");
+    let spec = Spec::from_path(&path).expect("the example spec");
+    let data = Dataset::resolve(&spec, path.parent().unwrap()).expect("digits");
+    let out = Experiment::new(spec, data)
+        .run(&mut |_| {})
+        .expect("the flow runs");
+    let change = out
+        .y_end
+        .iter()
+        .zip(&out.y0)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(change > 1.0, "the CNN barely moved: {change}");
+    assert!(
+        out.max_abs_residual() <= 1e-10 * change,
+        "{:e} of a change {change}",
+        out.max_abs_residual()
+    );
+}

@@ -101,6 +101,9 @@ pub struct Conditions {
 enum KinkSource {
     /// Indices into the tape's scratch matrices.
     Scratch(Vec<usize>),
+    /// Indices into the tape's layer inputs (a layered model's relu
+    /// layers read their pre-activations there).
+    Inputs(Vec<usize>),
     /// Matrices elsewhere: ask the model at each sample (allocates a little).
     Ask,
 }
@@ -138,9 +141,14 @@ impl Tracker {
             .map(|m| tape.scratch.iter().position(|s| std::ptr::eq(s, *m)))
             .collect();
         let units: usize = mats.iter().map(|m| m.len()).sum();
-        let kinks = match found {
-            Some(indices) => KinkSource::Scratch(indices),
-            None => KinkSource::Ask,
+        let in_inputs: Option<Vec<usize>> = mats
+            .iter()
+            .map(|m| tape.inputs.iter().position(|s| std::ptr::eq(s, *m)))
+            .collect();
+        let kinks = match (found, in_inputs) {
+            (Some(indices), _) => KinkSource::Scratch(indices),
+            (None, Some(indices)) => KinkSource::Inputs(indices),
+            (None, None) => KinkSource::Ask,
         };
         let layout = flow.layout();
         let (n, pairs, c) = (layout.n_train, layout.kernel_len(), layout.n_outputs);
@@ -191,6 +199,11 @@ impl Tracker {
             KinkSource::Scratch(indices) => {
                 for &i in indices {
                     activation += update(&mut self.branches, &mut slot, &tape.scratch[i], first);
+                }
+            }
+            KinkSource::Inputs(indices) => {
+                for &i in indices {
+                    activation += update(&mut self.branches, &mut slot, &tape.inputs[i], first);
                 }
             }
             KinkSource::Ask => {

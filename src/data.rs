@@ -3,7 +3,7 @@
 //! the rest of the spec (the length of init.w0, labels against the loss).
 use crate::error::InputError;
 use crate::loss::Loss;
-use crate::spec::{DataSpec, Spec, Targets};
+use crate::spec::{DataSpec, ModelSpec, Spec, Targets};
 use nalgebra::DMatrix;
 use std::path::Path;
 
@@ -108,6 +108,9 @@ impl Dataset {
 
     /// init.w0, when given, has exactly P = n_params(D) entries.
     fn check_init(&self, spec: &Spec) -> Result<(), InputError> {
+        if let ModelSpec::Layers { .. } = spec.model {
+            crate::model::Layered::from_spec(&spec.model, self.dim())?;
+        }
         let Some(init) = &spec.init else {
             return Ok(());
         };

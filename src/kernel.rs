@@ -197,10 +197,19 @@ impl KernelPlan {
             blocks,
             s1: if c > 1 { Vec::new() } else { vec![0.0; pairs] },
             s2: vec![0.0; pairs],
+            // Only the δ of dense and bias blocks are weighed; others
+            // (a layered model's intermediate sensitivities) get no buffer.
             weighted: tape
                 .deltas
                 .iter()
-                .map(|d| DMatrix::zeros(grad_rows, d.ncols()))
+                .enumerate()
+                .map(|(k, d)| {
+                    if self.groups.iter().any(|g| g.delta == k) {
+                        DMatrix::zeros(grad_rows, d.ncols())
+                    } else {
+                        DMatrix::zeros(0, 0)
+                    }
+                })
                 .collect(),
         }
     }
@@ -365,6 +374,9 @@ impl KernelPlan {
         let outputs = tape.outputs();
         let deltas = rows.start * outputs..rows.end * outputs;
         for (weighted, delta) in scratch.weighted.iter_mut().zip(&tape.deltas) {
+            if weighted.is_empty() {
+                continue;
+            }
             let total = delta.nrows();
             let columns = weighted.as_mut_slice().chunks_exact_mut(n);
             for (dst, src) in columns.zip(delta.as_slice().chunks_exact(total)) {

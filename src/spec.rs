@@ -177,7 +177,70 @@ tagged_enum! {
             #[serde(default = "one")]
             init_scale: f64,
         },
+        /// A list of layers (SPEC §10), built by `crate::model::layers`.
+        Layers {
+            input_shape: Vec<usize>,
+            layers: Vec<LayerSpec>,
+            #[serde(default = "one")]
+            init_scale: f64,
+            #[serde(default = "one_output", skip_serializing_if = "is_one_output")]
+            outputs: usize,
+        },
     }
+}
+
+/// One layer of a `layers` model (SPEC §10), tagged by `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    Dense {
+        units: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    Conv1d {
+        channels: usize,
+        kernel: usize,
+        #[serde(default = "one_usize")]
+        stride: usize,
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    Conv2d {
+        channels: usize,
+        kernel: usize,
+        #[serde(default = "one_usize")]
+        stride: usize,
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    Activation {
+        name: Activation,
+    },
+    AvgPool {
+        size: usize,
+    },
+    Flatten {},
+    LayerNorm {
+        #[serde(default = "layer_norm_eps")]
+        eps: f64,
+        #[serde(default = "yes")]
+        affine: bool,
+    },
+}
+
+/// Zero padding of a convolution (SPEC §10): none, or (k - 1) / 2 on each
+/// side of every spatial axis (k odd).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    #[default]
+    Valid,
+    Same,
 }
 
 impl ModelSpec {
@@ -209,6 +272,8 @@ impl ModelSpec {
                 add(add(input, mul(*blocks, block)), mul(add(w, 1), outputs))
             }
             ModelSpec::DiagLinear { .. } => mul(2, dim),
+            ModelSpec::Layers { .. } => crate::model::layers::Layered::from_spec(self, dim)
+                .map_or(usize::MAX, |m| crate::model::Model::n_params(&m)),
         }
     }
 
@@ -219,6 +284,9 @@ impl ModelSpec {
             ModelSpec::Linear { .. } | ModelSpec::DiagLinear { .. } => dim,
             ModelSpec::Mlp { hidden, .. } => hidden.iter().copied().fold(dim, usize::max),
             ModelSpec::Resmlp { width, .. } => dim.max(*width),
+            ModelSpec::Layers { .. } => {
+                crate::model::layers::Layered::from_spec(self, dim).map_or(dim, |m| m.widest())
+            }
         };
         widest.max(self.outputs())
     }
@@ -228,19 +296,20 @@ impl ModelSpec {
         match *self {
             ModelSpec::Linear { outputs, .. }
             | ModelSpec::Mlp { outputs, .. }
-            | ModelSpec::Resmlp { outputs, .. } => outputs,
+            | ModelSpec::Resmlp { outputs, .. }
+            | ModelSpec::Layers { outputs, .. } => outputs,
             ModelSpec::DiagLinear { .. } => 1,
         }
     }
 
     /// The same architecture with C = `c` outputs (diag_linear, which has
-    /// one, unchanged).
+    /// one, and layers, whose last dense layer fixes C, unchanged).
     pub fn with_outputs(mut self, c: usize) -> ModelSpec {
         match &mut self {
             ModelSpec::Linear { outputs, .. }
             | ModelSpec::Mlp { outputs, .. }
             | ModelSpec::Resmlp { outputs, .. } => *outputs = c,
-            ModelSpec::DiagLinear { .. } => {}
+            ModelSpec::DiagLinear { .. } | ModelSpec::Layers { .. } => {}
         }
         self
     }
@@ -252,6 +321,7 @@ impl ModelSpec {
             ModelSpec::Mlp { .. } => "mlp",
             ModelSpec::Resmlp { .. } => "resmlp",
             ModelSpec::DiagLinear { .. } => "diag_linear",
+            ModelSpec::Layers { .. } => "layers",
         }
     }
 }
@@ -386,6 +456,12 @@ fn one_output() -> usize {
 }
 fn is_one_output(c: &usize) -> bool {
     *c == 1
+}
+fn one_usize() -> usize {
+    1
+}
+fn layer_norm_eps() -> f64 {
+    1e-5
 }
 fn yes() -> bool {
     true

@@ -79,6 +79,7 @@ fn experiments() -> Vec<Experiment> {
         ),
         spec(r#"{"arch": "diag_linear"}"#, 16, r#""gd", "lr": 0.05"#),
         classifier(),
+        cnn(),
     ]
     .iter()
     .map(|text| {
@@ -104,6 +105,40 @@ fn classifier() -> String {
         "data": {"source": "inline", "train_x": train, "train_y": labels, "test_x": test},
         "model": {"arch": "mlp", "hidden": [64, 64], "activation": "tanh", "outputs": 4},
         "loss": {"kind": "cross_entropy"}, "reduction": "mean",
+        "flow": {"t_end": 0.5, "method": "dopri5"}
+    })
+    .to_string()
+}
+
+/// A small CNN (SPEC §10) with every layer kind: conv2d (stride 2, same),
+/// relu, layer_norm, a second conv2d, tanh, avg_pool, flatten, dense; C = 3
+/// squared loss on 4x4 inputs, N = 24, M = 12.
+fn cnn() -> String {
+    let image = |k: usize| -> Vec<f64> {
+        (0..16)
+            .map(|j| ((k * 16 + j) as f64 * 0.37).sin())
+            .collect()
+    };
+    let train: Vec<Vec<f64>> = (0..24).map(image).collect();
+    let test: Vec<Vec<f64>> = (24..36).map(image).collect();
+    let y: Vec<Vec<f64>> = (0..24)
+        .map(|k| vec![(k as f64).sin(), (k as f64).cos(), 0.1 * k as f64])
+        .collect();
+    serde_json::json!({
+        "seed": 3,
+        "data": {"source": "inline", "train_x": train, "train_y": y, "test_x": test},
+        "model": {"arch": "layers", "input_shape": [1, 4, 4], "outputs": 3, "layers": [
+            {"kind": "conv2d", "channels": 4, "kernel": 3, "padding": "same"},
+            {"kind": "activation", "name": "relu"},
+            {"kind": "layer_norm"},
+            {"kind": "conv2d", "channels": 3, "kernel": 3, "stride": 2, "padding": "same"},
+            {"kind": "activation", "name": "tanh"},
+            {"kind": "avg_pool", "size": 2},
+            {"kind": "flatten"},
+            {"kind": "dense", "units": 5},
+            {"kind": "activation", "name": "softplus"},
+            {"kind": "dense", "units": 3}]},
+        "loss": {"kind": "squared"}, "reduction": "mean",
         "flow": {"t_end": 0.5, "method": "dopri5"}
     })
     .to_string()
@@ -194,10 +229,17 @@ fn check_allocations() {
 /// are read at every sample.
 #[test]
 fn sampling_the_conditions_allocates_nothing() {
-    counted(|| {
-        let text = r#"{"seed": 3, "data": {"source": "synthetic", "function": "xor", "n_train": 16, "n_test": 8, "dim": 2},
+    let mlp = r#"{"seed": 3, "data": {"source": "synthetic", "function": "xor", "n_train": 16, "n_test": 8, "dim": 2},
             "model": {"arch": "mlp", "hidden": [8, 8], "activation": "relu"}, "loss": {"kind": "hinge"},
             "flow": {"t_end": 0.5, "method": "rk4", "step": 0.05}}"#;
+    // The CNN's relu reads its pre-activations from a layer input.
+    for text in [mlp.to_owned(), cnn()] {
+        sample_conditions(&text);
+    }
+}
+
+fn sample_conditions(text: &str) {
+    counted(|| {
         let spec = Spec::parse(text, Format::Json).expect("valid spec");
         let data = Dataset::resolve(&spec, Path::new(".")).expect("data");
         let exp = Experiment::new(spec, data);

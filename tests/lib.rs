@@ -8,6 +8,7 @@ mod datasets;
 mod fuzz_replay;
 mod golden;
 mod identity;
+mod layers;
 mod linalg;
 mod loss;
 mod mangled;

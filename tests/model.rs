@@ -49,6 +49,7 @@ fn conditioning(spec: &ModelSpec, w_scale: f64) -> f64 {
         ModelSpec::Linear { .. } | ModelSpec::DiagLinear { .. } => 1,
         ModelSpec::Mlp { hidden, .. } => hidden.len() + 1,
         ModelSpec::Resmlp { blocks, .. } => 2 * blocks + 2,
+        ModelSpec::Layers { layers, .. } => layers.len(),
     };
     w_scale.max(1.0).powi(layers as i32)
 }

@@ -1,31 +1,13 @@
 //! Multilayer perceptron D -> h1 -> ... -> hk -> C (SPEC §3, §8), batched.
-use super::{Block, Model, Tape, add_bias, normal_vec};
+use super::{Block, Model, Tape};
 use crate::activation::Activation;
-use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
 use crate::spec::Parameterization;
 use nalgebra::DMatrix;
 use rand_chacha::ChaCha20Rng;
 
-/// One dense layer z = scale · W u + b, W of shape (out, in) at `offset`.
-#[derive(Clone, Debug)]
-struct Layer {
-    fan_in: usize,
-    fan_out: usize,
-    offset: usize,
-    bias_offset: Option<usize>,
-    scale: f64,
-}
-
-impl Layer {
-    /// Wᵀ as an (in x out) column-major view: the row-major W read as is.
-    fn weights_t<'w>(&self, w: &'w [f64]) -> faer::MatRef<'w, f64> {
-        slice_view(
-            &w[self.offset..self.offset + self.fan_in * self.fan_out],
-            self.fan_in,
-            self.fan_out,
-        )
-    }
-}
+/// One dense layer z = scale · W u + b: the dense-layer routine of
+/// `layers`, which mlp shares.
+type Layer = super::layers::DenseMap;
 
 /// A multilayer perceptron; `hidden: []` is the linear model.
 #[derive(Clone, Debug)]
@@ -62,27 +44,10 @@ impl Mlp {
                 Parameterization::Standard => 1.0,
                 Parameterization::Ntk => 1.0 / (fan_in as f64).sqrt(),
             };
-            let bias_offset = bias.then_some(offset + fan_in * fan_out);
-            blocks.push(Block::Dense {
-                offset,
-                input: l,
-                delta: l,
-                scale,
-            });
-            if let Some(b) = bias_offset {
-                blocks.push(Block::Bias {
-                    offset: b,
-                    delta: l,
-                });
-            }
-            layers.push(Layer {
-                fan_in,
-                fan_out,
-                offset,
-                bias_offset,
-                scale,
-            });
-            offset += fan_in * fan_out + if bias { fan_out } else { 0 };
+            let layer = Layer::new(fan_in, fan_out, bias, offset, scale);
+            blocks.extend(layer.blocks(l, l));
+            offset += layer.n_params();
+            layers.push(layer);
         }
         Mlp {
             dim,
@@ -164,23 +129,12 @@ impl Model for Mlp {
         let k = self.hidden_layers();
         for (l, layer) in self.layers.iter().enumerate() {
             let (before, after) = tape.inputs.split_at_mut(l + 1);
-            let u = &before[l];
-            let rows = u.nrows();
             let z: &mut [f64] = if l < k {
                 tape.scratch[l].as_mut_slice()
             } else {
                 tape.output.as_mut_slice()
             };
-            gemm(
-                slice_view_mut(z, rows, layer.fan_out),
-                false,
-                view(u),
-                layer.weights_t(w),
-                layer.scale,
-            );
-            if let Some(b) = layer.bias_offset {
-                add_bias(z, rows, &w[b..b + layer.fan_out]);
-            }
+            layer.forward(w, &before[l], z);
             if l < k {
                 let (pre, dact) = tape.scratch.split_at_mut(k);
                 self.activation.apply_slices(
@@ -198,13 +152,7 @@ impl Model for Mlp {
         for l in (1..=k).rev() {
             let layer = &self.layers[l];
             let (lower, upper) = tape.deltas.split_at_mut(l);
-            gemm(
-                view_mut(&mut lower[l - 1]),
-                false,
-                view(&upper[0]),
-                layer.weights_t(w).transpose(),
-                layer.scale,
-            );
+            layer.backward(w, &upper[0], &mut lower[l - 1]);
             crate::vecmath::multiply_assign_rows(
                 lower[l - 1].as_mut_slice(),
                 tape.scratch[k + l - 1].as_slice(),
@@ -221,10 +169,7 @@ impl Model for Mlp {
                 Parameterization::Standard => self.init_scale / (layer.fan_in as f64).sqrt(),
                 Parameterization::Ntk => self.init_scale,
             };
-            w.extend(normal_vec(rng, layer.fan_in * layer.fan_out, std));
-            if layer.bias_offset.is_some() {
-                w.extend(std::iter::repeat_n(0.0, layer.fan_out));
-            }
+            layer.init(rng, std, &mut w);
         }
         w
     }

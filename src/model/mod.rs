@@ -9,11 +9,13 @@
 //! gradient and the tangent kernel are then computed from those factors by
 //! `crate::kernel`, without ever forming a per-example Jacobian.
 mod diag_linear;
+pub mod layers;
 mod mlp;
 pub mod reference;
 mod resmlp;
 
 pub use diag_linear::DiagLinear;
+pub use layers::Layered;
 pub use mlp::Mlp;
 pub use resmlp::ResMlp;
 
@@ -128,7 +130,8 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// Builds the model a spec describes, for inputs of dimension `dim`.
+/// Builds the model a spec describes, for inputs of dimension `dim`; the
+/// spec must have been checked against `dim` (a `layers` spec's shapes).
 pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
     match *spec {
         ModelSpec::Linear {
@@ -161,6 +164,9 @@ pub fn build(spec: &ModelSpec, dim: usize) -> Box<dyn Model> {
             dim, width, blocks, outputs, activation, init_scale,
         )),
         ModelSpec::DiagLinear { init_scale } => Box::new(DiagLinear::new(dim, init_scale)),
+        ModelSpec::Layers { .. } => {
+            Box::new(Layered::from_spec(spec, dim).expect("a layers spec checked against its data"))
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! numbers: the independent forward-mode reference that the batched reverse
 //! mode of the models is checked against. Slow (one pass per parameter) and
 //! never used by the engine.
-use crate::spec::{ModelSpec, Parameterization};
-use num_dual::Dual64;
+use crate::spec::{LayerSpec, ModelSpec, Padding, Parameterization};
+use num_dual::{Dual64, DualNum};
 
 /// f(w; x) with dual-number parameters, for a one-output model (the first
 /// output of any other).
@@ -79,6 +79,18 @@ pub fn outputs(spec: &ModelSpec, w: &[Dual64], x: &[f64]) -> Vec<Dual64> {
             }
             dense(&u, c)
         }
+        ModelSpec::Layers {
+            ref input_shape,
+            ref layers,
+            ..
+        } => {
+            let mut shape = input_shape.clone();
+            let mut u = x;
+            for layer in layers {
+                (u, shape) = layer_output(layer, &shape, u, &mut take);
+            }
+            u
+        }
         ModelSpec::DiagLinear { .. } => {
             let u = take(x.len());
             let v = take(x.len());
@@ -115,4 +127,162 @@ fn dot(a: &[Dual64], b: &[Dual64]) -> Dual64 {
     a.iter()
         .zip(b)
         .fold(Dual64::from(0.0), |s, (&a, &b)| s + a * b)
+}
+
+/// One layer of SPEC §10 applied to one example's features `u` of `shape`
+/// (row-major: channel, then each spatial axis), taking its parameters in
+/// layout order; returns the output and its shape. Written as the plain
+/// loops of the contract, one output entry at a time.
+fn layer_output(
+    layer: &LayerSpec,
+    shape: &[usize],
+    u: Vec<Dual64>,
+    take: &mut impl FnMut(usize) -> Vec<Dual64>,
+) -> (Vec<Dual64>, Vec<usize>) {
+    let zero = Dual64::from(0.0);
+    match *layer {
+        LayerSpec::Dense { units, bias } => {
+            let wmat = take(units * u.len());
+            let b = if bias { take(units) } else { vec![zero; units] };
+            let z = (0..units)
+                .map(|o| dot(&wmat[o * u.len()..(o + 1) * u.len()], &u) + b[o])
+                .collect();
+            (z, vec![units])
+        }
+        LayerSpec::Conv1d {
+            channels,
+            kernel,
+            stride,
+            padding,
+            bias,
+        } => {
+            let (c_in, len) = (shape[0], shape[1]);
+            let pad = if padding == Padding::Same {
+                (kernel - 1) / 2
+            } else {
+                0
+            };
+            let out_len = (len + 2 * pad - kernel) / stride + 1;
+            let wmat = take(channels * c_in * kernel);
+            let b = if bias {
+                take(channels)
+            } else {
+                vec![zero; channels]
+            };
+            let mut out = vec![zero; channels * out_len];
+            for o in 0..channels {
+                for p in 0..out_len {
+                    let mut s = b[o];
+                    for c in 0..c_in {
+                        for j in 0..kernel {
+                            let i = (stride * p + j) as isize - pad as isize;
+                            if i >= 0 && (i as usize) < len {
+                                s += wmat[(o * c_in + c) * kernel + j] * u[c * len + i as usize];
+                            }
+                        }
+                    }
+                    out[o * out_len + p] = s;
+                }
+            }
+            (out, vec![channels, out_len])
+        }
+        LayerSpec::Conv2d {
+            channels,
+            kernel,
+            stride,
+            padding,
+            bias,
+        } => {
+            let (c_in, h, wd) = (shape[0], shape[1], shape[2]);
+            let pad = if padding == Padding::Same {
+                (kernel - 1) / 2
+            } else {
+                0
+            };
+            let oh = (h + 2 * pad - kernel) / stride + 1;
+            let ow = (wd + 2 * pad - kernel) / stride + 1;
+            let wmat = take(channels * c_in * kernel * kernel);
+            let b = if bias {
+                take(channels)
+            } else {
+                vec![zero; channels]
+            };
+            let mut out = vec![zero; channels * oh * ow];
+            for o in 0..channels {
+                for py in 0..oh {
+                    for px in 0..ow {
+                        let mut s = b[o];
+                        for c in 0..c_in {
+                            for jy in 0..kernel {
+                                for jx in 0..kernel {
+                                    let iy = (stride * py + jy) as isize - pad as isize;
+                                    let ix = (stride * px + jx) as isize - pad as isize;
+                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
+                                        continue;
+                                    }
+                                    let wv = wmat[((o * c_in + c) * kernel + jy) * kernel + jx];
+                                    s += wv * u[(c * h + iy as usize) * wd + ix as usize];
+                                }
+                            }
+                        }
+                        out[(o * oh + py) * ow + px] = s;
+                    }
+                }
+            }
+            (out, vec![channels, oh, ow])
+        }
+        LayerSpec::Activation { name } => (
+            u.into_iter().map(|z| name.apply_dual(z)).collect(),
+            shape.to_vec(),
+        ),
+        LayerSpec::AvgPool { size } => {
+            let c = shape[0];
+            let spatial = &shape[1..];
+            let out_sp: Vec<usize> = spatial.iter().map(|&l| l / size).collect();
+            let window = size.pow(spatial.len() as u32) as f64;
+            let mut out = Vec::new();
+            if spatial.len() == 1 {
+                for ch in 0..c {
+                    for p in 0..out_sp[0] {
+                        let s = (0..size).fold(zero, |s, j| s + u[ch * spatial[0] + p * size + j]);
+                        out.push(s / window);
+                    }
+                }
+            } else {
+                let (h, wd) = (spatial[0], spatial[1]);
+                for ch in 0..c {
+                    for py in 0..out_sp[0] {
+                        for px in 0..out_sp[1] {
+                            let mut s = zero;
+                            for jy in 0..size {
+                                for jx in 0..size {
+                                    s += u[(ch * h + py * size + jy) * wd + px * size + jx];
+                                }
+                            }
+                            out.push(s / window);
+                        }
+                    }
+                }
+            }
+            let mut out_shape = vec![c];
+            out_shape.extend(out_sp);
+            (out, out_shape)
+        }
+        LayerSpec::Flatten {} => (u, vec![shape.iter().product()]),
+        LayerSpec::LayerNorm { eps, affine } => {
+            let n = u.len() as f64;
+            let mean = u.iter().fold(zero, |s, &v| s + v) / n;
+            let var = u.iter().fold(zero, |s, &v| s + (v - mean) * (v - mean)) / n;
+            let sd = (var + eps).sqrt();
+            let xhat: Vec<Dual64> = u.iter().map(|&v| (v - mean) / sd).collect();
+            let out = if affine {
+                let gamma = take(u.len());
+                let beta = take(u.len());
+                (0..u.len()).map(|i| gamma[i] * xhat[i] + beta[i]).collect()
+            } else {
+                xhat
+            };
+            (out, shape.to_vec())
+        }
+    }
 }

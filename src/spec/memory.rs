@@ -146,6 +146,9 @@ fn tape_numbers(model: &ModelSpec, dim: usize, c: f64) -> (f64, f64) {
         }
         // The inputs and the explicit Jacobian of 2 D columns.
         ModelSpec::DiagLinear { .. } => (3.0 * d + 1.0, 0.0),
+        // Each layer's output, sensitivities, scratch and explicit rows.
+        ModelSpec::Layers { .. } => crate::model::Layered::from_spec(model, dim)
+            .map_or((f64::INFINITY, 0.0), |m| m.numbers_per_row()),
     }
 }
 

@@ -81,7 +81,12 @@ pub(super) fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) 
     let mut variant: Option<(&str, String)> = None; // ("arch", "mlp") in a tagged object
     for segment in error.path() {
         match segment {
-            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Seq { index } => {
+                // Inside a list (`model.layers[2]`) the tagged object's
+                // variant no longer describes the error's object.
+                variant = None;
+                path.push_str(&format!("[{index}]"));
+            }
             Segment::Map { key } => {
                 if !path.is_empty() {
                     path.push('.');
@@ -95,7 +100,12 @@ pub(super) fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) 
             Segment::Unknown => path.push_str(".?"),
         }
     }
-    let tag = variant.as_ref().map(|(tag, _)| *tag);
+    // A layer of `model.layers` is tagged by `kind` (SPEC §10).
+    let layer = path.starts_with("model.layers[") && path.ends_with(']');
+    let tag = variant
+        .as_ref()
+        .map(|(tag, _)| *tag)
+        .or(layer.then_some("kind"));
     let context = variant
         .map(|(tag, name)| format!(" (for {tag} `{name}`)"))
         .unwrap_or_default();

@@ -29,6 +29,9 @@ impl Spec {
             ..
         } = self.data
         {
+            if let ModelSpec::Layers { .. } = self.model {
+                crate::model::Layered::from_spec(&self.model, dim)?;
+            }
             self.check_size(dim, n_train, n_test, MAX_MEMORY_GIB)?;
         }
         flow(&self.flow)
@@ -95,6 +98,18 @@ fn model(model: &ModelSpec) -> Result<(), InputError> {
             at_least("model.width", *width, 1)?;
             init_scale
         }
+        ModelSpec::Layers {
+            input_shape,
+            init_scale,
+            ..
+        } => {
+            // The shapes, checked with the data's D = prod(input_shape)
+            // here and against the data in `crate::data`.
+            at_least("model.outputs", model.outputs(), 1)?;
+            let dim = input_shape.iter().product();
+            crate::model::Layered::from_spec(model, dim)?;
+            init_scale
+        }
     };
     in_range(
         "model.init_scale",
@@ -117,7 +132,7 @@ fn outputs(model: &ModelSpec, loss: &Loss) -> Result<(), InputError> {
         return Err(InputError::new(
             "loss.kind",
             "found `cross_entropy`, which needs C >= 2 outputs, but arch `diag_linear` has one \
-             output; allowed: a per-output loss, or arch linear, mlp or resmlp with outputs >= 2",
+             output; allowed: a per-output loss, or arch linear, mlp, resmlp or layers with outputs >= 2",
         ));
     }
     Err(InputError::new(

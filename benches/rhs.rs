@@ -29,7 +29,7 @@ fn bench_rhs(c: &mut Criterion, group: &str, name: &str, exp: &Experiment) {
 }
 
 fn bench_specs(c: &mut Criterion) {
-    for name in ["small", "medium", "large", "classifier"] {
+    for name in ["small", "medium", "large", "classifier", "cnn"] {
         let exp = common::load(&common::bench_dir().join(format!("{name}.json")));
         bench_rhs(c, "rhs", name, &exp);
     }

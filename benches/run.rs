@@ -6,7 +6,7 @@ use std::time::Duration;
 
 fn bench_runs(c: &mut Criterion) {
     let mut g = c.benchmark_group("run");
-    for name in ["small", "medium", "large", "classifier"] {
+    for name in ["small", "medium", "large", "classifier", "cnn"] {
         let exp = common::load(&common::bench_dir().join(format!("{name}.json")));
         if name != "small" {
             g.sample_size(10)

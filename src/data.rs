@@ -29,8 +29,9 @@ enum Rows {
     Inline(bool),
     /// The train file and the line of each row.
     Csv(String, Vec<u64>),
-    /// A built-in data set's name and the field that sets its targets.
-    Builtin(&'static str, &'static str),
+    /// A built-in data set's name, and true for a classification set
+    /// (whose targets `data.labels` sets).
+    Builtin(&'static str, bool),
 }
 
 impl Dataset {
@@ -84,19 +85,14 @@ impl Dataset {
             }
             DataSpec::Dataset(data) => {
                 let loaded = builtin::load(data, spec.seed)?;
-                let field = match data.name.n_classes() {
-                    Some(_) => "data.labels",
-                    None => "loss.kind",
+                let dataset = Dataset {
+                    train_x: loaded.train_x,
+                    train_y: loaded.train_y,
+                    test_x: loaded.test_x,
+                    test_y: Some(loaded.test_y),
                 };
-                (
-                    Dataset {
-                        train_x: loaded.train_x,
-                        train_y: loaded.train_y,
-                        test_x: loaded.test_x,
-                        test_y: Some(loaded.test_y),
-                    },
-                    Rows::Builtin(data.name.name(), field),
-                )
+                let classes = data.name.n_classes().is_some();
+                (dataset, Rows::Builtin(data.name.name(), classes))
             }
         };
         dataset.check_init(spec)?;
@@ -156,7 +152,7 @@ impl Dataset {
         };
         let location = match rows {
             Rows::Inline(_) => "data.train_y".to_owned(),
-            Rows::Builtin(_, _) => "data.labels".to_owned(),
+            Rows::Builtin(_, true) => "data.labels".to_owned(),
             _ => "model.outputs".to_owned(),
         };
         Err(InputError::new(
@@ -201,8 +197,8 @@ impl Dataset {
             ),
             Rows::Inline(true) => (format!("data.train_y[{i}][{j}]"), "the target".to_owned()),
             Rows::Inline(false) => (format!("data.train_y[{i}]"), "the target".to_owned()),
-            Rows::Builtin(name, field) => (
-                (*field).to_owned(),
+            Rows::Builtin(name, classes) => (
+                if *classes { "data.labels" } else { "loss.kind" }.to_owned(),
                 format!("the target of the {name} data set's training point {i}"),
             ),
             Rows::Csv(file, lines) => {

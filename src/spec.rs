@@ -302,6 +302,27 @@ impl ModelSpec {
         }
     }
 
+    /// The same architecture with C = `c` outputs (diag_linear, which has
+    /// one, unchanged).
+    pub fn with_outputs(mut self, c: usize) -> ModelSpec {
+        match &mut self {
+            ModelSpec::Linear { outputs, .. }
+            | ModelSpec::Mlp { outputs, .. }
+            | ModelSpec::Resmlp { outputs, .. } => *outputs = c,
+            ModelSpec::DiagLinear { .. } => {}
+            // The last layer is dense with `outputs` units (SPEC §10).
+            ModelSpec::Layers {
+                outputs, layers, ..
+            } => {
+                *outputs = c;
+                if let Some(LayerSpec::Dense { units, .. }) = layers.last_mut() {
+                    *units = c;
+                }
+            }
+        }
+        self
+    }
+
     /// The architecture's name as written in a spec.
     pub fn arch(&self) -> &'static str {
         match self {

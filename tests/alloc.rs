@@ -161,6 +161,18 @@ fn counted(check: impl FnOnce() + Send) {
         .start_handler(|_| COUNTED.set(true))
         .build()
         .expect("a thread pool");
+    // Each worker's matrix-product packing buffer is a thread-local,
+    // allocated on that thread's first product: set-up, done here on every
+    // worker, so that a piece first stolen by the other worker during the
+    // counted calls cannot look like an allocation of the hot path.
+    pool.broadcast(|_| {
+        // 80³ multiply-adds: below the size where gemm splits across
+        // threads, so each worker packs for itself.
+        let a = nalgebra::DMatrix::from_element(80, 80, 0.5);
+        let mut c = nalgebra::DMatrix::zeros(80, 80);
+        use pathkernel::linalg::{gemm, view, view_mut};
+        gemm(view_mut(&mut c), false, view(&a), view(&a), 1.0);
+    });
     pool.install(check);
 }
 

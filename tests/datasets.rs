@@ -231,7 +231,8 @@ fn a_resolved_data_set_is_the_loaded_one() {
     let d = Dataset::resolve(&spec, Path::new(".")).unwrap();
     assert_eq!(d.train_x, loaded.train_x);
     assert_eq!(d.test_x, loaded.test_x);
-    assert_eq!(d.train_y.as_slice(), loaded.train_y.as_slice());
+    assert_eq!(d.train_y, loaded.train_y);
+    assert_eq!(d.test_y, Some(loaded.test_y));
 }
 
 // ------------------------------------------------------------ scaling
@@ -647,4 +648,77 @@ fn a_run_on_a_data_set_reports_its_resolved_rows() {
         .collect();
     assert_eq!(y, loaded.train_y.as_slice());
     assert_eq!(report["train_x"][0].as_array().unwrap().len(), 64);
+}
+
+/// The report of a run of `spec` (JSON text) from standard input.
+fn report_of(spec: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let result = pathkernel(&["run", "-", "--out", out.to_str().unwrap()], spec);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// Rows of numbers (or one number per row) of a report field, row-major.
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| match r.as_array() {
+            Some(row) => row.iter().map(|x| x.as_f64().unwrap()).collect(),
+            None => vec![r.as_f64().unwrap()],
+        })
+        .collect()
+}
+
+#[test]
+fn onehot_and_index_labels_train_c_outputs_and_report_test_y() {
+    let row_major =
+        |m: &nalgebra::DMatrix<f64>| -> Vec<f64> { m.transpose().iter().copied().collect() };
+    for (labels, loss, expected) in [
+        ("onehot", "squared", Labels::Onehot),
+        ("index", "cross_entropy", Labels::Index),
+    ] {
+        let data = json!({"source": "dataset", "name": "iris", "n_train": 30, "n_test": 12, "labels": labels});
+        let spec = json!({
+            "seed": 9,
+            "data": data,
+            "model": {"arch": "linear", "outputs": 3},
+            "loss": {"kind": loss},
+            "reduction": "mean",
+            "flow": {"t_end": 0.5, "method": "rk4", "step": 0.25}
+        });
+        let report = report_of(&spec.to_string());
+        let data: DatasetSpec = serde_json::from_value({
+            let mut d = report["spec"]["data"].clone();
+            d.as_object_mut().unwrap().remove("source");
+            d
+        })
+        .unwrap();
+        assert_eq!(data.labels, Some(expected));
+        let loaded = load(&data, 9).unwrap();
+        assert_eq!(
+            numbers(&report["train_y"]),
+            row_major(&loaded.train_y),
+            "{labels}"
+        );
+        assert_eq!(
+            numbers(&report["test_y"]),
+            row_major(&loaded.test_y),
+            "{labels}"
+        );
+        let errors = &report["test_error"];
+        for who in ["model", "kernel_machine"] {
+            assert!(
+                errors[who]["mse"].as_f64().unwrap() >= 0.0,
+                "{labels}: {errors}"
+            );
+            let accuracy = errors[who]["accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&accuracy), "{labels}: {errors}");
+        }
+    }
 }

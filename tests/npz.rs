@@ -27,15 +27,35 @@ fn pathkernel(args: &[&str]) -> Output {
 /// exact path kernel: six M x N fields of 4900 numbers. K^g(q, x) = q x + 1,
 /// so K^p(q = -1, x = 1) is exactly 0 and `a` has nulls there.
 fn big_spec() -> Value {
+    big_spec_with(1)
+}
+
+/// [`big_spec`] with C outputs (C > 1: C targets per row); the C x C blocks
+/// are (q x + 1) I, so a[m][i] is a null C-vector where q x = -1.
+fn big_spec_with(c: usize) -> Value {
     let xs: Vec<Vec<f64>> = (0..70).map(|i| vec![f64::from(i) / 35.0 - 1.0]).collect();
     let mut train_x = xs.clone();
     train_x[69] = vec![1.0];
-    let train_y: Vec<f64> = (0..70).map(|i| (f64::from(i) * 0.7).sin()).collect();
+    let target = |i: i32, k: usize| (f64::from(i) * 0.7 + k as f64).sin();
+    let train_y = if c == 1 {
+        json!((0..70).map(|i| target(i, 0)).collect::<Vec<_>>())
+    } else {
+        json!(
+            (0..70)
+                .map(|i| (0..c).map(|k| target(i, k)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        )
+    };
     let test_x: Vec<Vec<f64>> = xs.iter().rev().cloned().collect();
+    let model = if c == 1 {
+        json!({"arch": "linear"})
+    } else {
+        json!({"arch": "linear", "outputs": c})
+    };
     json!({
         "seed": 2,
         "data": {"source": "inline", "train_x": train_x, "train_y": train_y, "test_x": test_x},
-        "model": {"arch": "linear"},
+        "model": model,
         "loss": {"kind": "squared"},
         "reduction": "mean",
         "flow": {"t_end": 1.0, "method": "gd", "lr": 0.25, "exact_path_kernel": true}
@@ -86,26 +106,41 @@ fn read_npz(path: &Path) -> BTreeMap<String, (Vec<u64>, NpzData)> {
     members
 }
 
-/// A nested JSON array's shape and leaves (null as NaN), by a walk of its own.
+/// A nested JSON array's shape and leaves, by a walk of its own: the
+/// shape from the arrays at each depth (all of one length), then the leaves
+/// in order, a null filling its whole place (a number, or a C-vector of `a`)
+/// with NaN.
 fn json_array(value: &Value) -> (Vec<u64>, Vec<f64>) {
-    fn walk(v: &Value, depth: usize, shape: &mut Vec<u64>, out: &mut Vec<f64>) {
+    fn shape(v: &Value, depth: usize, dims: &mut Vec<u64>) {
+        if let Value::Array(items) = v {
+            if dims.len() == depth {
+                dims.push(items.len() as u64);
+            }
+            assert_eq!(dims[depth], items.len() as u64, "ragged");
+            for item in items {
+                shape(item, depth + 1, dims);
+            }
+        }
+    }
+    fn walk(v: &Value, rest: &[u64], out: &mut Vec<f64>) {
         match v {
             Value::Array(items) => {
-                if shape.len() == depth {
-                    shape.push(items.len() as u64);
-                }
-                assert_eq!(shape[depth], items.len() as u64, "ragged");
                 for item in items {
-                    walk(item, depth + 1, shape, out);
+                    walk(item, &rest[1..], out);
                 }
             }
-            Value::Null => out.push(f64::NAN),
+            Value::Null => {
+                let count = rest.iter().product::<u64>() as usize;
+                out.extend(std::iter::repeat_n(f64::NAN, count));
+            }
             other => out.push(other.as_f64().unwrap()),
         }
     }
-    let (mut shape, mut out) = (Vec::new(), Vec::new());
-    walk(value, 0, &mut shape, &mut out);
-    (shape, out)
+    let mut dims = Vec::new();
+    shape(value, 0, &mut dims);
+    let mut out = Vec::new();
+    walk(value, &dims, &mut out);
+    (dims, out)
 }
 
 /// Same f64, bit for bit, with NaN (from null) equal to NaN.
@@ -245,15 +280,29 @@ import json, sys
 import numpy as np
 npz, report, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 r = json.load(open(report))
+def dims(v, depth, out):
+    if isinstance(v, list):
+        if len(out) == depth:
+            out.append(len(v))
+        assert out[depth] == len(v), "ragged"
+        for x in v:
+            dims(x, depth + 1, out)
+    return out
+def fill(v, rest):
+    if isinstance(v, list):
+        return [fill(x, rest[1:]) for x in v]
+    if v is None:
+        return np.full(rest, np.nan).tolist() if rest else np.nan
+    return v
 with np.load(npz) as arrays:
     assert sorted(arrays.files) == sorted(names), arrays.files
     for name in names:
         got = arrays[name]
-        want = np.array([[np.nan if v is None else v for v in row] for row in r[name]], dtype=np.float64)
+        shape = dims(r[name], 0, [])
+        want = np.array(fill(r[name], shape), dtype=np.float64)
         assert got.dtype == np.float64, (name, got.dtype)
-        assert got.shape == want.shape, (name, got.shape, want.shape)
+        assert got.shape == tuple(shape) == want.shape, (name, got.shape, shape)
         assert np.array_equal(got, want, equal_nan=True), name
-        assert np.array_equal(np.isnan(got), np.array([[v is None for v in row] for row in r[name]])), name
 print("numpy ok")
 "#;
     let names: Vec<&str> = big.iter().map(String::as_str).collect();
@@ -410,6 +459,37 @@ fn numeric_arrays_of_any_depth_are_recognised_and_others_left() {
         numeric_array(&json!([])),
         Some((vec![0], NpzData::I64(vec![])))
     );
+    // A null stands for a number or a whole sub-array (a null C-vector).
+    let nan_at = |v: &Value| -> (Vec<u64>, Vec<bool>) {
+        let (shape, data) = numeric_array(v).unwrap();
+        let NpzData::F64(data) = data else {
+            panic!("{v}")
+        };
+        (shape, data.iter().map(|x| x.is_nan()).collect())
+    };
+    assert_eq!(
+        nan_at(&json!([[[1.0, 2.0], null], [[3.0, 4.0], [5.0, 6.0]]])),
+        (
+            vec![2, 2, 2],
+            vec![false, false, true, true, false, false, false, false]
+        )
+    );
+    assert_eq!(
+        nan_at(&json!([[null, null], [[1.0, 2.0], [3.0, 4.0]]])),
+        (
+            vec![2, 2, 2],
+            vec![true, true, true, true, false, false, false, false]
+        )
+    );
+    assert_eq!(
+        nan_at(&json!([null, [1.0, 2.0]])),
+        (vec![2, 2], vec![true, true, false, false])
+    );
+    assert_eq!(
+        nan_at(&json!([[null], [1.0]])),
+        (vec![2, 1], vec![true, false])
+    );
+    assert_eq!(nan_at(&json!([null, null])), (vec![2], vec![true, true]));
     for not in [
         json!(3.0),
         json!({"a": [1.0]}),
@@ -418,6 +498,8 @@ fn numeric_arrays_of_any_depth_are_recognised_and_others_left() {
         json!([1.0, "x"]),
         json!([true]),
         json!([[1.0], [[2.0]]]),
+        json!([[1.0, 2.0], [null, [3.0]]]),
+        json!([[null, 1.0], [[2.0], null]]),
     ] {
         assert_eq!(numeric_array(&not), None, "{not}");
     }
@@ -470,65 +552,56 @@ fn moved_of(report: &Value) -> Vec<NpzArray> {
     split(report).unwrap().1
 }
 
-/// With C > 1 a null of `a` stands for a whole coefficient vector (SPEC
-/// §8): its shape is taken from the entries that are arrays, and the null
-/// becomes C NaNs.
 #[test]
-fn a_null_coefficient_vector_becomes_nans_of_its_shape() {
-    let value = json!([[[1.0, 2.0], null], [null, [3.0, 4.0]]]);
-    let (shape, data) = numeric_array(&value).expect("an array");
-    assert_eq!(shape, vec![2, 2, 2]);
-    let NpzData::F64(v) = data else {
-        panic!("floats expected")
-    };
-    assert_eq!(&v[..2], &[1.0, 2.0]);
-    assert!(v[2..6].iter().all(|x| x.is_nan()));
-    assert_eq!(&v[6..], &[3.0, 4.0]);
-    // A ragged array is still refused.
-    assert!(numeric_array(&json!([[1.0, 2.0], [3.0]])).is_none());
-}
-
-/// A C = 3 classifier on iris writes its C x C kernel blocks to the npz
-/// with their [m][i][c][c'] shape, equal bit for bit to a JSON run's.
-#[test]
-fn vector_output_blocks_go_to_the_npz_in_their_shape() {
+fn a_run_with_2_outputs_moves_its_blocks_in_their_nested_shapes() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/iris_softmax.json");
-    let run = |args: &[&str], out: &Path| {
-        let status = Command::new(env!("CARGO_BIN_EXE_pathkernel"))
-            .arg("run")
-            .arg(&spec)
-            .arg("--out")
-            .arg(out)
-            .args(args)
-            .output()
+    let spec = big_spec_with(2);
+    run(dir.path(), "plain", &spec, &[]);
+    run(dir.path(), "split", &spec, &["--arrays", "npz"]);
+    let plain_text = std::fs::read_to_string(dir.path().join("plain.json")).unwrap();
+    let plain: Value = serde_json::from_str(&plain_text).unwrap();
+    let split: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("split.json")).unwrap())
             .unwrap();
-        assert!(
-            status.status.success(),
-            "{}",
-            String::from_utf8_lossy(&status.stderr)
-        );
-    };
-    let (plain, split) = (dir.path().join("plain.json"), dir.path().join("split.json"));
-    run(&[], &plain);
-    run(&["--arrays", "npz"], &split);
-    let plain: Value = serde_json::from_str(&std::fs::read_to_string(&plain).unwrap()).unwrap();
-    let split: Value = serde_json::from_str(&std::fs::read_to_string(&split).unwrap()).unwrap();
-    assert_eq!(split["path_kernel"], json!({"npz": "path_kernel"}));
-    assert_eq!(split["n_outputs"], json!(3));
     let members = read_npz(&dir.path().join("split.npz"));
-    let (shape, NpzData::F64(values)) = &members["path_kernel"] else {
-        panic!("floats expected")
+    let shapes: BTreeMap<&str, Vec<u64>> = members
+        .iter()
+        .map(|(k, (shape, _))| (k.as_str(), shape.clone()))
+        .collect();
+    let block = vec![70, 70, 2, 2];
+    let vector = vec![70, 70, 2];
+    let expected: BTreeMap<&str, Vec<u64>> = [
+        ("path_kernel", block.clone()),
+        ("tangent_kernel0", block.clone()),
+        ("tangent_kernel_end", block),
+        ("coef_integral", vector.clone()),
+        ("a", vector.clone()),
+        ("exact_coef_integral", vector),
+    ]
+    .into();
+    assert_eq!(shapes, expected);
+    for (key, (shape, data)) in &members {
+        assert_eq!(split[key], json!({"npz": key}), "{key}");
+        let (json_shape, numbers) = json_array(&plain[key]);
+        assert_eq!(&json_shape, shape, "{key}");
+        let NpzData::F64(data) = data else {
+            panic!("{key}: float64 expected")
+        };
+        assert!(same_bits(data, &numbers), "{key} differs");
+    }
+    // A null C-vector of a is C NaNs.
+    let null_vectors = plain["a"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .filter(|v| v.is_null())
+        .count();
+    assert!(null_vectors >= 1);
+    let NpzData::F64(a) = &members["a"].1 else {
+        panic!()
     };
-    assert_eq!(shape, &vec![50, 100, 3, 3]);
-    let (_, NpzData::F64(want)) = numeric_array(&plain["path_kernel"]).unwrap() else {
-        panic!("floats expected")
-    };
-    assert!(
-        values
-            .iter()
-            .zip(&want)
-            .all(|(a, b)| a.to_bits() == b.to_bits())
-    );
-    assert_eq!(values.len(), want.len());
+    assert_eq!(a.iter().filter(|v| v.is_nan()).count(), 2 * null_vectors);
+    let names: BTreeSet<String> = members.keys().cloned().collect();
+    numpy_reads(&dir.path().join("split.npz"), &plain_text, &names);
 }

@@ -105,41 +105,10 @@ pub fn model_eval(data: &[u8]) {
     let Ok(c) = u.int_in_range(2usize..=3) else {
         return;
     };
-    let spec = match spec {
-        ModelSpec::Linear { init_scale, .. } => ModelSpec::Linear {
-            init_scale,
-            outputs: c,
-        },
-        ModelSpec::Mlp {
-            hidden,
-            activation,
-            bias,
-            parameterization,
-            init_scale,
-            ..
-        } => ModelSpec::Mlp {
-            hidden,
-            activation,
-            bias,
-            parameterization,
-            init_scale,
-            outputs: c,
-        },
-        ModelSpec::Resmlp {
-            width,
-            blocks,
-            activation,
-            init_scale,
-            ..
-        } => ModelSpec::Resmlp {
-            width,
-            blocks,
-            activation,
-            init_scale,
-            outputs: c,
-        },
-        ModelSpec::DiagLinear { .. } | ModelSpec::Layers { .. } => return,
-    };
+    if let ModelSpec::DiagLinear { .. } = spec {
+        return;
+    }
+    let spec = spec.with_outputs(c);
     check_model(&spec, dim, rows, wild, &mut u);
 }
 

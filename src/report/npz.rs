@@ -141,75 +141,101 @@ pub fn large_array(value: &Value) -> Option<(Vec<u64>, NpzData)> {
     (count > MAX_INLINE).then_some((shape, data))
 }
 
-/// The shape and numbers of a rectangular array of numbers and nulls
-/// (nested to any depth), or None for anything else. Integers only give
-/// int64; any float or null gives float64 (null as NaN).
+/// The shape and numbers of a rectangular array of numbers (nested to any
+/// depth), or None for anything else. A null stands for one number or for
+/// a whole sub-array (SPEC §8's null C-vector of `a`) and becomes NaN in
+/// each of its places. Integers only give int64; any float or null gives
+/// float64. Where only nulls fill the deepest levels their shape cannot be
+/// known, and they count as single numbers.
 pub fn numeric_array(value: &Value) -> Option<(Vec<u64>, NpzData)> {
-    let mut shape = Vec::new();
-    let mut probe = value;
-    // The shape follows the first entry that is an array at each depth: a
-    // null may stand for a whole array (a null coefficient vector of `a`
-    // with C > 1, SPEC §8).
-    while let Value::Array(items) = probe {
-        shape.push(items.len() as u64);
-        match items.iter().find(|v| v.is_array()).or(items.first()) {
-            Some(first) => probe = first,
-            None => break,
-        }
-    }
-    if shape.is_empty() {
+    if !value.is_array() {
         return None;
     }
+    let shape = shape_of(value)?.dims;
     let mut leaves = Vec::new();
-    if !flatten(value, &shape, &mut leaves) {
-        return None;
-    }
+    flatten(value, &shape, &mut leaves);
     let integers: Option<Vec<i64>> = leaves
         .iter()
-        .map(|v| match v {
-            Value::Number(n) if !n.is_f64() => n.as_i64(),
-            _ => None,
-        })
+        .map(|n| n.filter(|n| !n.is_f64()).and_then(|n| n.as_i64()))
         .collect();
     if let Some(ints) = integers {
         return Some((shape, NpzData::I64(ints)));
     }
     let floats = leaves
         .iter()
-        .map(|v| match v {
-            Value::Null => Some(f64::NAN),
-            Value::Number(n) => n.as_f64(),
-            _ => None,
-        })
+        .map(|n| n.map_or(Some(f64::NAN), |n| n.as_f64()))
         .collect::<Option<Vec<f64>>>()?;
     Some((shape, NpzData::F64(floats)))
 }
 
-/// Pushes the leaves of `value` in C order; false unless it is an array of
-/// exactly `shape` whose leaves are numbers or nulls (a null standing for
-/// a whole sub-array gives that many nulls).
-fn flatten<'a>(value: &'a Value, shape: &[u64], out: &mut Vec<&'a Value>) -> bool {
-    static NULL: Value = Value::Null;
-    match (value, shape.split_first()) {
-        (Value::Array(items), Some((&len, rest))) => {
-            items.len() as u64 == len && items.iter().all(|item| flatten(item, rest, out))
+/// What is known of a value's shape: `dims`, and when `open`, possibly more
+/// dimensions after them (where only nulls were seen).
+struct Shape {
+    dims: Vec<u64>,
+    open: bool,
+}
+
+/// The shape of a number (`[]`), a null (`[]`, open) or an array (its
+/// length, then its items' common shape), or None when two items' shapes
+/// cannot be the same or a leaf is not a number.
+fn shape_of(value: &Value) -> Option<Shape> {
+    match value {
+        Value::Number(_) => Some(Shape {
+            dims: Vec::new(),
+            open: false,
+        }),
+        Value::Null => Some(Shape {
+            dims: Vec::new(),
+            open: true,
+        }),
+        Value::Array(items) => {
+            let mut inner = Shape {
+                dims: Vec::new(),
+                open: true,
+            };
+            for item in items {
+                inner = merge(inner, shape_of(item)?)?;
+            }
+            let mut dims = vec![items.len() as u64];
+            dims.extend(inner.dims);
+            Some(Shape {
+                dims,
+                open: inner.open,
+            })
         }
-        (Value::Null, Some(_)) => {
-            let count: u64 = shape.iter().product();
-            out.extend(std::iter::repeat_n(&NULL, count as usize));
-            true
+        _ => None,
+    }
+}
+
+/// The shape both `a` and `b` may be, if any: equal when both are known,
+/// else the one that extends the other (of two as long, the known one).
+fn merge(a: Shape, b: Shape) -> Option<Shape> {
+    let a_first = a.dims.len() > b.dims.len() || a.dims.len() == b.dims.len() && !a.open;
+    let (long, short) = if a_first { (a, b) } else { (b, a) };
+    let fits = long.dims.starts_with(&short.dims)
+        && (short.open || long.dims.len() == short.dims.len() && !long.open);
+    fits.then_some(long)
+}
+
+/// Pushes the numbers of `value`, an array of `shape` (as [`shape_of`]
+/// found it), in C order; None for each place a null fills.
+fn flatten<'a>(value: &'a Value, shape: &[u64], out: &mut Vec<Option<&'a serde_json::Number>>) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                flatten(item, &shape[1..], out);
+            }
         }
-        (Value::Number(_) | Value::Null, None) => {
-            out.push(value);
-            true
+        Value::Number(n) => out.push(Some(n)),
+        _ => {
+            let count = shape.iter().product::<u64>() as usize;
+            out.extend(std::iter::repeat_n(None, count));
         }
-        _ => false,
     }
 }
 
 /// Writes `arrays` as an npz file at `path`, atomically.
 pub fn write_npz(path: &Path, arrays: &[NpzArray]) -> Result<(), InputError> {
-    use npyz::WriterBuilder;
     use zip::write::SimpleFileOptions;
     write_atomic_with(path, "the npz arrays", |file| {
         let mut zip = zip::ZipWriter::new(BufWriter::new(file));
@@ -223,24 +249,8 @@ pub fn write_npz(path: &Path, arrays: &[NpzArray]) -> Result<(), InputError> {
                 .large_file(count.saturating_mul(8) >= u64::from(u32::MAX) - 65536);
             zip.start_file(npyz::npz::file_name_from_array_name(&array.name), options)?;
             match &array.data {
-                NpzData::F64(data) => {
-                    let mut writer = npyz::WriteOptions::<f64>::new()
-                        .default_dtype()
-                        .shape(&array.shape)
-                        .writer(&mut zip)
-                        .begin_nd()?;
-                    writer.extend(data.iter().copied())?;
-                    writer.finish()?;
-                }
-                NpzData::I64(data) => {
-                    let mut writer = npyz::WriteOptions::<i64>::new()
-                        .default_dtype()
-                        .shape(&array.shape)
-                        .writer(&mut zip)
-                        .begin_nd()?;
-                    writer.extend(data.iter().copied())?;
-                    writer.finish()?;
-                }
+                NpzData::F64(data) => write_member(&mut zip, &array.shape, data)?,
+                NpzData::I64(data) => write_member(&mut zip, &array.shape, data)?,
             }
         }
         zip.finish()?.flush()
@@ -397,4 +407,20 @@ impl SerializeMap for Collect {
     fn end(self) -> Result<Self::Ok, Self::Error> {
         Ok(self.fields)
     }
+}
+
+/// One .npy member of `shape` holding `data`, in numpy's default dtype for T.
+fn write_member<T, W>(zip: &mut W, shape: &[u64], data: &[T]) -> std::io::Result<()>
+where
+    T: npyz::AutoSerialize + Copy,
+    W: std::io::Write,
+{
+    use npyz::WriterBuilder;
+    let mut writer = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(zip)
+        .begin_nd()?;
+    writer.extend(data.iter().copied())?;
+    writer.finish()
 }

@@ -303,13 +303,22 @@ impl ModelSpec {
     }
 
     /// The same architecture with C = `c` outputs (diag_linear, which has
-    /// one, and layers, whose last dense layer fixes C, unchanged).
+    /// one, unchanged).
     pub fn with_outputs(mut self, c: usize) -> ModelSpec {
         match &mut self {
             ModelSpec::Linear { outputs, .. }
             | ModelSpec::Mlp { outputs, .. }
             | ModelSpec::Resmlp { outputs, .. } => *outputs = c,
-            ModelSpec::DiagLinear { .. } | ModelSpec::Layers { .. } => {}
+            ModelSpec::DiagLinear { .. } => {}
+            // The last layer is dense with `outputs` units (SPEC §10).
+            ModelSpec::Layers {
+                outputs, layers, ..
+            } => {
+                *outputs = c;
+                if let Some(LayerSpec::Dense { units, .. }) = layers.last_mut() {
+                    *units = c;
+                }
+            }
         }
         self
     }

@@ -708,3 +708,24 @@ fn digits_cnn_example_holds_the_identity() {
         out.max_abs_residual()
     );
 }
+
+/// Kinks inside feature maps are seen by `conditions`: a relu CNN is not
+/// smooth, and its conv pre-activations (the relu layer's input) cross 0
+/// along the path; the same CNN with softplus crosses nothing.
+#[test]
+fn relu_feature_map_kinks_are_counted() {
+    // Fixed steps: an adaptive pair would chatter at the kinks.
+    let flow = json!({"t_end": 4.0, "method": "rk4", "step": 0.0625});
+    let mut relu = serde_json::to_value(smooth_cnn(flow.clone())).unwrap();
+    relu["model"]["layers"][1]["name"] = json!("relu");
+    relu["model"]["layers"][2] = json!({"kind": "activation", "name": "identity"});
+    let out = run(&parse(relu.clone()));
+    let c = &out.conditions;
+    assert!(!c.model_smooth);
+    assert!(c.activation_kink_crossings > 0, "{c:?}");
+    let mut soft = relu;
+    soft["model"]["layers"][1]["name"] = json!("softplus");
+    let out = run(&parse(soft));
+    assert!(out.conditions.model_smooth);
+    assert_eq!(out.conditions.activation_kink_crossings, 0);
+}

@@ -105,7 +105,7 @@ pub fn model_eval(data: &[u8]) {
     let Ok(c) = u.int_in_range(2usize..=3) else {
         return;
     };
-    if let ModelSpec::DiagLinear { .. } | ModelSpec::Layers { .. } = spec {
+    if let ModelSpec::DiagLinear { .. } = spec {
         return;
     }
     let spec = spec.with_outputs(c);

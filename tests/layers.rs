@@ -4,9 +4,10 @@
 //! J_q J_xᵀ on random layered models, hand-computed convolutions, the init
 //! variances, a dense-only stack against the mlp, the identity's order and
 //! the gd exact path kernel on a smooth CNN, and bad specs.
+use crate::study::{self, parse, run};
 use nalgebra::DMatrix;
 use pathkernel::data::Dataset;
-use pathkernel::experiment::{Experiment, Outcome};
+use pathkernel::experiment::Experiment;
 use pathkernel::kernel::KernelPlan;
 use pathkernel::model::{self, Model, reference};
 use pathkernel::rng::{RngStream, generator};
@@ -17,8 +18,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde_json::{Value, json};
 use std::path::Path;
-
-const EPS: f64 = f64::EPSILON;
 
 fn model_spec(value: Value) -> ModelSpec {
     serde_json::from_value(value).expect("a model spec")
@@ -398,23 +397,6 @@ fn init_follows_the_layout_and_variances() {
     assert_eq!(at, w.len());
 }
 
-fn parse(value: Value) -> Spec {
-    Spec::parse(&value.to_string(), Format::Json).expect("a valid spec")
-}
-
-fn run(spec: &Spec) -> Outcome {
-    let data = Dataset::resolve(spec, Path::new(".")).expect("data");
-    Experiment::new(spec.clone(), data)
-        .run(&mut |_| {})
-        .expect("the flow runs")
-}
-
-fn with_flow(spec: &Spec, flow: Value) -> Spec {
-    let mut value = serde_json::to_value(spec).unwrap();
-    value["flow"] = flow;
-    parse(value)
-}
-
 /// A layered spec of dense and activation layers gives the mlp's numbers
 /// (the same draws from the init stream, the same dense-layer routine).
 #[test]
@@ -479,89 +461,24 @@ fn smooth_cnn(flow: Value) -> Spec {
     }))
 }
 
-/// S = max over (m, c) of |f(w0)| + |f(w_T)| + Σ_i |A_i|: the scale of the
-/// numbers whose sum is the residual.
-fn scale(out: &Outcome) -> f64 {
-    (0..out.y0.len())
-        .map(|r| out.y0[r].abs() + out.y_end[r].abs() + out.coef_integral.row(r).abs().sum())
-        .fold(0.0, f64::max)
-}
-
-/// λ, the largest eigenvalue of c K^g over the training points at w0 and
-/// w(T) (as tests/vector.rs computes it): the flow's stiffness.
-fn stiffness(spec: &Spec) -> f64 {
-    let mut data = Dataset::resolve(spec, Path::new(".")).unwrap();
-    data.test_x = data.train_x.clone();
-    let n = data.train_x.nrows() as f64;
-    let probe = with_flow(
-        spec,
-        json!({"t_end": spec.flow.t_end, "method": "dop853", "rtol": 1e-8}),
-    );
-    let out = Experiment::new(probe, data).run(&mut |_| {}).unwrap();
-    let weight = match spec.reduction {
-        pathkernel::spec::Reduction::Sum => 1.0,
-        pathkernel::spec::Reduction::Mean => 1.0 / n,
-    };
-    let top = |k: &DMatrix<f64>| {
-        nalgebra::SymmetricEigen::new((k + k.transpose()) * 0.5)
-            .eigenvalues
-            .max()
-    };
-    weight * top(&out.tangent_kernel0).max(top(&out.tangent_kernel_end))
-}
-
 /// C4 on a smooth CNN: the residual falls at the method's order (gd 1 ±
 /// 0.1, rk4 4 ± 0.3), with steps chosen as tests/vector.rs chooses them:
 /// hλ ≤ ρ at the largest step, ρ = 1/4 for gd and 1 for rk4, and the
 /// residual 100 times above rounding at the smallest step.
 #[test]
 fn cnn_identity_falls_at_the_method_order() {
-    let spec = smooth_cnn(json!({"t_end": 1.0, "method": "rk4", "step": 0.5}));
-    let lambda = stiffness(&spec);
-    let t_end = spec.flow.t_end;
-    for (method, p, rho, tolerance) in [("gd", 1.0, 0.25, 0.1), ("rk4", 4.0, 1.0, 0.3)] {
-        let h = 2f64.powi((rho / lambda).log2().floor() as i32).min(t_end);
-        let mut floor = 0.0;
-        let r: Vec<f64> = (0..3)
-            .map(|k| {
-                let step = h / 2f64.powi(k);
-                let key = if method == "gd" { "lr" } else { "step" };
-                let out = run(&with_flow(
-                    &spec,
-                    json!({"t_end": t_end, "method": method, key: step}),
-                ));
-                floor = EPS * (t_end / step) * scale(&out);
-                out.max_abs_residual()
-            })
-            .collect();
-        assert!(
-            r[2] > 100.0 * floor,
-            "{method}: r = {r:?} near rounding {floor:e}"
-        );
-        let order = (r[1] / r[2]).log2();
-        assert!(
-            (order - p).abs() < tolerance,
-            "{method}: residuals {r:?}, observed order {order}, expected {p}"
-        );
-    }
+    study::assert_orders(&smooth_cnn(
+        json!({"t_end": 1.0, "method": "rk4", "step": 0.5}),
+    ));
 }
 
 /// C6 on a smooth CNN: the gd exact path kernel closes the identity at
 /// rounding level (8 K ε S), with a Riemann-sum residual far above it.
 #[test]
 fn cnn_exact_path_kernel_is_at_rounding_level() {
-    let spec = smooth_cnn(json!({"t_end": 1.0, "method": "rk4", "step": 0.5}));
-    let lambda = stiffness(&spec);
-    let steps = 40.0;
-    let lr = 0.5 * 2.0 / lambda;
-    let out = run(&with_flow(
-        &spec,
-        json!({"t_end": steps * lr, "method": "gd", "lr": lr, "exact_path_kernel": true}),
+    study::assert_exact_at_rounding(&smooth_cnn(
+        json!({"t_end": 1.0, "method": "rk4", "step": 0.5}),
     ));
-    let exact = out.exact_max_abs_residual().unwrap();
-    let bound = 8.0 * steps * EPS * scale(&out);
-    assert!(exact <= bound, "exact residual {exact:e} above {bound:e}");
-    assert!(out.max_abs_residual() > 1e3 * bound);
 }
 
 /// The location and message of a refused spec (read, validated and

@@ -20,6 +20,7 @@ mod reproducible;
 mod robustness;
 mod spec;
 mod stepper;
+mod study;
 mod tableau;
 mod vecmath;
 mod vector;

@@ -613,17 +613,7 @@ fn digits_cnn_example_holds_the_identity() {
     let out = Experiment::new(spec, data)
         .run(&mut |_| {})
         .expect("the flow runs");
-    let change = out
-        .y_end
-        .iter()
-        .zip(&out.y0)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-    assert!(change > 1.0, "the CNN barely moved: {change}");
-    assert!(
-        out.max_abs_residual() <= 1e-10 * change,
-        "{:e} of a change {change}",
-        out.max_abs_residual()
-    );
+    study::assert_tight_identity(&out, 1.0);
 }
 
 /// Kinks inside feature maps are seen by `conditions`: a relu CNN is not

@@ -121,3 +121,16 @@ pub fn assert_exact_at_rounding(spec: &Spec) {
     assert!(exact <= bound, "exact residual {exact:e} above {bound:e}");
     assert!(out.max_abs_residual() > 1e3 * bound);
 }
+
+/// C12 as a user checks it: the run moved its outputs by more than
+/// `moved`, and dop853 at rtol 1e-12 left max|r| within 1e-10 of that
+/// change (the bound derived in identity.rs's C12 test).
+pub fn assert_tight_identity(out: &Outcome, moved: f64) {
+    let change = max_abs(out.y_end.iter().zip(&out.y0).map(|(a, b)| a - b));
+    assert!(change > moved, "the outputs barely moved: {change}");
+    assert!(
+        out.max_abs_residual() <= 1e-10 * change,
+        "{:e} of a change {change}",
+        out.max_abs_residual()
+    );
+}

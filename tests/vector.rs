@@ -181,13 +181,7 @@ fn adaptive_classifier_reaches_its_tolerance() {
     let out = run(&classifier(
         json!({"t_end": 2.0, "method": "dop853", "rtol": 1e-12, "atol": 1e-14}),
     ));
-    let change = max_abs(out.y_end.iter().zip(&out.y0).map(|(a, b)| a - b));
-    assert!(change > 0.1, "the classifier barely moved: {change}");
-    assert!(
-        out.max_abs_residual() <= 1e-10 * change,
-        "{:e} of a change {change}",
-        out.max_abs_residual()
-    );
+    study::assert_tight_identity(&out, 0.1);
 }
 
 /// Relabelling the classes by a permutation π (labels y ↦ π(y), the output
@@ -482,11 +476,6 @@ fn readme_classifier_examples_run_and_say_what_a_user_needs() {
             &spec,
             Dataset::resolve(&spec, Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap(),
         );
-        let change = max_abs(o.y_end.iter().zip(&o.y0).map(|(a, b)| a - b));
-        assert!(
-            o.max_abs_residual() <= 1e-10 * change,
-            "{name}: {:e}",
-            o.max_abs_residual()
-        );
+        study::assert_tight_identity(&o, 0.1);
     }
 }

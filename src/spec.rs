@@ -189,10 +189,9 @@ tagged_enum! {
     }
 }
 
-/// One layer of a `layers` model (SPEC §10), tagged by `kind`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum LayerSpec {
+tagged_enum! {
+    /// One layer of a `layers` model (SPEC §10), tagged by `kind`.
+    pub enum LayerSpec (tag "kind", twin LayerSpecTwin "LayerSpec") {
     Dense {
         units: usize,
         #[serde(default = "yes")]
@@ -231,6 +230,7 @@ pub enum LayerSpec {
         #[serde(default = "yes")]
         affine: bool,
     },
+}
 }
 
 /// Zero padding of a convolution (SPEC §10): none, or (k - 1) / 2 on each

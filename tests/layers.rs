@@ -589,6 +589,39 @@ fn bad_layer_specs_are_refused_naming_the_layer() {
             "model.layers[0].stride",
             "found 0",
         ),
+        // Errors of shape inside a layer name its field, not only the layer.
+        (
+            spec(
+                json!([1, 4, 4]),
+                with(json!({"kind": "conv2d", "channels": 2, "kernel": [3, 3]})),
+            ),
+            "model.layers[0].kernel",
+            "found an array",
+        ),
+        (
+            spec(
+                json!([1, 4, 4]),
+                with(json!({"kind": "avg_pool", "size": "2"})),
+            ),
+            "model.layers[0].size",
+            "found \"2\"",
+        ),
+        (
+            spec(
+                json!([1, 4, 4]),
+                with(json!({"kind": "conv2d", "kernel": 3})),
+            ),
+            "model.layers[0].channels",
+            "missing required field",
+        ),
+        (
+            spec(
+                json!([1, 4, 4]),
+                with(json!({"kind": "activation", "name": "rellu"})),
+            ),
+            "model.layers[0].name",
+            "Did you mean `relu`?",
+        ),
     ];
     for (spec, location, fragment) in cases {
         let (at, problem) = refused(spec.clone());

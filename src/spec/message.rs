@@ -11,6 +11,11 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
 use std::fmt;
 
+/// The layer kinds of `model.layers` (SPEC §10).
+pub(super) fn layer_kinds() -> &'static [&'static str] {
+    variant_names(super::LayerSpecTwin::deserialize)
+}
+
 /// The names a field of enum type accepts, read from the derived code.
 pub(super) fn allowed_values(field: &str) -> Option<&'static [&'static str]> {
     Some(match field {
@@ -76,8 +81,17 @@ impl<'de> Deserializer<'de> for Probe {
 
 /// serde's error, reworded, at the dotted path it occurred.
 pub(super) fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> InputError {
+    shape_error_at("", error)
+}
+
+/// [`shape_error`] for a value read on its own at `prefix` (a layer of
+/// `model.layers`).
+pub(super) fn shape_error_at(
+    prefix: &str,
+    error: serde_path_to_error::Error<serde_json::Error>,
+) -> InputError {
     use serde_path_to_error::Segment;
-    let mut path = String::new();
+    let mut path = prefix.to_owned();
     let mut variant: Option<(&str, String)> = None; // ("arch", "mlp") in a tagged object
     for segment in error.path() {
         match segment {
@@ -94,14 +108,18 @@ pub(super) fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) 
                 path.push_str(&shown(key));
             }
             Segment::Enum { variant: name } => {
-                let tag = TAGGED.iter().find(|(field, _)| *field == path).map(|t| t.1);
+                let tag = TAGGED
+                    .iter()
+                    .find(|(field, _)| *field == path)
+                    .map(|t| t.1)
+                    .or(is_layer(&path).then_some("kind"));
                 variant = tag.map(|tag| (tag, name.clone()));
             }
             Segment::Unknown => path.push_str(".?"),
         }
     }
     // A layer of `model.layers` is tagged by `kind` (SPEC §10).
-    let layer = path.starts_with("model.layers[") && path.ends_with(']');
+    let layer = is_layer(&path);
     let tag = variant
         .as_ref()
         .map(|(tag, _)| *tag)
@@ -154,6 +172,11 @@ pub(super) fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) 
         }
     }
     InputError::new(location, message)
+}
+
+/// True at one layer of `model.layers` (`model.layers[2]`).
+fn is_layer(path: &str) -> bool {
+    path.starts_with("model.layers[") && path.ends_with(']')
 }
 
 /// An unknown field or value: the nearest allowed name, if any is close, and

@@ -10,7 +10,7 @@
 //! serde_path_to_error, which follows paths into them; `message` rewords
 //! serde's errors.
 use super::message::{allowed_values, describe, list, unknown};
-use super::{DataSpec, DataSpecTwin, ModelSpec, ModelSpecTwin};
+use super::{DataSpec, DataSpecTwin, LayerSpec, LayerSpecTwin, ModelSpec, ModelSpecTwin};
 use super::{FlowSpec, InitSpec, Reduction, Spec};
 use crate::error::InputError;
 use crate::loss::Loss;
@@ -60,6 +60,7 @@ impl Spec {
 fn read(text: &str, format: Format, origin: Option<&Path>) -> Result<Spec, InputError> {
     let mut value = syntax(text, format, origin)?;
     untag(&mut value)?;
+    check_layers(&value)?;
     let spec = serde_path_to_error::deserialize::<_, Twin>(value)
         .map_err(super::message::shape_error)?
         .0
@@ -235,6 +236,39 @@ impl<'de> Visitor<'de> for StrictVisitor {
 }
 
 // ---------------------------------------------------------------- tags
+
+#[derive(Deserialize)]
+#[allow(dead_code)] // read only for its errors
+struct LayerTwin(#[serde(with = "LayerSpecTwin")] LayerSpec);
+
+/// Reads each layer of a `layers` model on its own through its externally
+/// tagged twin, so that an error inside one names its field
+/// (`model.layers[0].kernel`); `ModelSpec` reads the list with serde's
+/// internally tagged enum, which loses the path inside a layer. A layer
+/// whose `kind` is missing or unknown is left to that read, which names it.
+fn check_layers(root: &Value) -> Result<(), InputError> {
+    let Some(Value::Array(layers)) = root.pointer("/model/layers/layers") else {
+        return Ok(());
+    };
+    let names = super::message::layer_kinds();
+    for (index, layer) in layers.iter().enumerate() {
+        let Value::Object(fields) = layer else {
+            continue;
+        };
+        let Some(Value::String(kind)) = fields.get("kind") else {
+            continue;
+        };
+        if !names.contains(&kind.as_str()) {
+            continue;
+        }
+        let mut rest = fields.clone();
+        rest.remove("kind");
+        let tagged = Value::Object(Map::from_iter([(kind.clone(), Value::Object(rest))]));
+        serde_path_to_error::deserialize::<_, LayerTwin>(tagged)
+            .map_err(|e| super::message::shape_error_at(&format!("model.layers[{index}]"), e))?;
+    }
+    Ok(())
+}
 
 /// Checks the tag of each tagged object and moves it outside:
 /// `{"arch": "mlp", "hidden": [4]}` becomes `{"mlp": {"hidden": [4]}}`.

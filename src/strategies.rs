@@ -27,6 +27,9 @@ use proptest::sample::select;
 use proptest::strategy::Union;
 use std::ops::{Range, RangeInclusive};
 
+mod layered;
+pub use layered::MAX_CONV_SIDE;
+
 /// The architectures of SPEC §3, simplest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -34,10 +37,21 @@ pub enum Arch {
     Mlp,
     DiagLinear,
     Resmlp,
+    /// `layers` with a 1-D or 2-D convolution on inputs up to 1 x 6 x 6.
+    Conv,
+    /// `layers`: a dense layer followed by layer_norm.
+    LayerNorm,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::Linear, Arch::Mlp, Arch::DiagLinear, Arch::Resmlp];
+    pub const ALL: [Arch; 6] = [
+        Arch::Linear,
+        Arch::Mlp,
+        Arch::DiagLinear,
+        Arch::Resmlp,
+        Arch::Conv,
+        Arch::LayerNorm,
+    ];
 }
 
 /// Whether a drawn spec gives init.w0 or lets the run draw it from the seed.
@@ -144,6 +158,8 @@ impl Space {
 #[derive(Clone, Debug)]
 struct Shape {
     arch: Arch,
+    /// The layers of `Arch::Conv` and `Arch::LayerNorm`.
+    layered: layered::LayeredShape,
     /// C as drawn (see [`Shape::outputs`]).
     outputs: usize,
     hidden: Vec<usize>,
@@ -210,6 +226,16 @@ impl Shape {
                 init_scale: self.init_scale,
                 outputs,
             },
+            Arch::Conv => self
+                .layered
+                .conv_model(self.activation, self.init_scale, outputs),
+            Arch::LayerNorm => self.layered.layer_norm_model(
+                self.d,
+                self.width,
+                self.activation,
+                self.init_scale,
+                outputs,
+            ),
         }
     }
 
@@ -263,6 +289,7 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
             .init_exponents
             .clone()
             .prop_map(|e| 2f64.powf(e as f64 / 2.0)),
+        layered::layered_shape(),
     );
     let loss = (
         pick(&space.losses),
@@ -319,7 +346,7 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
     )
         .prop_map(
             move |(
-                (arch, hidden, width, activation, bias, parameterization, init_scale),
+                (arch, hidden, width, activation, bias, parameterization, init_scale, layered),
                 (loss, reduction),
                 (n, m, d),
                 (method, t_end, steps, rtol_exponent),
@@ -328,6 +355,13 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
                 outputs,
             )| Shape {
                 arch,
+                // A convolution's D is its input shape's.
+                d: if arch == Arch::Conv {
+                    layered.conv_input_len()
+                } else {
+                    d
+                },
+                layered,
                 outputs,
                 hidden,
                 width,
@@ -339,7 +373,6 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
                 reduction,
                 n,
                 m: if queries_are_training { n } else { m },
-                d,
                 method,
                 t_end,
                 steps,

@@ -9,7 +9,7 @@ use pathkernel::conditions::AVERAGE_TOL;
 use pathkernel::data::Dataset;
 use pathkernel::experiment::{Experiment, Outcome};
 use pathkernel::search::Claim;
-use pathkernel::spec::{DataSpec, Format, Spec};
+use pathkernel::spec::{DataSpec, Format, LayerSpec, ModelSpec, Spec};
 use pathkernel::strategies::{self, Space};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -219,7 +219,15 @@ fn strategies_draw_only_valid_specs_within_the_space() {
             let data = Dataset::resolve(&spec, Path::new("."))
                 .unwrap_or_else(|e| panic!("{e}: {}", serde_json::to_string(&spec).unwrap()));
             let (n, m, d) = (data.train_x.nrows(), data.test_x.nrows(), data.dim());
-            assert!(space.n_train.contains(&n) && space.dim.contains(&d));
+            // A convolution draws its own input shape (up to 1 x 6 x 6).
+            let conv = matches!(&spec.model, ModelSpec::Layers { layers, .. }
+                if layers.iter().any(|l| matches!(l, LayerSpec::Conv1d { .. } | LayerSpec::Conv2d { .. })));
+            let d_allowed = if conv {
+                d <= strategies::MAX_CONV_SIDE.pow(2)
+            } else {
+                space.dim.contains(&d)
+            };
+            assert!(space.n_train.contains(&n) && d_allowed);
             if space.queries_are_training {
                 assert_eq!(data.test_x, data.train_x);
             } else {
@@ -313,4 +321,50 @@ fn conditions_see_a_kernel_sign_change_between_the_ends() {
     assert_eq!(out.tangent_kernel0[(0, 0)], -0.296875);
     assert!(out.tangent_kernel_end[(0, 0)] < 0.0);
     assert_eq!(out.conditions.kernel_sign_changes, 1);
+}
+
+/// The default space draws small layered models of every kind issue 10
+/// asks the search to cover: conv1d and conv2d, "same" padding, stride 2,
+/// an average pool, and layer_norm with and without its affine parameters.
+#[test]
+fn the_search_space_draws_conv_and_layer_norm_models() {
+    let strategy = strategies::experiment(&Space::default());
+    let config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..400 {
+        let spec = strategy.new_tree(&mut runner).unwrap().current();
+        let ModelSpec::Layers { layers, .. } = &spec.model else {
+            continue;
+        };
+        for layer in layers {
+            let what = match layer {
+                LayerSpec::Conv1d { .. } => "conv1d",
+                LayerSpec::Conv2d {
+                    stride: 2, padding, ..
+                } if *padding == pathkernel::spec::Padding::Same => "conv2d same stride 2",
+                LayerSpec::Conv2d { .. } => "conv2d",
+                LayerSpec::AvgPool { .. } => "avg_pool",
+                LayerSpec::LayerNorm { affine: true, .. } => "layer_norm",
+                LayerSpec::LayerNorm { affine: false, .. } => "layer_norm without affine",
+                _ => continue,
+            };
+            seen.insert(what);
+        }
+    }
+    let all = [
+        "conv1d",
+        "conv2d",
+        "conv2d same stride 2",
+        "avg_pool",
+        "layer_norm",
+        "layer_norm without affine",
+    ];
+    for what in all {
+        assert!(seen.contains(what), "no {what} drawn; saw {seen:?}");
+    }
 }

@@ -1,4 +1,4 @@
-//! What the benchmarks share: the bench specs of ../shared/bench and the
+//! What the benchmarks share: the bench specs of benches/specs and the
 //! width sweep, loaded as experiments.
 #![allow(dead_code)] // each bench binary uses only part of this module
 use pathkernel::data::Dataset;
@@ -6,11 +6,10 @@ use pathkernel::experiment::Experiment;
 use pathkernel::spec::{Format, Spec};
 use std::path::{Path, PathBuf};
 
-/// The folder of the bench specs: $PATHKERNEL_BENCH_DIR, else ../shared/bench.
+/// The folder of the bench specs: $PATHKERNEL_BENCH_DIR, else benches/specs
+/// (as `pathkernel bench` finds it).
 pub fn bench_dir() -> PathBuf {
-    std::env::var_os("PATHKERNEL_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
+    pathkernel::bench::bench_dir()
 }
 
 /// The experiment of a spec file.

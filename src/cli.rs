@@ -78,6 +78,44 @@ pub enum Command {
         #[arg(long)]
         smooth: bool,
     },
+    /// Run every cell of a grid (a base spec and axes of values), each
+    /// writing its report and one summary row into --out; finished cells
+    /// are skipped, so a killed sweep resumes.
+    Sweep {
+        /// The grid (JSON, or TOML by extension): `base` and `axes`.
+        grid: PathBuf,
+        /// The sweep's directory (created if absent).
+        #[arg(long)]
+        out: PathBuf,
+        /// Run only cells i, i + n, i + 2n, ... (0 <= i < n).
+        #[arg(long, value_name = "i/n", value_parser = parse_shard, default_value = "0/1")]
+        shard: crate::sweep::Shard,
+        /// Cells run at once (the cores are shared out among them).
+        #[arg(long, default_value_t = default_jobs())]
+        jobs: usize,
+        /// Where each report's arrays of more than 4096 numbers go (SPEC §12).
+        #[arg(long, value_enum, default_value_t = Arrays::Json)]
+        arrays: Arrays,
+    },
+    /// Merge the rows of a sweep's finished cells into DIR/summary.csv and
+    /// print them as a table.
+    Collect {
+        /// The sweep's directory.
+        dir: PathBuf,
+    },
+    /// Run bench specs K times each and report times, counts and residuals;
+    /// against a baseline, exit 1 on a regression.
+    Bench(crate::bench::Options),
+}
+
+/// `--shard`'s parser.
+fn parse_shard(text: &str) -> Result<crate::sweep::Shard, String> {
+    crate::sweep::Shard::parse(text).map_err(|e| e.problem)
+}
+
+/// One cell per core.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Most halvings `converge` takes: 2^20 times the spec's steps is already
@@ -141,6 +179,25 @@ pub fn main(cli: Cli) -> i32 {
             };
             crate::search::command(&options, &out).map(|text| emit(&text))
         }
+        Some(Command::Sweep {
+            grid,
+            out,
+            shard,
+            jobs,
+            arrays,
+        }) => {
+            let options = crate::sweep::Options {
+                shard,
+                jobs,
+                arrays,
+                interrupt: interrupt_flag(),
+            };
+            crate::sweep::command(&grid, &out, &options).map(|text| emit(&text))
+        }
+        Some(Command::Collect { dir }) => crate::sweep::collect::command(&dir)
+            .map(|text| emit(&text))
+            .map_err(Error::from),
+        Some(Command::Bench(options)) => crate::bench::command(&options, interrupt_flag()),
     };
     match result {
         Ok(()) => 0,
@@ -153,7 +210,7 @@ pub fn main(cli: Cli) -> i32 {
 
 /// Writes to standard output; a reader that went away (`| head`) is not an
 /// error of the run, so a failed write is ignored rather than a panic.
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
@@ -235,7 +292,7 @@ fn resolve(spec: &Spec, base: &Path, max_memory: f64) -> Result<Dataset, Error> 
 /// runs before their next step); a second Ctrl-C exits at once, or, if it
 /// lands while a file is written, as soon as that file is in place, so
 /// that no temporary file is left behind.
-fn interrupt_flag() -> Option<Arc<AtomicBool>> {
+pub(crate) fn interrupt_flag() -> Option<Arc<AtomicBool>> {
     static FLAG: OnceLock<Option<Arc<AtomicBool>>> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
@@ -266,7 +323,9 @@ fn run_spec(
 ) -> Result<(), Error> {
     let data = resolve(&spec, base, max_memory)?;
     let exp = interruptible(spec, data);
+    let started = std::time::Instant::now();
     let outcome = run_with_progress(&exp)?;
+    let seconds = started.elapsed().as_secs_f64();
     // A Ctrl-C after the last step still leaves no report.
     if exp
         .interrupt
@@ -281,8 +340,26 @@ fn run_spec(
     if let Some(path) = out {
         Report::new(&exp, &outcome).write_with_arrays(path, arrays)?;
     }
-    emit(&summary(&exp, &outcome));
+    emit(&with_timing(
+        &summary(&exp, &outcome),
+        seconds,
+        outcome.stats.rhs_evals,
+    ));
     Ok(())
+}
+
+/// The summary with the wall time and the evaluation rate after its
+/// counts (the third line): the only line that differs between two runs
+/// of a spec.
+fn with_timing(summary: &str, seconds: f64, rhs_evals: usize) -> String {
+    let rate = rhs_evals as f64 / seconds.max(f64::MIN_POSITIVE);
+    let line =
+        format!("  wall time {seconds:.3} s, {rate:.3e} right-hand-side evaluations per second\n");
+    let cut = summary
+        .match_indices('\n')
+        .nth(2)
+        .map_or(summary.len(), |(i, _)| i + 1);
+    format!("{}{line}{}", &summary[..cut], &summary[cut..])
 }
 
 /// Runs with a progress bar on standard error (drawn only on a terminal).
@@ -461,6 +538,10 @@ fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(
         )
         .into());
     }
+    // The last halving takes 2^halvings times the spec's steps.
+    let steps = spec.flow.fixed_steps().unwrap_or(1) as f64;
+    let last = steps * 2f64.powi(halvings as i32);
+    crate::spec::check_steps("--halvings", last, "the last halving's t_end / step")?;
     let data = resolve(&spec, base, max_memory)?;
     emit(&format!(
         "{:>12} {:>8} {:>10} {:>14} {:>8}\n",

@@ -73,6 +73,10 @@ pub enum RunError {
     /// next run's next step) and wrote nothing.
     #[error("the search was interrupted after {cases} cases; no file written")]
     SearchInterrupted { cases: u32 },
+    /// `bench`: a figure changed beyond its tolerance against the
+    /// baseline, or two runs of one spec differed.
+    #[error("{what}")]
+    Regression { what: String },
 }
 
 /// Any failure of a pathkernel command.

@@ -5,6 +5,7 @@
 //! `SPEC.md`; each module below holds one concept of it.
 
 pub mod activation;
+pub mod bench;
 pub mod blocks;
 pub mod cli;
 pub mod conditions;
@@ -26,5 +27,6 @@ pub mod search;
 pub mod spec;
 pub mod stepper;
 pub mod strategies;
+pub mod sweep;
 pub mod tableau;
 pub mod vecmath;

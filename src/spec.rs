@@ -9,15 +9,17 @@ use crate::loss::Loss;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+mod bounds;
 mod dataset;
 mod memory;
 mod message;
 mod read;
 mod validate;
 
+pub use bounds::{MAX_STEPS, check_steps};
 pub use dataset::{DatasetName, DatasetSpec, Labels};
 pub use memory::{DEFAULT_MAX_MEMORY_GIB, GIB, MAX_MEMORY_GIB, MemoryEstimate};
-pub use read::Format;
+pub use read::{Format, parse_value};
 
 /// rtol of an adaptive run when the spec gives none (SPEC §4).
 pub const DEFAULT_RTOL: f64 = 1e-8;

@@ -1,5 +1,7 @@
 //! One integration-test binary (one link step) with a module per topic.
 mod activation;
+mod bench;
+mod bounds;
 mod cli;
 mod common;
 mod counterexamples;
@@ -21,6 +23,7 @@ mod robustness;
 mod spec;
 mod stepper;
 mod study;
+mod sweep;
 mod tableau;
 mod vecmath;
 mod vector;

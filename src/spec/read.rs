@@ -55,10 +55,27 @@ impl Spec {
         })?;
         read(&text, Format::of_path(path), Some(path))
     }
+
+    /// [`Spec::parse`] of a spec already read into a JSON value (a sweep's
+    /// cell: its grid's base spec with the axes' values set).
+    pub fn from_value(value: Value) -> Result<Spec, InputError> {
+        shape(value)
+    }
+}
+
+/// The text of a JSON or TOML file as a JSON value, with the syntax checks
+/// of a spec (duplicate keys and non-finite numbers refused with their
+/// line and column; `origin` names the file in the location).
+pub fn parse_value(text: &str, format: Format, origin: Option<&Path>) -> Result<Value, InputError> {
+    syntax(text, format, origin)
 }
 
 fn read(text: &str, format: Format, origin: Option<&Path>) -> Result<Spec, InputError> {
-    let mut value = syntax(text, format, origin)?;
+    shape(syntax(text, format, origin)?)
+}
+
+/// The spec of a value: its tags, shape, defaults and ranges.
+fn shape(mut value: Value) -> Result<Spec, InputError> {
     untag(&mut value)?;
     check_layers(&value)?;
     let spec = serde_path_to_error::deserialize::<_, Twin>(value)

@@ -1,6 +1,7 @@
 //! The checks a spec's types cannot express (SPEC §4): ranges, and which
 //! flow fields go with which method. Checks that need the data (the length
 //! of init.w0, labels against the loss) are in `crate::data`.
+use super::bounds::check_steps;
 use super::memory::MAX_MEMORY_GIB;
 use super::{DataSpec, FlowSpec, Method, ModelSpec, Spec};
 use crate::error::InputError;
@@ -155,6 +156,7 @@ fn loss(loss: &Loss) -> Result<(), InputError> {
 fn flow(flow: &FlowSpec) -> Result<(), InputError> {
     positive("flow.t_end", flow.t_end)?;
     at_least("flow.max_steps", flow.max_steps, 1)?;
+    check_steps("flow.max_steps", flow.max_steps as f64, "max_steps")?;
     let method = flow.method.name();
     let refuse = |field: &str, why: &str| {
         Err(InputError::new(
@@ -198,7 +200,13 @@ fn flow(flow: &FlowSpec) -> Result<(), InputError> {
         positive("flow.atol", atol)?;
     }
     match flow.fixed_step() {
-        Some(h) => whole_steps(&format!("flow.{step_field}"), flow.t_end, h),
+        Some(h) => {
+            let location = format!("flow.{step_field}");
+            // Before the whole-number check, which an absurd K passes.
+            positive(&location, h)?;
+            check_steps(&location, flow.t_end / h, &format!("t_end / {step_field}"))?;
+            whole_steps(&location, flow.t_end, h)
+        }
         None if takes_tolerances => Ok(()),
         None => refuse(step_field, &format!("needs `{step_field}`, a step > 0")),
     }

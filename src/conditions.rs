@@ -104,7 +104,7 @@ pub struct Conditions {
     pub verdict: String,
 }
 
-/// A step ended where a kink function reached zero (proofs.md C14).
+/// A step ended where a kink function reached zero (proofs.md §8).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct KinkEvent {
     pub t: f64,

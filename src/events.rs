@@ -1,5 +1,5 @@
 //! Kinks as events: the pieces the stepper uses to end a step where a
-//! switching function g_j(y) changes sign (proofs.md C14).
+//! switching function g_j(y) changes sign (proofs.md §8).
 //!
 //! A piecewise-smooth right-hand side is smooth while no g_j changes sign;
 //! a Runge–Kutta step that contains a sign change errs by O(h) whatever its
@@ -11,7 +11,7 @@
 //! Filippov sliding mode that an explicit method cannot leave.
 
 /// Crossings of one switching function, each within [`CHATTER_GAP`]
-/// accepted steps of the previous one, that make a chatter (proofs.md C14).
+/// accepted steps of the previous one, that make a chatter (proofs.md §8).
 pub const CHATTER_CROSSINGS: u32 = 32;
 
 /// Most accepted steps between two crossings of one switching function

@@ -2,7 +2,7 @@
 //! model's tape (at training and query points) and the margins of a kinked
 //! loss at the training points. [`KinkSource`] finds the matrices once, so
 //! reading them allocates nothing; [`KinkMap`] numbers every kink function
-//! g_j, the switching functions of the stepper's events (proofs.md C14).
+//! g_j, the switching functions of the stepper's events (proofs.md §8).
 use crate::activation::Activation;
 use crate::loss::Loss;
 use crate::model::{Model, Tape};
@@ -63,7 +63,7 @@ pub fn loss_margin(loss: Loss, target: f64, y: f64) -> Option<f64> {
     }
 }
 
-/// Locks relu-type units to a branch mixture (proofs.md C14): where
+/// Locks relu-type units to a branch mixture (proofs.md §8): where
 /// `locks[e]` = λ is not NaN, σ'(z) = s and σ(z) = s z with
 /// s = (1 − λ) σ'(z < 0) + λ σ'(z > 0), the smooth continuation of one
 /// branch (λ = 0: z <= 0, λ = 1: z > 0) past the kink, or in between the

@@ -1,4 +1,4 @@
-//! Claim C14 of proofs.md: kinks located as events, and chattering caught.
+//! proofs.md §8 (E1–E3): kinks located as events, and chattering caught.
 //! Every tolerance is derived in a comment from the bound proofs.md gives.
 use crate::common::assert_fails;
 use pathkernel::data::Dataset;
@@ -43,7 +43,7 @@ fn issue_spec(events: bool) -> Spec {
     }))
 }
 
-/// C14 (a): a run that chatters stops at the 32nd crossing of one kink
+/// E1: a run that chatters stops at the 32nd crossing of one kink
 /// (each within 16 steps of the last) instead of crawling to max_steps,
 /// naming the kink; the burst is short (it began
 /// after the sliding mode's onset, within 1e-3 of the stop).
@@ -72,7 +72,7 @@ fn chattering_run_fails_fast_naming_the_kink() {
     }
 }
 
-/// C14 (d): with events the same run stops where the sliding mode begins:
+/// E3: with events the same run stops where the sliding mode begins:
 /// the kink crossed at the event comes straight back in the next step. The
 /// onset agrees with the start of the chatter without events (both locate
 /// the same surface; the chatter's first crossing is the sample after it,
@@ -122,7 +122,7 @@ fn events_with_gd_are_refused() {
     assert!(err.to_string().contains("flow.events"), "{err}");
 }
 
-/// C14 (b): a linear model f = v x + c on one point x = 0.5, y* = 1, hinge
+/// E2 (location): a linear model f = v x + c on one point x = 0.5, y* = 1, hinge
 /// loss, w0 = 0: f(t) = (x² + 1) t = 1.25 t reaches the margin at t* = 0.8
 /// exactly, and stays (l' = 0 past it). The path is affine in t, so every
 /// interpolant is exact up to rounding and Brent's bracket of width <= 4
@@ -218,7 +218,7 @@ fn relu_spec() -> Spec {
     }))
 }
 
-/// C14 (c): with events, the kinks of C13 (b) (hinge at a training point,
+/// E2 (order): with events, the kinks of C13 (b) (hinge at a training point,
 /// tanh MLP) and (c) (relu at a query point) cost rk4 nothing: between
 /// events the field is smooth, each cut step is a full-order step, and the
 /// cut point's error (Hermite, O(h⁴) in w, so O(h⁴) in time) adds J O(h⁴)

@@ -24,6 +24,11 @@
 //! samples, or a sign change of K^g that reverts within one step, is missed;
 //! a crossing is dated by the sample that first shows it (it happened in the
 //! interval ending there). Sampling allocates nothing per step.
+//!
+//! # Events
+//! With `flow.events` every crossing ends a step (proofs.md §8), so each is
+//! seen; the steps that ended at a kink are recorded apart, with the kink
+//! they ended at ([`Tracker::event`]), and appear in a report only then.
 use crate::flow::FlowProblem;
 use crate::kinks::{Kink, KinkSource};
 use crate::loss::Loss;

@@ -134,6 +134,27 @@ struct Controller {
 }
 
 impl Controller {
+    /// The step after one of size h with scaled error err: Ok(next) when
+    /// accepted (err <= 1; no growth right after a rejection), Err(retry)
+    /// when rejected (a non-finite err shrinks the most).
+    fn control(&self, err: f64, h: f64, last_rejected: bool) -> Result<f64, f64> {
+        let err = if err.is_finite() { err } else { f64::INFINITY };
+        let fac11 = err.powf(self.exponent);
+        if err <= 1.0 {
+            let fac = (fac11 / self.safe).clamp(1.0 / self.max_grow, self.max_shrink);
+            let h_new = h / fac;
+            Ok(if last_rejected { h_new.min(h) } else { h_new })
+        } else {
+            Err(h / self.max_shrink.min(fac11 / self.safe))
+        }
+    }
+
+    /// True when the step h at t has reached its floor (10 eps of the time
+    /// scale) or is not finite.
+    fn too_small(h: f64, t: f64, t_end: f64) -> bool {
+        h <= 10.0 * f64::EPSILON * t.abs().max(t_end) || !h.is_finite()
+    }
+
     fn for_estimator(e: &ErrorEstimator) -> Option<Controller> {
         match e {
             ErrorEstimator::None => None,
@@ -316,7 +337,7 @@ impl RungeKutta {
             if attempts >= max_steps {
                 return Err((StepFailure::TooManySteps { t, max_steps }, stats));
             }
-            if h <= 10.0 * f64::EPSILON * t.abs().max(t_end) || !h.is_finite() {
+            if Controller::too_small(h, t, t_end) {
                 return Err((StepFailure::StepTooSmall { t, h }, stats));
             }
             // As DOPRI5: stretch a step that would leave a sliver before t_end.
@@ -326,38 +347,32 @@ impl RungeKutta {
             }
             attempts += 1;
             stats.rhs_evals += self.stages(sys, t, y, h);
-            let mut err = self.solution_and_error(y, h, rtol, atol);
-            if !err.is_finite() {
-                err = f64::INFINITY;
-            }
-            let fac11 = err.powf(ctl.exponent);
-            if err <= 1.0 {
-                let fac = (fac11 / ctl.safe).clamp(1.0 / ctl.max_grow, ctl.max_shrink);
-                let mut h_new = h / fac;
-                let t1 = if last { t_end } else { t + h };
-                if let Some((watch, g)) = watch.as_mut() {
-                    sys.switch_values(g);
-                    if let Some(c) = watch.update(g, stats.steps + 1, t1) {
-                        let failure = StepFailure::Chatter {
-                            t,
-                            switch: c.switch,
-                            crossings: c.crossings,
-                            since: c.since,
-                        };
-                        return Err((failure, stats));
+            let err = self.solution_and_error(y, h, rtol, atol);
+            match ctl.control(err, h, last_rejected) {
+                Ok(h_new) => {
+                    let t1 = if last { t_end } else { t + h };
+                    if let Some((watch, g)) = watch.as_mut() {
+                        sys.switch_values(g);
+                        if let Some(c) = watch.update(g, stats.steps + 1, t1) {
+                            let failure = StepFailure::Chatter {
+                                t,
+                                switch: c.switch,
+                                crossings: c.crossings,
+                                since: c.since,
+                            };
+                            return Err((failure, stats));
+                        }
                     }
+                    self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
+                    t = t1;
+                    last_rejected = false;
+                    h = h_new;
                 }
-                self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
-                t = t1;
-                if last_rejected {
-                    h_new = h_new.min(h);
+                Err(retry) => {
+                    h = retry;
+                    stats.rejected_steps += 1;
+                    last_rejected = true;
                 }
-                last_rejected = false;
-                h = h_new;
-            } else {
-                h /= ctl.max_shrink.min(fac11 / ctl.safe);
-                stats.rejected_steps += 1;
-                last_rejected = true;
             }
         }
         Ok(stats)

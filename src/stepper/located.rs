@@ -94,7 +94,7 @@ impl RungeKutta {
                     if attempts >= max_steps {
                         return Err((StepFailure::TooManySteps { t, max_steps }, stats));
                     }
-                    if h <= 10.0 * f64::EPSILON * t.abs().max(t_end) || !h.is_finite() {
+                    if Controller::too_small(h, t, t_end) {
                         return Err((StepFailure::StepTooSmall { t, h }, stats));
                     }
                     if t + 1.01 * h >= t_end {
@@ -110,21 +110,15 @@ impl RungeKutta {
             let mut h_next = h;
             match (control, ctl) {
                 (Control::Adaptive { rtol, atol, .. }, Some(ctl)) => {
-                    let mut err = self.solution_and_error(y, hs, rtol, atol);
-                    if !err.is_finite() {
-                        err = f64::INFINITY;
-                    }
-                    let fac11 = err.powf(ctl.exponent);
-                    if err > 1.0 {
-                        h /= ctl.max_shrink.min(fac11 / ctl.safe);
-                        stats.rejected_steps += 1;
-                        last_rejected = true;
-                        continue;
-                    }
-                    let fac = (fac11 / ctl.safe).clamp(1.0 / ctl.max_grow, ctl.max_shrink);
-                    h_next = hs / fac;
-                    if last_rejected {
-                        h_next = h_next.min(hs);
+                    let err = self.solution_and_error(y, hs, rtol, atol);
+                    match ctl.control(err, hs, last_rejected) {
+                        Ok(next) => h_next = next,
+                        Err(retry) => {
+                            h = retry;
+                            stats.rejected_steps += 1;
+                            last_rejected = true;
+                            continue;
+                        }
                     }
                     last_rejected = false;
                 }

@@ -24,7 +24,13 @@
 //! samples, or a sign change of K^g that reverts within one step, is missed;
 //! a crossing is dated by the sample that first shows it (it happened in the
 //! interval ending there). Sampling allocates nothing per step.
+//!
+//! # Events
+//! With `flow.events` every crossing ends a step (proofs.md §8), so each is
+//! seen; the steps that ended at a kink are recorded apart, with the kink
+//! they ended at ([`Tracker::event`]), and appear in a report only then.
 use crate::flow::FlowProblem;
+use crate::kinks::{Kink, KinkSource};
 use crate::loss::Loss;
 use crate::model::Model;
 use nalgebra::{DMatrix, DVector};
@@ -92,20 +98,27 @@ pub struct Conditions {
     /// Largest L(next sample) − L(sample) over consecutive samples, divided
     /// by |L(w0)|; <= 0 when the sampled loss never rose.
     pub loss_increase: f64,
+    /// The steps that ended at a kink (`flow.events`): when and which kink,
+    /// in order, at most [`MAX_CROSSING_TIMES`] of them; absent without events.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<KinkEvent>,
+    /// Every event located (the list keeps the first ones); absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub event_count: usize,
     /// The one-line summary `pathkernel run` prints.
     pub verdict: String,
 }
 
-/// Where the kinked pre-activations live on the flow's tape, found once so
-/// that sampling does not allocate.
-enum KinkSource {
-    /// Indices into the tape's scratch matrices.
-    Scratch(Vec<usize>),
-    /// Indices into the tape's layer inputs (a layered model's relu
-    /// layers read their pre-activations there).
-    Inputs(Vec<usize>),
-    /// Matrices elsewhere: ask the model at each sample (allocates a little).
-    Ask,
+/// A step ended where a kink function reached zero (proofs.md §8).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct KinkEvent {
+    pub t: f64,
+    #[serde(flatten)]
+    pub kink: Kink,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Accumulates the conditions sample by sample; see the module doc.
@@ -129,27 +142,15 @@ pub struct Tracker {
     loss0: f64,
     previous_loss: f64,
     max_increase: f64,
+    events: Vec<KinkEvent>,
+    event_count: usize,
 }
 
 impl Tracker {
     /// A tracker for runs of `flow`, whose model is `model`.
     pub fn new(model: &dyn Model, loss: Loss, flow: &FlowProblem<'_>) -> Tracker {
-        let tape = flow.tape();
-        let mats = model.kink_preactivations(tape);
-        let found: Option<Vec<usize>> = mats
-            .iter()
-            .map(|m| tape.scratch.iter().position(|s| std::ptr::eq(s, *m)))
-            .collect();
-        let units: usize = mats.iter().map(|m| m.len()).sum();
-        let in_inputs: Option<Vec<usize>> = mats
-            .iter()
-            .map(|m| tape.inputs.iter().position(|s| std::ptr::eq(s, *m)))
-            .collect();
-        let kinks = match (found, in_inputs) {
-            (Some(indices), _) => KinkSource::Scratch(indices),
-            (None, Some(indices)) => KinkSource::Inputs(indices),
-            (None, None) => KinkSource::Ask,
-        };
+        let (kinks, lens) = KinkSource::find(model, flow.tape());
+        let units: usize = lens.iter().sum();
         let layout = flow.layout();
         let (n, pairs, c) = (layout.n_train, layout.kernel_len(), layout.n_outputs);
         let loss_units = if loss.is_smooth() { 0 } else { n * c };
@@ -170,6 +171,16 @@ impl Tracker {
             loss0: f64::NAN,
             previous_loss: f64::NAN,
             max_increase: f64::NEG_INFINITY,
+            events: Vec::with_capacity(MAX_CROSSING_TIMES),
+            event_count: 0,
+        }
+    }
+
+    /// Records a step that ended at `kink` at time t.
+    pub fn event(&mut self, t: f64, kink: Kink) {
+        self.event_count += 1;
+        if self.events.len() < MAX_CROSSING_TIMES {
+            self.events.push(KinkEvent { t, kink });
         }
     }
 
@@ -195,23 +206,10 @@ impl Tracker {
         let tape = flow.tape();
         let mut slot = 0;
         let mut activation = 0;
-        match &self.kinks {
-            KinkSource::Scratch(indices) => {
-                for &i in indices {
-                    activation += update(&mut self.branches, &mut slot, &tape.scratch[i], first);
-                }
-            }
-            KinkSource::Inputs(indices) => {
-                for &i in indices {
-                    activation += update(&mut self.branches, &mut slot, &tape.inputs[i], first);
-                }
-            }
-            KinkSource::Ask => {
-                for z in model.kink_preactivations(tape) {
-                    activation += update(&mut self.branches, &mut slot, z, first);
-                }
-            }
-        }
+        let branches = &mut self.branches;
+        self.kinks.each(model, tape, |z| {
+            activation += update(branches, &mut slot, z, first);
+        });
         let mut crossed_loss = 0;
         if !self.loss.is_smooth() {
             // A non-smooth loss applies per component: one target per output.
@@ -286,6 +284,8 @@ impl Tracker {
             neg_lprime_max: self.hi,
             weighted_average_excess,
             loss_increase: finite_or_max(loss_increase),
+            events: self.events,
+            event_count: self.event_count,
             verdict: String::new(),
         };
         c.verdict = c.describe();
@@ -431,6 +431,13 @@ impl Conditions {
                 self.activation_kink_crossings, self.loss_kink_crossings
             ),
             (c, None) => format!("{c} kink crossings"),
+        };
+        let kinks = match self.events.first() {
+            Some(e) => format!(
+                "{kinks}, {} located as events from t = {}",
+                self.event_count, e.t
+            ),
+            None => kinks,
         };
         let opt = |x: Option<f64>| x.map_or("undefined".to_owned(), |v| format!("{v:.1e}"));
         let average = if self.weighted_average_excess > AVERAGE_TOL {

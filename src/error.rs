@@ -66,6 +66,31 @@ pub enum RunError {
         max_steps: usize,
         loss: LastLoss,
     },
+    /// A kink crossed back and forth step after step (proofs.md §8).
+    #[error(
+        "the flow chatters across a kink at t = {t}: {kink} changed sign {crossings} times \
+         since t = {since}, each within a few steps of the last; the flow slides along this \
+         kink (a Filippov sliding mode) and the method steps back and forth across it{hint} ({loss})"
+    )]
+    Chatter {
+        t: f64,
+        kink: String,
+        crossings: u32,
+        since: f64,
+        hint: String,
+        loss: LastLoss,
+    },
+    /// With events, a kink the flow slides along (proofs.md §8).
+    #[error(
+        "the flow reaches a sliding mode at t = {t}: {kink} crossed its zero and came straight \
+         back, so the vector fields on both sides point into this kink (a Filippov sliding \
+         mode), which `flow.events` does not integrate ({loss})"
+    )]
+    Sliding {
+        t: f64,
+        kink: String,
+        loss: LastLoss,
+    },
     /// Ctrl-C: the run stopped at the next step and wrote nothing.
     #[error("interrupted at t = {t}; no report written")]
     Interrupted { t: f64 },

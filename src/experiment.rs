@@ -177,12 +177,16 @@ impl Experiment {
         let mut observer = |flow: &mut FlowProblem<'_>, step: &Step<'_>| {
             let kernel = layout.path_kernel(step.last_derivative);
             tracker.sample(model, flow, flow.last_time(), kernel);
+            if let Some(j) = step.event {
+                tracker.event(step.t1, flow.kink(j));
+            }
             if let Some(e) = exact.as_mut() {
                 e.add_step(flow, step);
             }
             progress(step.t1);
         };
         let mut rk = RungeKutta::new(tableau, layout.dim());
+        rk.locate_events(self.spec.flow.events);
         if let Some(flag) = &self.interrupt {
             rk.interrupt_on(flag.clone());
         }
@@ -191,7 +195,13 @@ impl Experiment {
             Err((StepFailure::Interrupted { t }, _)) => return Err(RunError::Interrupted { t }),
             Err((failure, _)) => {
                 flow.evaluate(failure_time(failure), layout.w(&y));
-                return Err(run_error(failure, flow.last_finite_loss()));
+                let kink = |j: usize| flow.kink(j).to_string();
+                let hint = if self.spec.flow.events {
+                    "; events do not integrate sliding modes".to_owned()
+                } else {
+                    "; `flow.events` locates kinks instead of stepping across them".to_owned()
+                };
+                return Err(run_error(failure, flow.last_finite_loss(), kink, hint));
             }
         };
         let w_end = layout.w(&y).to_vec();
@@ -268,11 +278,19 @@ fn failure_time(failure: StepFailure) -> f64 {
         StepFailure::NonFinite { t }
         | StepFailure::StepTooSmall { t, .. }
         | StepFailure::TooManySteps { t, .. }
-        | StepFailure::Interrupted { t } => t,
+        | StepFailure::Interrupted { t }
+        | StepFailure::Chatter { t, .. }
+        | StepFailure::Sliding { t, .. } => t,
     }
 }
 
-fn run_error(failure: StepFailure, loss: LastLoss) -> RunError {
+/// The run error of a failure; `kink` names switching function j.
+fn run_error(
+    failure: StepFailure,
+    loss: LastLoss,
+    kink: impl Fn(usize) -> String,
+    hint: String,
+) -> RunError {
     match failure {
         StepFailure::NonFinite { t } => RunError::Diverged {
             t,
@@ -282,5 +300,23 @@ fn run_error(failure: StepFailure, loss: LastLoss) -> RunError {
         StepFailure::StepTooSmall { t, h } => RunError::StepTooSmall { t, h, loss },
         StepFailure::TooManySteps { t, max_steps } => RunError::TooManySteps { t, max_steps, loss },
         StepFailure::Interrupted { t } => RunError::Interrupted { t },
+        StepFailure::Chatter {
+            t,
+            switch,
+            crossings,
+            since,
+        } => RunError::Chatter {
+            t,
+            kink: kink(switch),
+            crossings,
+            since,
+            hint,
+            loss,
+        },
+        StepFailure::Sliding { t, switch } => RunError::Sliding {
+            t,
+            kink: kink(switch),
+            loss,
+        },
     }
 }

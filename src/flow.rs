@@ -9,6 +9,7 @@
 use crate::data::Dataset;
 use crate::error::LastLoss;
 use crate::kernel::{InputGrams, KernelPlan, Scratch};
+use crate::kinks::{Kink, KinkMap};
 use crate::loss::Loss;
 use crate::model::{Block, Model, Tape};
 use crate::spec::Reduction;
@@ -93,6 +94,8 @@ pub struct FlowProblem<'m> {
     last_finite_loss: Option<(f64, f64)>,
     /// t of the last evaluation.
     last_time: f64,
+    /// The kink functions: the stepper's switching functions.
+    kinks: KinkMap,
 }
 
 impl<'m> FlowProblem<'m> {
@@ -115,6 +118,7 @@ impl<'m> FlowProblem<'m> {
         let scratch = plan.scratch(&tape, m * n, n);
         let input_grams = plan.input_grams(&tape, n..n + m, &tape, 0..n);
         let c = model.outputs();
+        let kinks = KinkMap::new(model, &tape, loss, n);
         FlowProblem {
             model,
             loss,
@@ -139,7 +143,13 @@ impl<'m> FlowProblem<'m> {
             loss_value: f64::NAN,
             last_finite_loss: None,
             last_time: f64::NAN,
+            kinks,
         }
+    }
+
+    /// What switching function j of the flow is (see [`KinkMap`]).
+    pub fn kink(&self, j: usize) -> Kink {
+        self.kinks.kink(j)
     }
 
     pub fn layout(&self) -> Layout {
@@ -169,6 +179,14 @@ impl<'m> FlowProblem<'m> {
         {
             total += self.loss.row(target, f, self.weight, lp);
         }
+        let n = self.layout.n_train;
+        self.kinks.locked_derivatives(
+            self.loss,
+            &self.targets,
+            &self.outputs[..n * c],
+            self.weight,
+            &mut self.lprime,
+        );
         self.loss_value = self.weight * total;
         self.last_time = t;
         if self.loss_value.is_finite() {
@@ -296,6 +314,28 @@ impl OdeSystem for FlowProblem<'_> {
     /// The right-hand side reads w only: K^p and A are quadratures.
     fn coupled_dim(&self) -> usize {
         self.layout.n_params
+    }
+
+    /// The kink functions of [`KinkMap`]: relu-type pre-activations at the
+    /// training and query points, and a kinked loss's margins.
+    fn switches(&self) -> usize {
+        self.kinks.len()
+    }
+
+    fn switch_values(&mut self, out: &mut [f64]) {
+        self.kinks
+            .values(self.model, &self.tape, self.loss, &self.targets, out);
+    }
+
+    /// A forward pass at w only: the values need no derivatives. It leaves
+    /// l', L and the outputs of the last `rhs` as they were.
+    fn lock_switches(&mut self, lambda: &[f64]) {
+        self.kinks.lock(&mut self.tape, lambda);
+    }
+
+    fn switches_at(&mut self, _t: f64, w: &[f64], out: &mut [f64]) {
+        self.model.forward(w, &mut self.tape);
+        self.switch_values(out);
     }
 
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {

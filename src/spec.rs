@@ -400,6 +400,10 @@ pub struct FlowSpec {
     pub atol: Option<f64>,
     #[serde(default)]
     pub exact_path_kernel: bool,
+    /// End steps at kinks (relu-type units, kinked losses) located as
+    /// events (proofs.md §8). Omitted from a report when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub events: bool,
     /// Most accepted steps an adaptive run may take before it fails.
     #[serde(default = "default_max_steps")]
     pub max_steps: usize,

@@ -9,10 +9,13 @@
 //! PIDController (pcoeff = 0, icoeff = 1): the code's default Lund
 //! stabilisation (beta = 0.04) took 3-9% more steps on gradient flows,
 //! short and long, without a rejection either way.
+use crate::events::Watch;
 use crate::tableau::{ErrorEstimator, Tableau};
 use crate::vecmath;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+mod located;
 
 /// An ODE y' = f(t, y) whose right-hand side writes into a caller's buffer.
 pub trait OdeSystem {
@@ -25,6 +28,22 @@ pub trait OdeSystem {
     /// solution and error estimate still cover every component.
     fn coupled_dim(&self) -> usize {
         self.dim()
+    }
+    /// The number of switching functions g_j(y) (kinks): f is smooth while
+    /// none changes sign. 0 for a smooth system.
+    fn switches(&self) -> usize {
+        0
+    }
+    /// g at the last evaluation of `rhs` (or of [`OdeSystem::switches_at`]).
+    fn switch_values(&mut self, _out: &mut [f64]) {}
+    /// Evaluates f from now on with switching function j held on branch
+    /// `lambda[j]` (0: g <= 0, 1: g > 0, in between a Filippov
+    /// combination; NaN: by the sign of g), each branch continued smoothly
+    /// past its kink.
+    fn lock_switches(&mut self, _lambda: &[f64]) {}
+    /// g at (t, y), where y is the coupled part only.
+    fn switches_at(&mut self, _t: f64, _y: &[f64], out: &mut [f64]) {
+        self.switch_values(out)
     }
 }
 
@@ -67,6 +86,22 @@ pub enum StepFailure {
     Interrupted {
         t: f64,
     },
+    /// Switching function `switch` changed sign `crossings` times since
+    /// `since`, each within a few steps of the last: the flow slides along
+    /// that kink and the method chatters across it (proofs.md §8).
+    Chatter {
+        t: f64,
+        switch: usize,
+        crossings: u32,
+        since: f64,
+    },
+    /// With events: switching function `switch` came back across its zero
+    /// in the step right after its event at t, so the fields on both sides
+    /// point into the kink: a sliding mode, which events do not integrate.
+    Sliding {
+        t: f64,
+        switch: usize,
+    },
 }
 
 /// An accepted step from (t0, y0) to (t1, y1), shown to the observer.
@@ -81,6 +116,8 @@ pub struct Step<'a> {
     /// f at the system's last evaluation, the one the observer's system
     /// still holds (the step's last stage; for Euler, its start).
     pub last_derivative: &'a [f64],
+    /// The switching function whose zero ended this step (events only).
+    pub event: Option<usize>,
 }
 
 /// The step-size controller's constants (Hairer's DOPRI5 and DOP853 codes).
@@ -97,6 +134,27 @@ struct Controller {
 }
 
 impl Controller {
+    /// The step after one of size h with scaled error err: Ok(next) when
+    /// accepted (err <= 1; no growth right after a rejection), Err(retry)
+    /// when rejected (a non-finite err shrinks the most).
+    fn control(&self, err: f64, h: f64, last_rejected: bool) -> Result<f64, f64> {
+        let err = if err.is_finite() { err } else { f64::INFINITY };
+        let fac11 = err.powf(self.exponent);
+        if err <= 1.0 {
+            let fac = (fac11 / self.safe).clamp(1.0 / self.max_grow, self.max_shrink);
+            let h_new = h / fac;
+            Ok(if last_rejected { h_new.min(h) } else { h_new })
+        } else {
+            Err(h / self.max_shrink.min(fac11 / self.safe))
+        }
+    }
+
+    /// True when the step h at t has reached its floor (10 eps of the time
+    /// scale) or is not finite.
+    fn too_small(h: f64, t: f64, t_end: f64) -> bool {
+        h <= 10.0 * f64::EPSILON * t.abs().max(t_end) || !h.is_finite()
+    }
+
     fn for_estimator(e: &ErrorEstimator) -> Option<Controller> {
         match e {
             ErrorEstimator::None => None,
@@ -136,6 +194,10 @@ pub struct RungeKutta {
     partials: Vec<vecmath::StepSums>,
     /// Once set (by a Ctrl-C handler), the integration stops before its next step.
     interrupt: Option<Arc<AtomicBool>>,
+    /// Locate the zeros of the system's switching functions as events.
+    events: bool,
+    /// f at a step's end, for methods that are not FSAL (events only).
+    k_end: Vec<f64>,
 }
 
 impl RungeKutta {
@@ -149,7 +211,16 @@ impl RungeKutta {
             coefs: Vec::with_capacity(s),
             partials: Vec::with_capacity(dim.div_ceil(CHUNK)),
             interrupt: None,
+            events: false,
+            k_end: vec![0.0; dim],
         }
+    }
+
+    /// With `on`, every step that would contain a sign change of one of the
+    /// system's switching functions ends at its first zero instead
+    /// (proofs.md §8); a system without switching functions is unaffected.
+    pub fn locate_events(&mut self, on: bool) {
+        self.events = on;
     }
 
     /// Stops every later integration before its next step once `flag` is
@@ -180,6 +251,9 @@ impl RungeKutta {
         control: Control,
         observer: &mut dyn FnMut(&mut S, &Step<'_>),
     ) -> Result<Stats, (StepFailure, Stats)> {
+        if self.events && sys.switches() > 0 {
+            return self.with_events(sys, y, t_end, control, observer);
+        }
         match control {
             Control::Fixed { step, steps } => self.fixed(sys, y, t_end, step, steps, observer),
             Control::Adaptive {
@@ -245,6 +319,12 @@ impl RungeKutta {
         let mut t = 0.0;
         sys.rhs(t, y, &mut self.k[0]);
         stats.rhs_evals += 1;
+        // A kinked system is watched for chattering (proofs.md §8).
+        let mut watch = (sys.switches() > 0).then(|| {
+            let mut g = vec![0.0; sys.switches()];
+            sys.switch_values(&mut g);
+            (Watch::new(&g), g)
+        });
         let mut h = self
             .starting_step(sys, y, t_end, rtol, atol, ctl, &mut stats)
             .min(t_end);
@@ -257,7 +337,7 @@ impl RungeKutta {
             if attempts >= max_steps {
                 return Err((StepFailure::TooManySteps { t, max_steps }, stats));
             }
-            if h <= 10.0 * f64::EPSILON * t.abs().max(t_end) || !h.is_finite() {
+            if Controller::too_small(h, t, t_end) {
                 return Err((StepFailure::StepTooSmall { t, h }, stats));
             }
             // As DOPRI5: stretch a step that would leave a sliver before t_end.
@@ -267,26 +347,32 @@ impl RungeKutta {
             }
             attempts += 1;
             stats.rhs_evals += self.stages(sys, t, y, h);
-            let mut err = self.solution_and_error(y, h, rtol, atol);
-            if !err.is_finite() {
-                err = f64::INFINITY;
-            }
-            let fac11 = err.powf(ctl.exponent);
-            if err <= 1.0 {
-                let fac = (fac11 / ctl.safe).clamp(1.0 / ctl.max_grow, ctl.max_shrink);
-                let mut h_new = h / fac;
-                let t1 = if last { t_end } else { t + h };
-                self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
-                t = t1;
-                if last_rejected {
-                    h_new = h_new.min(h);
+            let err = self.solution_and_error(y, h, rtol, atol);
+            match ctl.control(err, h, last_rejected) {
+                Ok(h_new) => {
+                    let t1 = if last { t_end } else { t + h };
+                    if let Some((watch, g)) = watch.as_mut() {
+                        sys.switch_values(g);
+                        if let Some(c) = watch.update(g, stats.steps + 1, t1) {
+                            let failure = StepFailure::Chatter {
+                                t,
+                                switch: c.switch,
+                                crossings: c.crossings,
+                                since: c.since,
+                            };
+                            return Err((failure, stats));
+                        }
+                    }
+                    self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
+                    t = t1;
+                    last_rejected = false;
+                    h = h_new;
                 }
-                last_rejected = false;
-                h = h_new;
-            } else {
-                h /= ctl.max_shrink.min(fac11 / ctl.safe);
-                stats.rejected_steps += 1;
-                last_rejected = true;
+                Err(retry) => {
+                    h = retry;
+                    stats.rejected_steps += 1;
+                    last_rejected = true;
+                }
             }
         }
         Ok(stats)
@@ -334,6 +420,7 @@ impl RungeKutta {
             y0: y,
             y1: &self.y_new,
             last_derivative: &self.k[self.tableau.stages() - 1],
+            event: None,
         };
         observer(sys, &step);
         y.copy_from_slice(&self.y_new);

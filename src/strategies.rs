@@ -249,6 +249,7 @@ impl Shape {
             rtol: None,
             atol: None,
             exact_path_kernel: false,
+            events: false,
             max_steps: 1_000_000,
         };
         match (self.method, self.rtol_exponent) {

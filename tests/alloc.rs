@@ -80,6 +80,8 @@ fn experiments() -> Vec<Experiment> {
         spec(r#"{"arch": "diag_linear"}"#, 16, r#""gd", "lr": 0.05"#),
         classifier(),
         cnn(),
+        relu_events(r#""dop853", "rtol": 1e-10"#),
+        relu_events(r#""rk4", "step": 0.01"#),
     ]
     .iter()
     .map(|text| {
@@ -88,6 +90,18 @@ fn experiments() -> Vec<Experiment> {
         Experiment::new(spec, data)
     })
     .collect()
+}
+
+/// Issue 12's relu mlp [16, 8] with `flow.events`, up to t = 0.2, before
+/// its sliding mode: four events (proofs.md §8), each located on the dense
+/// output and refined, with the branches locked.
+fn relu_events(method: &str) -> String {
+    format!(
+        r#"{{"seed": 3, "data": {{"source": "synthetic", "function": "sine", "n_train": 12, "n_test": 5, "dim": 3}},
+            "model": {{"arch": "mlp", "hidden": [16, 8], "activation": "relu", "parameterization": "ntk"}},
+            "loss": {{"kind": "squared"}}, "reduction": "mean",
+            "flow": {{"t_end": 0.2, "method": {method}, "events": true}}}}"#
+    )
 }
 
 /// A C = 4 softmax classifier (SPEC §8) large enough for the parallel
@@ -205,6 +219,8 @@ fn check_allocations() {
         // Whole steps: count from the second accepted step to the last.
         let (tableau, control) = integration(&exp.spec.flow);
         let mut rk = RungeKutta::new(tableau, y.len());
+        rk.locate_events(exp.spec.flow.events);
+        let mut events = 0;
         let mut state = y.clone();
         let mut counts = Vec::with_capacity(100_000);
         rk.integrate(
@@ -216,9 +232,11 @@ fn check_allocations() {
                 if counts.len() < counts.capacity() {
                     counts.push((step.index, allocations()));
                 }
+                events += usize::from(step.event.is_some());
             },
         )
         .expect("runs");
+        assert_eq!(events > 0, exp.spec.flow.events, "events located");
         let (first, last) = (counts[1].1, counts.last().unwrap().1);
         assert_eq!(last - first, 0, "steps of {:?} allocated", exp.spec.model);
     }

@@ -221,6 +221,9 @@ fn adaptive_run_fails_cleanly_on_blow_up() {
             panic!("adaptive runs reject non-finite steps, got NonFinite at {t}")
         }
         StepFailure::Interrupted { t } => panic!("interrupted at {t} with no interrupt flag"),
+        StepFailure::Chatter { t, .. } | StepFailure::Sliding { t, .. } => {
+            panic!("a smooth system cannot chatter or slide, at {t}")
+        }
     }
     assert!(y[0].is_finite());
 }

@@ -44,6 +44,7 @@ impl Model for DiagLinear {
             deltas: Vec::new(),
             explicit: vec![DMatrix::zeros(rows, 2 * self.dim)],
             scratch: Vec::new(),
+            locks: Vec::new(),
         }
     }
     fn forward(&self, w: &[f64], tape: &mut Tape) {

@@ -122,6 +122,7 @@ impl Model for Mlp {
             deltas,
             explicit: Vec::new(),
             scratch,
+            locks: Vec::new(),
         }
     }
 
@@ -142,6 +143,15 @@ impl Model for Mlp {
                     after[0].as_mut_slice(),
                     dact[l].as_mut_slice(),
                 );
+                if let Some(locks) = tape.locks.get(l) {
+                    crate::kinks::lock_activation(
+                        self.activation,
+                        locks,
+                        pre[l].as_slice(),
+                        after[0].as_mut_slice(),
+                        dact[l].as_mut_slice(),
+                    );
+                }
             }
         }
     }

@@ -57,6 +57,10 @@ pub struct Tape {
     pub explicit: Vec<DMatrix<f64>>,
     /// Model-private intermediate values (activation derivatives).
     pub(crate) scratch: Vec<DMatrix<f64>>,
+    /// Branch locks of the kink matrices, one per matrix of
+    /// `kink_preactivations` (empty: every unit free); see
+    /// [`crate::kinks::lock_activation`].
+    pub(crate) locks: Vec<Vec<f64>>,
 }
 
 impl Tape {

@@ -123,6 +123,7 @@ impl Model for ResMlp {
             deltas,
             explicit: Vec::new(),
             scratch,
+            locks: Vec::new(),
         }
     }
 
@@ -148,6 +149,15 @@ impl Model for ResMlp {
                 a[0].as_mut_slice(),
                 dact[k].as_mut_slice(),
             );
+            if let Some(locks) = tape.locks.get(k) {
+                crate::kinks::lock_activation(
+                    self.activation,
+                    locks,
+                    pre[k].as_slice(),
+                    a[0].as_mut_slice(),
+                    dact[k].as_mut_slice(),
+                );
+            }
             next[0].copy_from(u);
             gemm(view_mut(&mut next[0]), true, view(&a[0]), w2, 1.0);
             add_bias(next[0].as_mut_slice(), rows, b2);

@@ -150,6 +150,7 @@ fn nonnegative_weights(method: Method) -> bool {
         rtol: None,
         atol: None,
         exact_path_kernel: false,
+        events: false,
         max_steps: 1,
     };
     match method {

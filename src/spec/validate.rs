@@ -182,6 +182,12 @@ fn flow(flow: &FlowSpec) -> Result<(), InputError> {
             "has no exact path kernel; it is for method `gd`",
         );
     }
+    if flow.events && flow.method == Method::Gd {
+        return refuse(
+            "events",
+            "is for the Runge–Kutta methods; gd is a discrete map, whose steps do not stop at kinks",
+        );
+    }
     for (field, value) in [("rtol", flow.rtol), ("atol", flow.atol)] {
         if value.is_some() && !takes_tolerances {
             return refuse(field, "is fixed-step and takes no tolerances");

@@ -46,4 +46,7 @@ impl Layer for Act {
     fn is_kinked(&self) -> bool {
         !self.activation.is_smooth()
     }
+    fn kink_activation(&self) -> Option<Activation> {
+        self.is_kinked().then_some(self.activation)
+    }
 }

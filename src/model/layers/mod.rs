@@ -95,6 +95,10 @@ pub(crate) trait Layer: Send + Sync + std::fmt::Debug {
     /// Writes `g_in` (if asked) and its explicit blocks from `g_out`.
     fn backward(&self, w: &[f64], io: Backward<'_>);
     /// True when f is not smooth in its input (relu-type activations).
+    /// The activation of a kinked activation layer (relu-type), else None.
+    fn kink_activation(&self) -> Option<crate::activation::Activation> {
+        None
+    }
     fn is_kinked(&self) -> bool {
         false
     }
@@ -387,11 +391,13 @@ impl Model for Layered {
             deltas,
             explicit,
             scratch,
+            locks: Vec::new(),
         }
     }
 
     fn forward(&self, w: &[f64], tape: &mut Tape) {
         let last = self.layers.len() - 1;
+        let mut kinked = 0;
         for (l, layer) in self.layers.iter().enumerate() {
             let (before, after) = tape.inputs.split_at_mut(l + 1);
             let output = if l < last {
@@ -403,10 +409,22 @@ impl Model for Layered {
                 w,
                 Forward {
                     input: &before[l],
-                    output,
+                    output: &mut *output,
                     scratch: &mut tape.scratch[self.scratch_at[l]..self.scratch_at[l + 1]],
                 },
             );
+            if let Some(activation) = layer.kink_activation() {
+                if let Some(locks) = tape.locks.get(kinked) {
+                    crate::kinks::lock_activation(
+                        activation,
+                        locks,
+                        before[l].as_slice(),
+                        output.as_mut_slice(),
+                        tape.scratch[self.scratch_at[l]].as_mut_slice(),
+                    );
+                }
+                kinked += 1;
+            }
         }
     }
 

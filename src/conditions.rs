@@ -26,7 +26,7 @@
 //! interval ending there). Sampling allocates nothing per step.
 //!
 //! # Events
-//! With `flow.events` every crossing ends a step (proofs.md §8), so each is
+//! With `flow.events` every crossing ends a step (proofs.md §9), so each is
 //! seen; the steps that ended at a kink are recorded apart, with the kink
 //! they ended at ([`Tracker::event`]), and appear in a report only then.
 use crate::flow::FlowProblem;
@@ -109,7 +109,7 @@ pub struct Conditions {
     pub verdict: String,
 }
 
-/// A step ended where a kink function reached zero (proofs.md §8).
+/// A step ended where a kink function reached zero (proofs.md §9).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct KinkEvent {
     pub t: f64,

@@ -66,7 +66,7 @@ pub enum RunError {
         max_steps: usize,
         loss: LastLoss,
     },
-    /// A kink crossed back and forth step after step (proofs.md §8).
+    /// A kink crossed back and forth step after step (proofs.md §9).
     #[error(
         "the flow chatters across a kink at t = {t}: {kink} changed sign {crossings} times \
          since t = {since}, each within a few steps of the last; the flow slides along this \
@@ -80,7 +80,7 @@ pub enum RunError {
         hint: String,
         loss: LastLoss,
     },
-    /// With events, a kink the flow slides along (proofs.md §8).
+    /// With events, a kink the flow slides along (proofs.md §9).
     #[error(
         "the flow reaches a sliding mode at t = {t}: {kink} crossed its zero and came straight \
          back, so the vector fields on both sides point into this kink (a Filippov sliding \

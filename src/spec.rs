@@ -401,7 +401,7 @@ pub struct FlowSpec {
     #[serde(default)]
     pub exact_path_kernel: bool,
     /// End steps at kinks (relu-type units, kinked losses) located as
-    /// events (proofs.md §8). Omitted from a report when false.
+    /// events (proofs.md §9). Omitted from a report when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub events: bool,
     /// Most accepted steps an adaptive run may take before it fails.

@@ -88,7 +88,7 @@ pub enum StepFailure {
     },
     /// Switching function `switch` changed sign `crossings` times since
     /// `since`, each within a few steps of the last: the flow slides along
-    /// that kink and the method chatters across it (proofs.md §8).
+    /// that kink and the method chatters across it (proofs.md §9).
     Chatter {
         t: f64,
         switch: usize,
@@ -218,7 +218,7 @@ impl RungeKutta {
 
     /// With `on`, every step that would contain a sign change of one of the
     /// system's switching functions ends at its first zero instead
-    /// (proofs.md §8); a system without switching functions is unaffected.
+    /// (proofs.md §9); a system without switching functions is unaffected.
     pub fn locate_events(&mut self, on: bool) {
         self.events = on;
     }
@@ -319,7 +319,7 @@ impl RungeKutta {
         let mut t = 0.0;
         sys.rhs(t, y, &mut self.k[0]);
         stats.rhs_evals += 1;
-        // A kinked system is watched for chattering (proofs.md §8).
+        // A kinked system is watched for chattering (proofs.md §9).
         let mut watch = (sys.switches() > 0).then(|| {
             let mut g = vec![0.0; sys.switches()];
             sys.switch_values(&mut g);

@@ -93,7 +93,7 @@ fn experiments() -> Vec<Experiment> {
 }
 
 /// Issue 12's relu mlp [16, 8] with `flow.events`, up to t = 0.2, before
-/// its sliding mode: four events (proofs.md §8), each located on the dense
+/// its sliding mode: four events (proofs.md §9), each located on the dense
 /// output and refined, with the branches locked.
 fn relu_events(method: &str) -> String {
     format!(

@@ -1,4 +1,4 @@
-//! proofs.md §8 (E1–E3): kinks located as events, and chattering caught.
+//! proofs.md §9 (E1–E3): kinks located as events, and chattering caught.
 //! Every tolerance is derived in a comment from the bound proofs.md gives.
 use crate::common::assert_fails;
 use pathkernel::data::Dataset;

@@ -1,4 +1,4 @@
-//! The engine with event location (proofs.md §8): a step that ends with a
+//! The engine with event location (proofs.md §9): a step that ends with a
 //! switching function on its other side is cut at the first zero inside it,
 //! found on the method's dense output, and the rest of the step is taken
 //! from there. Between events the right-hand side is smooth, so each step
@@ -152,7 +152,7 @@ impl RungeKutta {
                 };
                 // Back across in the step right after its event: the field
                 // on the new branch points back into the kink, as the old
-                // one did: a sliding mode (proofs.md §8).
+                // one did: a sliding mode (proofs.md §9).
                 if s != watch.side(j) && g.event_step[j] == index - 1 {
                     return Err((StepFailure::Sliding { t, switch: j }, stats));
                 }

@@ -16,6 +16,7 @@ mod model;
 mod npz;
 mod properties;
 mod reference;
+mod reference_layers;
 mod reproducible;
 mod robustness;
 mod spec;

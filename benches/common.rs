@@ -34,3 +34,21 @@ pub fn width_experiment(width: usize) -> Experiment {
     let data = Dataset::resolve(&spec, Path::new(".")).expect("synthetic data");
     Experiment::new(spec, data)
 }
+
+/// The cnn bench spec (SPEC §10: conv2d 1 -> c, k 3 on 8x8, tanh, avg_pool 2,
+/// dense 64, dense 10; N 256, M 64) with `channels` in its convolution and
+/// w0 drawn from the spec's seed (the spec's own w0 fits 8 channels only),
+/// for the growth of one evaluation with the convolution's width.
+pub fn cnn_channels_experiment(channels: usize) -> Experiment {
+    let path = bench_dir().join("cnn.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&text).expect("the cnn bench spec is JSON");
+    spec["model"]["layers"][0]["channels"] = channels.into();
+    spec.as_object_mut()
+        .expect("a spec is an object")
+        .remove("init");
+    let spec = Spec::parse(&spec.to_string(), Format::Json).expect("a valid spec");
+    let data = Dataset::resolve(&spec, &bench_dir()).expect("inline data");
+    Experiment::new(spec, data)
+}

@@ -1,5 +1,5 @@
-//! One right-hand-side evaluation of the augmented flow: the bench specs
-//! and a width sweep. Throughput is in floating-point operations (criterion
+//! One right-hand-side evaluation of the augmented flow: the bench specs,
+//! a width sweep of the mlp and a channel sweep of the cnn. Throughput is in floating-point operations (criterion
 //! prints it as elements/s: read "Gelem/s" as GFLOP/s).
 mod common;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -36,14 +36,31 @@ fn bench_specs(c: &mut Criterion) {
 }
 
 fn bench_widths(c: &mut Criterion) {
-    for width in [64, 128, 256, 512] {
-        bench_rhs(
-            c,
-            "rhs_width",
-            &width.to_string(),
-            &common::width_experiment(width),
-        );
+    bench_sweep(
+        c,
+        "rhs_width",
+        &[64, 128, 256, 512],
+        common::width_experiment,
+    );
+}
+
+/// One evaluation per value of a swept size, in one group.
+fn bench_sweep(c: &mut Criterion, group: &str, values: &[usize], make: fn(usize) -> Experiment) {
+    for &v in values {
+        bench_rhs(c, group, &v.to_string(), &make(v));
     }
+}
+
+/// The cnn bench with 4, 8, 16 and 32 channels in its convolution: how the
+/// cost of one evaluation grows with the convolution's width (P = 3,058,
+/// 5,402, 10,090, 19,466).
+fn bench_cnn_channels(c: &mut Criterion) {
+    bench_sweep(
+        c,
+        "rhs_cnn_channels",
+        &[4, 8, 16, 32],
+        common::cnn_channels_experiment,
+    );
 }
 
 /// The machine's attainable f64 rate: a 2048³ product through the same
@@ -64,5 +81,11 @@ fn bench_peak(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_peak, bench_specs, bench_widths);
+criterion_group!(
+    benches,
+    bench_peak,
+    bench_specs,
+    bench_widths,
+    bench_cnn_channels
+);
 criterion_main!(benches);

@@ -19,6 +19,7 @@ mod model;
 mod npz;
 mod properties;
 mod reference;
+mod reference_layers;
 mod reproducible;
 mod robustness;
 mod spec;

@@ -47,7 +47,7 @@ fn spec(train_y: [f64; 4], model: Value, loss: Value, reduction: &str, flow: Val
 /// Runs the binary on `spec`, then the reference on the report; panics with
 /// the reference's output on any disagreement.
 #[track_caller]
-fn agrees(spec: Value) {
+pub(crate) fn agrees(spec: Value) {
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("spec.json");
     let report_path = dir.path().join("report.json");

@@ -25,6 +25,12 @@ K[m][i][c][c'] (c the query point's output, c' the training point's), and
 a = K^p^{-1} A per block by Gauss-Jordan, null where the block's 1-norm
 reciprocal condition number is below 1e-12. C = 1 keeps the scalar code and
 the shapes of section 5 (n_outputs and model.outputs absent or 1).
+
+Layered models (SPEC section 10, "arch": "layers") live in ref_layers.py
+beside this file, written from SPEC.md alone as the rest: each layer's
+forward pass and hand-written backward pass per example, the C outputs'
+gradients by one backward pass per output. They go through the same
+experiment and report code as every other architecture.
 test_ref_self.py checks the vector code against finite differences, closed
 forms and the scalar code, and plants bugs in it (--mutants).
 
@@ -38,7 +44,11 @@ functions of the reported path_kernel and coef_integral).
 
 import json
 import math
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ref_layers  # noqa: E402  (section 10, beside this file)
 
 # ---------------------------------------------------------------- activations
 # Each returns (value, derivative); SPEC section 3 fixes the kink conventions:
@@ -344,6 +354,16 @@ def build_model(model, dim):
         )
     if arch == "resmlp":
         return resmlp_model(dim, model["width"], model["blocks"], model["activation"])
+    if arch == "layers":
+        if n_outputs_of(model) != 1:
+            raise ValueError("the scalar code takes one output")
+        n_params, jac = ref_layers.layers_model(model, dim, ACTIVATIONS)
+
+        def grad(w, x):
+            f, js = jac(w, x)
+            return f[0], js[0]
+
+        return n_params, grad
     raise ValueError(f"unknown arch {arch}")
 
 
@@ -522,6 +542,8 @@ def build_vec_model(model, dim):
                              model["parameterization"] == "ntk", n_out)
     if arch == "resmlp":
         return resmlp_vec_model(dim, model["width"], model["blocks"], model["activation"], n_out)
+    if arch == "layers":
+        return ref_layers.layers_model(model, dim, ACTIVATIONS)
     raise ValueError(f"unknown arch {arch}")
 
 
@@ -574,6 +596,8 @@ def with_defaults(spec):
     s.setdefault("reduction", "sum")
     for k, v in MODEL_DEFAULTS.get(s["model"]["arch"], {}).items():
         s["model"].setdefault(k, v)
+    if s["model"]["arch"] == "layers":
+        ref_layers.with_layer_defaults(s["model"])
     for k, v in LOSS_DEFAULTS.get(s["loss"]["kind"], {}).items():
         s["loss"].setdefault(k, v)
     flow = s["flow"]
@@ -1168,6 +1192,8 @@ def init_fixed_entries(model, dim, n_params):
         return {dim * n_out + c: 0.0 for c in range(n_out)}
     if arch == "diag_linear":
         return {j: float(model["init_scale"]) for j in range(2 * dim)}
+    if arch == "layers":
+        return ref_layers.init_fixed_entries(model, dim, ACTIVATIONS)
     fixed = {}
     if arch == "mlp":
         if not model["bias"]:

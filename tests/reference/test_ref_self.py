@@ -3,8 +3,9 @@
 
     python3 test_ref_self.py            run the checks on pathkernel_ref.py
     python3 test_ref_self.py --mutants  also plant known bugs in a copy of the
-                                        script and require the checks to fail
-                                        on each of them
+                                        reference (pathkernel_ref.py and
+                                        ref_layers.py) and require the checks
+                                        to fail on each of them
 
 The reference checks the Rust tool; this file checks the reference, without
 the tool: per-output gradients against central finite differences, each
@@ -16,7 +17,13 @@ finite-difference gradients, the flow's dw/dt against a finite-difference
 gradient of L (the reduction weight), the chain rule d f_c(q)/dt = sum_i
 dA_{i,c}/dt, the identity residual of rk4 falling at order 4, the exact gd
 identity closing to rounding, and the report checker on reports built here
-(which must pass, and fail once a field is disturbed). Standard library only.
+(which must pass, and fail once a field is disturbed). The layered models of
+section 10 (ref_layers.py): every layer's backward pass against finite
+differences, each layer's forward pass on numbers worked by hand
+(cross-correlation, stride, same padding, the (out_ch, in_ch, k, k) layout,
+pooling windows, layer_norm's biased variance, gamma then beta), a
+dense-only stack against the mlp code, and a conv whose kernel covers its
+whole input against a dense layer. Standard library only.
 REF_SCRIPT names the script to load (the mutant runner uses it).
 """
 
@@ -528,6 +535,10 @@ def test_checker_end_to_end():
         (spec_of(model_spec("mlp", 3), "cross_entropy", "mean"), LABELS3, "rk4", 0.25, 4, False),
         (spec_of(model_spec("mlp", 2, bias=False), "squared", "sum"), [r[:2] for r in REAL3], "heun", 0.1, 5, False),
         (spec_of(model_spec("resmlp", 3), "squared", "mean"), REAL3, "gd", 0.1, 5, True),
+        (spec_of({"arch": "layers", "input_shape": [1, 2], "outputs": 3, "layers": [
+            {"kind": "conv1d", "channels": 2, "kernel": 1}, {"kind": "layer_norm"},
+            {"kind": "activation", "name": "tanh"}, {"kind": "flatten"},
+            {"kind": "dense", "units": 3}]}, "cross_entropy", "mean"), LABELS3, "rk4", 0.25, 2, False),
     ]
     for spec, ys, method, h, k, exact in cases:
         rep, original = make_report(spec, ys, method, h, k, exact)
@@ -606,6 +617,168 @@ def test_c1_report_shapes_accepted():
     check(run_checker(r), "C=1 report with n_outputs 2 accepted")
 
 
+# ------------------------------------------------------ layers (section 10)
+
+LAYER_MODELS = [
+    # (model, D)
+    ({"arch": "layers", "input_shape": [2, 5], "outputs": 2, "layers": [
+        {"kind": "conv1d", "channels": 3, "kernel": 3},
+        {"kind": "activation", "name": "tanh"},
+        {"kind": "flatten"},
+        {"kind": "dense", "units": 2}]}, 10),
+    ({"arch": "layers", "input_shape": [1, 7], "outputs": 1, "layers": [
+        {"kind": "conv1d", "channels": 2, "kernel": 3, "stride": 2, "padding": "same", "bias": False},
+        {"kind": "activation", "name": "sigmoid"},
+        {"kind": "avg_pool", "size": 2},
+        {"kind": "flatten"},
+        {"kind": "dense", "units": 1}]}, 7),
+    ({"arch": "layers", "input_shape": [2, 4, 5], "outputs": 3, "layers": [
+        {"kind": "conv2d", "channels": 2, "kernel": 3, "stride": 2, "padding": "same"},
+        {"kind": "activation", "name": "gelu"},
+        {"kind": "layer_norm"},
+        {"kind": "flatten"},
+        {"kind": "dense", "units": 3}]}, 40),
+    ({"arch": "layers", "input_shape": [1, 5, 5], "outputs": 2, "layers": [
+        {"kind": "conv2d", "channels": 2, "kernel": 2},
+        {"kind": "activation", "name": "softplus"},
+        {"kind": "avg_pool", "size": 2},
+        {"kind": "layer_norm", "affine": False, "eps": 1e-3},
+        {"kind": "flatten"},
+        {"kind": "dense", "units": 2}]}, 25),
+    ({"arch": "layers", "input_shape": [6], "outputs": 1, "layers": [
+        {"kind": "dense", "units": 4},
+        {"kind": "layer_norm"},
+        {"kind": "activation", "name": "sin"},
+        {"kind": "dense", "units": 1, "bias": False}]}, 6),
+]
+
+
+def layer_model(model, dim):
+    return R.build_vec_model(R.with_defaults({"model": model, "loss": {"kind": "squared"},
+                                             "flow": {"method": "rk4"}})["model"], dim)
+
+
+def test_layers_gradients_fd():
+    """Each layer's hand-written backward pass against central differences,
+    with every layer kind, stride, padding, pooling and both layer_norms."""
+    rng = random.Random(31)
+    for k, (model, dim) in enumerate(LAYER_MODELS):
+        p, jac = layer_model(model, dim)
+        w = draw_w(p, 300 + k)
+        c = model["outputs"]
+        for _ in range(2):
+            x = [rng.uniform(-1, 1) for _ in range(dim)]
+            f, js = jac(w, x)
+            check(len(f) == c and all(len(g) == p for g in js), f"layers jac shape {model['layers']}")
+            fd = fd_jac(jac, w, x, c)
+            bad = [(r, j) for r in range(c) for j in range(p) if not close(js[r][j], fd[r][j], 1e-6, 1e-8)]
+            check(not bad, f"layers grad {[l['kind'] for l in model['layers']]}: {len(bad)} entries "
+                           f"differ from finite differences, first {bad[:1]}")
+
+
+def first_layer_out(model, w, x):
+    layers, _ = R.ref_layers.build_layers(model, len(x), R.ACTIVATIONS)
+    return layers[0].forward(w, x)
+
+
+def ls(input_shape, first, outputs=1):
+    """A model whose first layer is `first` (SPEC defaults filled in), closed
+    by a flatten and a dense layer so that the stack is valid."""
+    m = {"arch": "layers", "input_shape": input_shape, "outputs": outputs,
+         "layers": [dict(first), {"kind": "flatten"}, {"kind": "dense", "units": outputs}]}
+    return R.ref_layers.with_layer_defaults(m)
+
+
+def test_layers_hand_computed():
+    """Section 10's formulas on numbers worked by hand: cross-correlation
+    (not convolution), the layout W (out_ch, in_ch, k[, k]) then b, stride,
+    same padding, pooling windows with the remainder dropped, the biased
+    variance of layer_norm and gamma then beta."""
+    x = [1.0, 2.0, 3.0, 4.0, 5.0]
+    # conv1d, valid: out[p] = b + sum_j W[j] x[p + j].
+    out = first_layer_out(ls([1, 5], {"kind": "conv1d", "channels": 1, "kernel": 3}), [1.0, 2.0, 0.0, 0.5], x)
+    check(out == [5.5, 8.5, 11.5], f"conv1d valid: {out}, want [5.5, 8.5, 11.5]")
+    # conv1d, same at stride 2: length (5 + 2 - 3) // 2 + 1 = 3, x[2p + j - 1].
+    out = first_layer_out(ls([1, 5], {"kind": "conv1d", "channels": 1, "kernel": 3, "stride": 2, "padding": "same"}),
+                          [1.0, 2.0, 3.0, 0.0], x)
+    check(out == [8.0, 20.0, 14.0], f"conv1d same stride 2: {out}, want [8, 20, 14]")
+    # conv2d, 2 input channels (1..9 and all ones), 1 output, kernel 2:
+    # W[0, 0] = [[1, 2], [3, 4]], W[0, 1] = [[0, 0], [0, 10]], b = 0.
+    img = [float(v) for v in range(1, 10)] + [1.0] * 9
+    out = first_layer_out(ls([2, 3, 3], {"kind": "conv2d", "channels": 1, "kernel": 2}),
+                          [1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 10.0, 0.0], img)
+    check(out == [47.0, 57.0, 77.0, 87.0], f"conv2d (o, c, ky, kx) layout: {out}, want [47, 57, 77, 87]")
+    # conv2d, 2 output channels: the second's weights follow the first's, then b (2).
+    out = first_layer_out(ls([1, 2, 2], {"kind": "conv2d", "channels": 2, "kernel": 1}),
+                          [2.0, -1.0, 0.5, 0.25], [1.0, 2.0, 3.0, 4.0])
+    check(out == [2.5, 4.5, 6.5, 8.5, -0.75, -1.75, -2.75, -3.75], f"conv2d two outputs: {out}")
+    # conv2d, same at stride 2 on 3 x 3 (ones): 2 x 2 positions, centred at 0 and 2.
+    out = first_layer_out(ls([1, 3, 3], {"kind": "conv2d", "channels": 1, "kernel": 3, "stride": 2, "padding": "same"}),
+                          [1.0] * 9 + [0.0], [1.0] * 9)
+    check(out == [4.0, 4.0, 4.0, 4.0], f"conv2d same stride 2: {out}, want four corners of 4")
+    # avg_pool 2 on 1 x 3 x 5 (1..15): one row of two windows, the rest dropped.
+    out = first_layer_out(ls([1, 3, 5], {"kind": "avg_pool", "size": 2}), [],
+                          [float(v) for v in range(1, 16)])
+    check(out == [4.0, 6.0], f"avg_pool 2d: {out}, want [4, 6]")
+    out = first_layer_out(ls([2, 5], {"kind": "avg_pool", "size": 2}), [], x + [10.0, 0.0, 2.0, 2.0, 7.0])
+    check(out == [1.5, 3.5, 5.0, 2.0], f"avg_pool 1d: {out}, want [1.5, 3.5, 5, 2]")
+    # layer_norm over [1, 2, 3, 4]: mean 2.5, biased variance 1.25; gamma then beta.
+    eps = 1e-5
+    want = [(v - 2.5) / math.sqrt(1.25 + eps) for v in (1.0, 2.0, 3.0, 4.0)]
+    out = first_layer_out(ls([4], {"kind": "layer_norm", "affine": False}), [], [1.0, 2.0, 3.0, 4.0])
+    check(all(close(a, b, 1e-15) for a, b in zip(out, want)), f"layer_norm: {out}, want {want}")
+    gamma, beta = [1.0, 2.0, 1.0, 1.0], [0.0, 0.0, 0.5, 0.0]
+    out = first_layer_out(ls([2, 2], {"kind": "layer_norm"}), gamma + beta, [1.0, 2.0, 3.0, 4.0])
+    want = [g * v + b for g, v, b in zip(gamma, want, beta)]
+    check(all(close(a, b, 1e-15) for a, b in zip(out, want)), f"layer_norm affine: {out}, want {want}")
+    # Fixed init entries: conv bias 0, gamma 1, beta 0, dense bias 0.
+    m = R.ref_layers.with_layer_defaults({"arch": "layers", "input_shape": [1, 3], "outputs": 1, "layers": [
+        {"kind": "conv1d", "channels": 1, "kernel": 2}, {"kind": "layer_norm"},
+        {"kind": "flatten"}, {"kind": "dense", "units": 1}]})
+    fixed = R.init_fixed_entries(m, 3, 10)
+    check(fixed == {2: 0.0, 3: 1.0, 4: 1.0, 5: 0.0, 6: 0.0, 9: 0.0}, f"layers init entries {fixed}")
+
+
+def test_layers_against_other_models():
+    """Two layouts checked against code written apart: a dense-only stack is
+    the mlp (same w, same f and gradients), and a valid conv whose kernel
+    covers the whole input is a dense layer on the flattened input."""
+    for act, hidden, c in (("tanh", [3, 2], 3), ("relu", [4], 1), ("softplus", [], 2)):
+        stack = []
+        for h in hidden:
+            stack += [{"kind": "dense", "units": h}, {"kind": "activation", "name": act}]
+        stack.append({"kind": "dense", "units": c})
+        p, jac = layer_model({"arch": "layers", "input_shape": [2], "outputs": c, "layers": stack}, 2)
+        pm, jm = R.build_vec_model(model_spec("mlp", c, hidden=hidden, activation=act), 2)
+        check(p == pm, f"dense stack P {p} vs mlp {pm}")
+        w = draw_w(p, 41)
+        for x in TRAIN_X + TEST_X:
+            (f, js), (fm, jsm) = jac(w, x), jm(w, x)
+            check(all(close(a, b, 1e-14, 1e-15) for a, b in zip(f, fm)), f"dense stack {act} {hidden}: f {f} vs mlp {fm}")
+            check(all(close(a, b, 1e-14, 1e-15) for r in range(c) for a, b in zip(js[r], jsm[r])),
+                  f"dense stack {act} {hidden}: gradient differs from the mlp's")
+    for shape, kind in (([2, 4], "conv1d"), ([2, 3, 3], "conv2d")):
+        k = shape[-1]
+        conv = {"arch": "layers", "input_shape": shape, "outputs": 2, "layers": [
+            {"kind": kind, "channels": 3, "kernel": k}, {"kind": "activation", "name": "tanh"},
+            {"kind": "flatten"}, {"kind": "dense", "units": 2}]}
+        dense = {"arch": "layers", "input_shape": [math.prod(shape)], "outputs": 2,
+                 "layers": [{"kind": "dense", "units": 3}, {"kind": "activation", "name": "tanh"},
+                            {"kind": "dense", "units": 2}]}
+        d = math.prod(shape)
+        p, jac = layer_model(conv, d)
+        pd, jd = layer_model(dense, d)
+        check(p == pd, f"{kind} over the whole input: P {p} vs dense {pd}")
+        w = draw_w(p, 43)
+        rng = random.Random(44)
+        for _ in range(3):
+            x = [rng.uniform(-1, 1) for _ in range(d)]
+            (f, js), (fd, jsd) = jac(w, x), jd(w, x)
+            check(all(close(a, b, 1e-14, 1e-15) for a, b in zip(f, fd)), f"{kind} full kernel: f {f} vs dense {fd}")
+            check(all(close(a, b, 1e-14, 1e-15) for r in range(2) for a, b in zip(js[r], jsd[r])),
+                  f"{kind} full kernel: gradient differs from the dense layer's")
+
+
 TESTS = [
     test_gradients_fd,
     test_rows_are_scalar_models,
@@ -619,6 +792,9 @@ TESTS = [
     test_inverse_and_rcond,
     test_checker_end_to_end,
     test_c1_report_shapes_accepted,
+    test_layers_gradients_fd,
+    test_layers_hand_computed,
+    test_layers_against_other_models,
 ]
 
 
@@ -664,14 +840,31 @@ MUTANTS = [
                                   "want = [math.fsum(inv[cc][r] * ai[cc] for cc in range(c)) for r in range(c)]")]),
     ("exact gd pairs the left point on both sides", [("ws = [u + s * d for u, d in zip(w, step)]\n            hs",
                                                      "ws = list(w)\n            hs")]),
+    # Section 10, in ref_layers.py (a mutant's edits apply to the file it names).
+    ("ref_layers.py: conv kernel flipped (a convolution, not a cross-correlation)", [
+        ("pos = tuple(self.s * pi + ji - self.pad", "pos = tuple(self.s * pi + (self.k - 1 - ji) - self.pad")]),
+    ("ref_layers.py: layer_norm with the unbiased variance", [
+        ("var = math.fsum((v - mean) ** 2 for v in u) / self.f", "var = math.fsum((v - mean) ** 2 for v in u) / (self.f - 1)")]),
+    ("ref_layers.py: layer_norm backward without the mean term", [
+        ("return [(dxhat[k] - m1 - xhat[k] * m2) / sd", "return [(dxhat[k] - xhat[k] * m2) / sd")]),
+    ("ref_layers.py: same padding on the left only", [
+        ("pad = (k - 1) // 2 if", "pad = (k - 1) if")]),
 ]
 
 
+REF_FILES = ("pathkernel_ref.py", "ref_layers.py")
+
+
 def run_mutants():
-    src = open(SCRIPT).read()
+    """Each mutant runs on a copy of the reference's files in a temporary
+    folder (pathkernel_ref.py imports ref_layers.py from its own folder);
+    a name starting "ref_layers.py:" mutates that file, any other the script."""
+    here = os.path.dirname(os.path.abspath(SCRIPT))
+    sources = {f: open(os.path.join(here, f)).read() for f in REF_FILES}
     survivors = []
     for name, edits in MUTANTS:
-        text = src
+        target = "ref_layers.py" if name.startswith("ref_layers.py:") else "pathkernel_ref.py"
+        text = sources[target]
         for old, new in edits:
             n = text.count(old)
             if n != 1:
@@ -679,15 +872,13 @@ def run_mutants():
                 break
             text = text.replace(old, new)
         else:
-            with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
-                fh.write(text)
-                path = fh.name
-            try:
+            with tempfile.TemporaryDirectory() as tmp:
+                for f, src in sources.items():
+                    with open(os.path.join(tmp, f), "w") as fh:
+                        fh.write(text if f == target else src)
                 out = subprocess.run([sys.executable, os.path.abspath(__file__)],
-                                     env=dict(os.environ, REF_SCRIPT=path),
+                                     env=dict(os.environ, REF_SCRIPT=os.path.join(tmp, "pathkernel_ref.py")),
                                      capture_output=True, text=True)
-            finally:
-                os.unlink(path)
             caught = [l for l in out.stdout.splitlines() if l.endswith("failures")]
             print(f"mutant '{name}': {'caught by ' + ', '.join(l.split(':')[0] for l in caught) if out.returncode else 'SURVIVED'}")
             if out.returncode == 0:

@@ -1,7 +1,7 @@
 //! A bench baseline (what `pathkernel bench --save` writes) and the
 //! comparison of a new measurement with it.
 //!
-//! Tolerances (proofs.md §8, C25): the counts (evaluations, steps,
+//! Tolerances (proofs.md §8, C26): the counts (evaluations, steps,
 //! rejected steps) of a spec are a deterministic function of the code, so
 //! any change is flagged; the residual is flagged when it moves by more
 //! than a factor [`RESIDUAL_FACTOR`] either way and by more than the

@@ -18,6 +18,7 @@ mod properties;
 mod reference;
 mod reproducible;
 mod robustness;
+mod second_order;
 mod spec;
 mod stepper;
 mod study;

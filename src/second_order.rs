@@ -1,7 +1,7 @@
 //! The second-order term of a discrete method (SPEC §9, issue 11):
-//! r2(q) = Σ_k ½ Δ_kᵀ ∇²_w f(w_k; q) Δ_k, Δ_k = w_{k+1} − w_k. Taylor's
-//! theorem along each step gives f(w_{k+1}; q) − f(w_k; q) = ∇f(w_k; q) · Δ_k
-//! + ½ Δ_kᵀ ∇²f Δ_k + O(|Δ_k|³), so the Domingos-form residual (the sum of
+//! r2(q) = Σ_k ½ Δ_kᵀ ∇²_w f(w_k; q) Δ_k, Δ_k = w_{k+1} − w_k. By Taylor's
+//! theorem along each step, f(w_{k+1}; q) − f(w_k; q) − ∇f(w_k; q) · Δ_k is
+//! ½ Δ_kᵀ ∇²f Δ_k plus O(|Δ_k|³), so the Domingos-form residual (the sum of
 //! the first-order remainders) minus r2 is O(ε²) where the residual is O(ε)
 //! (proofs.md §8). Each term is one second-order Taylor pass through the
 //! batched model (`crate::model::taylor`), never a P x P Hessian.

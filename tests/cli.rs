@@ -721,9 +721,12 @@ fn the_same_spec_gives_byte_identical_reports() {
     );
 }
 
+/// One residual column of a `converge` row and its order (None at the first).
+type Residual = (f64, Option<f64>);
+
 /// The table rows of `converge`: (step, steps, then each residual column
 /// and its order or None).
-fn converge_rows(text: &str) -> Vec<(f64, u64, Vec<(f64, Option<f64>)>)> {
+fn converge_rows(text: &str) -> Vec<(f64, u64, Vec<Residual>)> {
     let mut lines = text.lines();
     let header = lines.next().unwrap();
     assert!(

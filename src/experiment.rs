@@ -237,7 +237,7 @@ impl Experiment {
             &tangent_kernel0,
             &tangent_kernel_end,
         );
-        Ok(Outcome {
+        let mut outcome = Outcome {
             n_outputs: c,
             stats,
             loss0,
@@ -253,7 +253,17 @@ impl Experiment {
             second_order_term: second.map(|(s, _)| s.term),
             w_end,
             conditions,
-        })
+        };
+        // Δᵀ ∇²f Δ can overflow on a step whose curvature is not
+        // representable though f and ∇f are: the report then omits the
+        // second-order fields rather than hold a non-finite number (SPEC §5).
+        if outcome
+            .second_order_residual()
+            .is_some_and(|r| !r.iter().all(|v| v.is_finite()))
+        {
+            outcome.second_order_term = None;
+        }
+        Ok(outcome)
     }
 }
 

@@ -6,7 +6,7 @@
 //! underflow. `apply_dual` is an independent forward-mode reference built
 //! from num-dual's elementary functions, so its derivative never comes from
 //! `derivative`; the gradient tests compare the two.
-use num_dual::{Dual64, DualNum};
+use num_dual::DualNum;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{FRAC_1_SQRT_2, TAU};
 
@@ -192,41 +192,76 @@ impl Activation {
         }
     }
 
-    /// sigma applied to a dual number (forward-mode reference).
+    /// sigma''(z), for the second-order term of gd (`crate::second_order`):
+    /// 0 for relu and leaky_relu (their kink at 0 is not a second
+    /// derivative anyone can use; away from it both are linear).
+    #[inline]
+    pub fn second_derivative(self, z: f64) -> f64 {
+        match self {
+            Activation::Identity | Activation::Relu | Activation::LeakyRelu => 0.0,
+            // -2 tanh(z) sech^2(z), both factors stable for every z.
+            Activation::Tanh => {
+                let (t, d) = self.apply_with_derivative(z);
+                -2.0 * t * d
+            }
+            // s r (r - s) with r = 1 - s = sigmoid(-z) exact: no cancellation.
+            Activation::Sigmoid => {
+                let (s, r) = sigmoid_pair(z);
+                s * r * (r - s)
+            }
+            Activation::Softplus => {
+                let (s, r) = sigmoid_pair(z);
+                s * r
+            }
+            Activation::Gelu => normal_pdf(z) * (2.0 - z * z),
+            Activation::Silu => {
+                let (s, r) = sigmoid_pair(z);
+                s * r * (2.0 + z * (r - s))
+            }
+            Activation::Sin => -z.sin(),
+        }
+    }
+
+    /// sigma applied to a dual number (forward-mode reference): any
+    /// num-dual number whose infinitesimal part d = z - re(z) has d^3 = 0
+    /// (Dual64 for first derivatives, Dual2_64 or HyperDual64 for second).
     ///
     /// Built from num-dual's elementary functions in forms that stay accurate
     /// for large |z| (num-dual's own `tanh` is sinh/cosh, whose derivative
     /// cancels catastrophically beyond |z| ~ 10 and is NaN past 710). Gelu is
-    /// the one exception: num-dual has no erf, so Phi's derivative is written
-    /// here by hand as exp(-z^2/2) / sqrt(2 pi), apart from `derivative`'s.
-    /// At the kinks the reference restates SPEC's conventions.
-    pub fn apply_dual(self, z: Dual64) -> Dual64 {
+    /// the one exception: num-dual has no erf, so Phi is written by hand as
+    /// its Taylor polynomial Phi(re) + phi(re) d - re phi(re) d^2 / 2, exact
+    /// when d^3 = 0, with phi = exp(-z^2/2) / sqrt(2 pi) apart from
+    /// `derivative`'s. At the kinks the reference restates SPEC's conventions.
+    pub fn apply_dual<D: DualNum<Primitive = f64> + Copy>(self, z: D) -> D {
+        let re = z.re();
         match self {
             Activation::Identity => z,
             Activation::Tanh => {
                 // tanh|z| = -u / (2 + u), u = expm1(-2|z|) in (-1, 0]: no
                 // cancellation near 0 and no overflow far out.
-                let (a, sign) = if z.re < 0.0 { (-z, -1.0) } else { (z, 1.0) };
+                let (a, sign) = if re < 0.0 { (-z, -1.0) } else { (z, 1.0) };
                 let u = (a * -2.0).exp_m1();
                 -u / (u + 2.0) * sign
             }
             Activation::Sigmoid => sigmoid_dual(z),
             Activation::Softplus => softplus_dual(z),
             Activation::Gelu => {
-                let dphi = (-(z.re * z.re) / 2.0).exp() / TAU.sqrt();
-                z * Dual64::new(normal_cdf(z.re), dphi * z.eps)
+                let dphi = (-(re * re) / 2.0).exp() / TAU.sqrt();
+                let d = z - D::from(re);
+                z * (D::from(normal_cdf(re)) + d * dphi + d * d * (-0.5 * re * dphi))
             }
             Activation::Silu => z * sigmoid_dual(z),
             Activation::Sin => z.sin(),
             Activation::Relu => {
-                if z.re > 0.0 {
+                if re > 0.0 {
                     z
                 } else {
-                    Dual64::from(0.0)
+                    D::from(0.0)
                 }
             }
             Activation::LeakyRelu => {
-                if z.re > 0.0 {
+                if re > 0.0 {
                     z
                 } else {
                     z * 0.01
@@ -283,8 +318,8 @@ fn normal_pdf(z: f64) -> f64 {
 }
 
 /// Reference sigmoid: the branch keeps the exponent <= 0.
-pub(crate) fn sigmoid_dual(z: Dual64) -> Dual64 {
-    if z.re >= 0.0 {
+pub(crate) fn sigmoid_dual<D: DualNum<Primitive = f64> + Copy>(z: D) -> D {
+    if z.re() >= 0.0 {
         ((-z).exp() + 1.0).recip()
     } else {
         let e = z.exp();
@@ -293,8 +328,8 @@ pub(crate) fn sigmoid_dual(z: Dual64) -> Dual64 {
 }
 
 /// Reference softplus: z + ln(1 + e^-z) for z >= 0, ln(1 + e^z) below.
-pub(crate) fn softplus_dual(z: Dual64) -> Dual64 {
-    if z.re >= 0.0 {
+pub(crate) fn softplus_dual<D: DualNum<Primitive = f64> + Copy>(z: D) -> D {
+    if z.re() >= 0.0 {
         z + (-z).exp().ln_1p()
     } else {
         z.exp().ln_1p()

@@ -1,6 +1,7 @@
 //! The command line (SPEC §6): argument parsing, the commands, and the
 //! human-readable summaries. Exit codes: 0 success, 2 bad input, 1 a
 //! failure while running, 130 interrupted by Ctrl-C.
+use crate::converge::{Level, refine};
 use crate::data::Dataset;
 use crate::error::{Error, InputError, RunError};
 use crate::experiment::{Experiment, Outcome};
@@ -522,15 +523,15 @@ fn readable(v: f64) -> String {
     }
 }
 
-/// The `converge` study: the same experiment at step h / 2^k.
+/// The `converge` study: the same experiment refined k times (`converge::refine`).
 fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(), Error> {
-    let Some(h) = spec.flow.fixed_step() else {
+    if spec.flow.fixed_step().is_none() {
         return Err(InputError::new(
             "flow.step",
             "converge needs a fixed-step spec: found no step; give flow.step (or flow.lr for gd)",
         )
         .into());
-    };
+    }
     if halvings > MAX_HALVINGS {
         return Err(InputError::new(
             "--halvings",
@@ -543,26 +544,19 @@ fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(
     let last = steps * 2f64.powi(halvings as i32);
     crate::spec::check_steps("--halvings", last, "the last halving's t_end / step")?;
     let data = resolve(&spec, base, max_memory)?;
-    emit(&format!(
-        "{:>12} {:>8} {:>10} {:>14} {:>8}\n",
-        "step", "steps", "rhs_evals", "max |r|", "order"
-    ));
-    let mut previous: Option<f64> = None;
+    let mut spec = spec;
+    let mut previous: Option<Level> = None;
     for k in 0..=halvings {
-        let mut s = spec.clone();
-        let hk = h / 2f64.powi(k as i32);
-        s.flow.set_fixed_step(hk);
-        let exp = interruptible(s, data.clone());
-        let out = run_with_progress(&exp)?;
-        let r = out.max_abs_residual();
-        let order = previous
-            .map(|p| format!("{:8.3}", (p / r).log2()))
-            .unwrap_or_else(|| format!("{:>8}", "-"));
-        emit(&format!(
-            "{hk:>12.6e} {:>8} {:>10} {r:>14.6e} {order}\n",
-            out.stats.steps, out.stats.rhs_evals
-        ));
-        previous = Some(r);
+        if k > 0 {
+            spec = refine(&spec);
+        }
+        let exp = interruptible(spec.clone(), data.clone());
+        let level = Level::new(&spec, &run_with_progress(&exp)?);
+        if previous.is_none() {
+            emit(&level.header());
+        }
+        emit(&level.line(previous.as_ref()));
+        previous = Some(level);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::exact::ExactPathKernel;
 use crate::flow::FlowProblem;
 use crate::model::{self, Model};
 use crate::rng::{RngStream, generator};
+use crate::second_order::SecondOrder;
 use crate::spec::{FlowSpec, Method, Spec};
 use crate::stepper::{Control, RungeKutta, Stats, Step, StepFailure};
 use crate::tableau::Tableau;
@@ -44,6 +45,9 @@ pub struct Outcome {
     pub tangent_kernel_end: DMatrix<f64>,
     /// gd with exact_path_kernel: Σ_k ε Σ_{c'} (−l'_{ic'}) K^e_k(q_m, x_i)_{·c'}.
     pub exact_coef_integral: Option<DMatrix<f64>>,
+    /// Discrete methods (gd): r2(q_m) = Σ_k ½ Δ_kᵀ ∇²f(w_k; q_m) Δ_k,
+    /// example-major (`crate::second_order`).
+    pub second_order_term: Option<Vec<f64>>,
     /// What held along the path (sampled after each accepted step).
     pub conditions: Conditions,
 }
@@ -81,16 +85,27 @@ impl Outcome {
             .as_ref()
             .map(|a| machine(&self.y0, a))
     }
-    pub fn exact_max_abs_residual(&self) -> Option<f64> {
+    /// f(w_K; q_m) − the exact kernel machine (SPEC §9): rounding level.
+    pub fn exact_residual(&self) -> Option<Vec<f64>> {
         let km = self.exact_kernel_machine()?;
-        Some(max_abs(
-            &self
-                .y_end
+        Some(self.y_end.iter().zip(km).map(|(y, k)| y - k).collect())
+    }
+    pub fn exact_max_abs_residual(&self) -> Option<f64> {
+        self.exact_residual().map(|r| max_abs(&r))
+    }
+    /// The residual less the second-order term: O(ε²) for a smooth model.
+    pub fn second_order_residual(&self) -> Option<Vec<f64>> {
+        let term = self.second_order_term.as_ref()?;
+        Some(
+            self.residual()
                 .iter()
-                .zip(km)
-                .map(|(y, k)| y - k)
-                .collect::<Vec<_>>(),
-        ))
+                .zip(term)
+                .map(|(r, t)| r - t)
+                .collect(),
+        )
+    }
+    pub fn second_order_max_abs_residual(&self) -> Option<f64> {
+        self.second_order_residual().map(|r| max_abs(&r))
     }
 }
 
@@ -174,6 +189,12 @@ impl Experiment {
             .flow
             .exact_path_kernel
             .then(|| ExactPathKernel::new(model, &self.data));
+        let mut second = (self.spec.flow.method == Method::Gd).then(|| {
+            (
+                SecondOrder::new(model, &self.data.test_x),
+                vec![0.0; model.n_params()],
+            )
+        });
         let mut observer = |flow: &mut FlowProblem<'_>, step: &Step<'_>| {
             let kernel = layout.path_kernel(step.last_derivative);
             tracker.sample(model, flow, flow.last_time(), kernel);
@@ -182,6 +203,13 @@ impl Experiment {
             }
             if let Some(e) = exact.as_mut() {
                 e.add_step(flow, step);
+            }
+            if let Some((term, delta)) = second.as_mut() {
+                let (w0, w1) = (layout.w(step.y0), layout.w(step.y1));
+                for ((d, &a), &b) in delta.iter_mut().zip(w0).zip(w1) {
+                    *d = b - a;
+                }
+                term.add_step(w0, delta);
             }
             progress(step.t1);
         };
@@ -219,7 +247,7 @@ impl Experiment {
             &tangent_kernel0,
             &tangent_kernel_end,
         );
-        Ok(Outcome {
+        let mut outcome = Outcome {
             n_outputs: c,
             stats,
             loss0,
@@ -232,9 +260,20 @@ impl Experiment {
             tangent_kernel_end,
             exact_coef_integral: exact
                 .map(|e| DMatrix::from_column_slice(m * c, n, &e.coef_integral)),
+            second_order_term: second.map(|(s, _)| s.term),
             w_end,
             conditions,
-        })
+        };
+        // Δᵀ ∇²f Δ can overflow on a step whose curvature is not
+        // representable though f and ∇f are: the report then omits the
+        // second-order fields rather than hold a non-finite number (SPEC §5).
+        if outcome
+            .second_order_residual()
+            .is_some_and(|r| !r.iter().all(|v| v.is_finite()))
+        {
+            outcome.second_order_term = None;
+        }
+        Ok(outcome)
     }
 }
 

@@ -113,6 +113,15 @@ pub struct Report {
     pub exact_kernel_machine: Option<Shaped<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact_max_abs_residual: Option<f64>,
+    /// f(w_end) − exact_kernel_machine per query point (SPEC §9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_residual: Option<Shaped<f64>>,
+    /// Discrete methods: Σ_k ½ Δ_kᵀ ∇²f(w_k; q) Δ_k per query point (SPEC §9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_order_term: Option<Shaped<f64>>,
+    /// residual − second_order_term.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_order_residual: Option<Shaped<f64>>,
     /// The test error of f(w_end) and of the kernel machine, where the
     /// query points' targets are known (SPEC §11).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +208,9 @@ impl Report {
             exact_coef_integral: out.exact_coef_integral.as_ref().map(|a| per_pair(a, c)),
             exact_kernel_machine: out.exact_kernel_machine().map(|v| per_output(&v, c)),
             exact_max_abs_residual: out.exact_max_abs_residual(),
+            exact_residual: out.exact_residual().map(|v| per_output(&v, c)),
+            second_order_term: out.second_order_term.as_ref().map(|v| per_output(v, c)),
+            second_order_residual: out.second_order_residual().map(|v| per_output(&v, c)),
             test_error: exp.data.test_y.as_ref().map(|y| {
                 crate::evaluation::TestError::new(&exp.spec.loss, c, y, &out.y_end, &kernel_machine)
             }),

@@ -277,3 +277,30 @@ fn sample_conditions(text: &str) {
         assert_eq!(allocations() - before, 0);
     });
 }
+
+/// The second-order term's Taylor pass allocates nothing after `new`, on
+/// every experiment's model (mlp, resmlp, diag_linear, the classifier, the
+/// CNN with every layer kind) over its query points.
+#[test]
+fn second_order_steps_allocate_nothing_after_set_up() {
+    counted(|| {
+        for exp in experiments() {
+            let model = exp.model.as_ref();
+            let mut term = pathkernel::second_order::SecondOrder::new(model, &exp.data.test_x);
+            let delta: Vec<f64> = exp.w0.iter().map(|w| 1e-3 * w).collect();
+            for _ in 0..5 {
+                term.add_step(&exp.w0, &delta);
+            }
+            let before = allocations();
+            for _ in 0..20 {
+                term.add_step(&exp.w0, &delta);
+            }
+            assert_eq!(
+                allocations() - before,
+                0,
+                "add_step of {:?}",
+                exp.spec.model
+            );
+        }
+    });
+}

@@ -31,7 +31,7 @@ fn normal(rng: &mut ChaCha20Rng) -> f64 {
 /// kernel, stride and padding) on a random input shape, then some of
 /// activation, layer_norm, avg_pool, a second convolution, flatten, a
 /// hidden dense layer, and the dense output layer of C units.
-fn random_layers(rng: &mut ChaCha20Rng, c: usize) -> (ModelSpec, usize) {
+pub fn random_layers(rng: &mut ChaCha20Rng, c: usize) -> (ModelSpec, usize) {
     let d = rng.random_range(1..=2usize);
     let channels = rng.random_range(1..=2usize);
     let mut spatial: Vec<usize> = (0..d).map(|_| rng.random_range(2..=6usize)).collect();
@@ -138,7 +138,7 @@ fn check_against_reference(
     let (wb, xb) = draw(m.as_ref(), nb, 0.5, rng);
     let tape = evaluate(m.as_ref(), &w, &x);
     let tb = evaluate(m.as_ref(), &wb, &xb);
-    let wd: Vec<_> = w.iter().map(|&v| v.into()).collect();
+    let wd: Vec<num_dual::Dual64> = w.iter().map(|&v| v.into()).collect();
     let jac: Vec<Vec<f64>> = (0..rows)
         .flat_map(|r| reference::gradients(spec, &w, &row(&x, r)))
         .collect();
@@ -446,7 +446,7 @@ fn dense_stack_equals_the_mlp() {
 
 /// A smooth CNN on 4x4 inputs (conv2d same, tanh, layer_norm, avg_pool,
 /// dense), C = 2 squared loss, 8 training and 3 query points.
-fn smooth_cnn(flow: Value) -> Spec {
+pub fn smooth_cnn(flow: Value) -> Spec {
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     let mut img = |n: usize| -> Vec<Vec<f64>> {
         (0..n)

@@ -22,6 +22,7 @@ mod reference;
 mod reference_layers;
 mod reproducible;
 mod robustness;
+mod second_order;
 mod spec;
 mod stepper;
 mod study;

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Every architecture of SPEC §3 at small sizes, every activation.
-fn arch_strategy() -> BoxedStrategy<ModelSpec> {
+pub fn arch_strategy() -> BoxedStrategy<ModelSpec> {
     strategies::model_spec(&ModelRanges::gradient_checks())
 }
 
@@ -36,7 +36,7 @@ fn draw(p: usize, rows: usize, dim: usize, w_scale: f64, seed: u64) -> (Vec<f64>
 /// γ_n ≈ n ε in terms of the sum of absolute terms; with n ≤ 100 terms per
 /// entry here and a factor of 100 for the depth of the composition, 1e-12
 /// of the scale bounds it for weights of scale at most 1.
-const ROUNDING: f64 = 1e-12;
+pub const ROUNDING: f64 = 1e-12;
 
 /// How much larger the sum of absolute terms of a gradient entry can be
 /// than the entry itself: through each weight layer on the longest path the
@@ -44,7 +44,7 @@ const ROUNDING: f64 = 1e-12;
 /// weight scale, so the bound above is multiplied by max(1, scale)^layers.
 /// (Found needed by a deep run: a resmlp of 2 blocks, sin, weights of scale
 /// 3, differed by 1.5e-12 relative, within 3^6 · 1e-12.)
-fn conditioning(spec: &ModelSpec, w_scale: f64) -> f64 {
+pub fn conditioning(spec: &ModelSpec, w_scale: f64) -> f64 {
     let layers = match spec {
         ModelSpec::Linear { .. } | ModelSpec::DiagLinear { .. } => 1,
         ModelSpec::Mlp { hidden, .. } => hidden.len() + 1,
@@ -74,7 +74,7 @@ proptest! {
         // The gradient of output k of example r at index r C + k.
         let jac: Vec<Vec<f64>> = xr.iter().flat_map(|x| reference::gradients(&spec, &w, x)).collect();
         let scale = conditioning(&spec, w_scale) * jac.iter().flatten().fold(1e-300f64, |a, g| a.max(g.abs()));
-        let wd: Vec<_> = w.iter().map(|&v| v.into()).collect();
+        let wd: Vec<num_dual::Dual64> = w.iter().map(|&v| v.into()).collect();
         for r in 0..rows * outputs {
             let f = reference::outputs(&spec, &wd, &xr[r / outputs])[r % outputs].re;
             let got = tape.output[(r / outputs, r % outputs)];

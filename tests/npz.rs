@@ -605,3 +605,53 @@ fn a_run_with_2_outputs_moves_its_blocks_in_their_nested_shapes() {
     let names: BTreeSet<String> = members.keys().cloned().collect();
     numpy_reads(&dir.path().join("split.npz"), &plain_text, &names);
 }
+
+/// gd's per-query fields of SPEC §9 move like every other large array: with
+/// M = 4100 query points (N = 3, a tanh mlp [2]) y0, y_end, kernel_machine,
+/// residual, exact_kernel_machine, exact_residual, second_order_term and
+/// second_order_residual (4100 numbers each) and the M x N matrices go to
+/// the npz, bit for bit the plain report's.
+#[test]
+fn gd_second_order_and_exact_residuals_move_to_the_npz() {
+    let dir = tempfile::tempdir().unwrap();
+    let test_x: Vec<Vec<f64>> = (0..4100)
+        .map(|i| vec![f64::from(i) / 2050.0 - 1.0])
+        .collect();
+    let spec = json!({
+        "seed": 2,
+        "data": {"source": "inline", "train_x": [[-0.5], [0.1], [0.8]], "train_y": [0.3, -0.2, 0.9],
+                 "test_x": test_x},
+        "model": {"arch": "mlp", "hidden": [2], "activation": "tanh"},
+        "loss": {"kind": "squared"},
+        "flow": {"t_end": 1.0, "method": "gd", "lr": 0.25, "exact_path_kernel": true}
+    });
+    run(dir.path(), "plain", &spec, &[]);
+    run(dir.path(), "split", &spec, &["--arrays", "npz"]);
+    let plain: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plain.json")).unwrap())
+            .unwrap();
+    let split: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("split.json")).unwrap())
+            .unwrap();
+    let members = read_npz(&dir.path().join("split.npz"));
+    for key in [
+        "exact_residual",
+        "second_order_term",
+        "second_order_residual",
+    ] {
+        assert_eq!(split[key], json!({"npz": key}), "{key}");
+        let (shape, numbers) = json_array(&plain[key]);
+        assert_eq!(shape, [4100]);
+        let (npz_shape, NpzData::F64(data)) = &members[key] else {
+            panic!("{key}: float64 expected")
+        };
+        assert_eq!(npz_shape, &shape);
+        assert!(same_bits(data, &numbers), "{key} differs");
+    }
+    assert!(
+        json_array(&plain["second_order_term"])
+            .1
+            .iter()
+            .any(|&v| v != 0.0)
+    );
+}

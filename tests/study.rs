@@ -105,6 +105,44 @@ pub fn assert_orders(spec: &Spec) {
     }
 }
 
+/// C27: on `spec` (smooth), gd's Domingos-form residual falls at order
+/// 1 ± 0.1 and its second-order residual r − r2 at order 2 ± 0.2 over
+/// h, h/2, h/4 with hλ ≤ 1/4 at h (the range of `assert_orders`: r − r2 =
+/// h² (C_2 + C_3 h + ...), so the last observed order is 2 + ~0.36 κ hλ/2,
+/// within 0.02 for κ ≤ 1/4); r − r2 must stay 100 times above its rounding
+/// 8 K ε (S + max|r2|) at h/4.
+pub fn assert_second_order(spec: &Spec) {
+    let lambda = stiffness(spec);
+    let t_end = spec.flow.t_end;
+    let h = 2f64.powi((0.25 / lambda).log2().floor() as i32).min(t_end);
+    let mut floor = 0.0;
+    let (r, r2): (Vec<f64>, Vec<f64>) = (0..3)
+        .map(|k| {
+            let lr = h / 2f64.powi(k);
+            let out = run(&with_flow(
+                spec,
+                json!({"t_end": t_end, "method": "gd", "lr": lr}),
+            ));
+            let term = out.second_order_term.as_ref().expect("gd has r2");
+            floor = 8.0 * EPS * (t_end / lr) * (scale(&out) + max_abs(term.iter().copied()));
+            (
+                out.max_abs_residual(),
+                out.second_order_max_abs_residual().unwrap(),
+            )
+        })
+        .unzip();
+    assert!(
+        r2[2] > 100.0 * floor,
+        "r - r2 = {r2:?} near rounding {floor:e}"
+    );
+    let (first, second) = ((r[1] / r[2]).log2(), (r2[1] / r2[2]).log2());
+    assert!((first - 1.0).abs() < 0.1, "residuals {r:?}: order {first}");
+    assert!(
+        (second - 2.0).abs() < 0.2,
+        "r - r2 = {r2:?}: order {second}"
+    );
+}
+
 /// C6: the gd exact path kernel closes the identity on `spec` within the
 /// rounding bound 8 K ε S of identity.rs (40 steps at half the stability
 /// limit), with a Riemann-sum residual far above it.

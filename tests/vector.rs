@@ -36,7 +36,7 @@ fn inputs() -> (Value, Value) {
 }
 
 /// A smooth C = 3 classifier: tanh mlp [6] under cross_entropy (mean).
-fn classifier(flow: Value) -> Spec {
+pub fn classifier(flow: Value) -> Spec {
     let (x, q) = inputs();
     parse(json!({
         "seed": 5,
@@ -50,7 +50,7 @@ fn classifier(flow: Value) -> Spec {
 
 /// A smooth C = 2 regression: resmlp (width 4, 1 block, softplus) under
 /// squared loss (sum) on rows of two targets.
-fn two_outputs(flow: Value) -> Spec {
+pub fn two_outputs(flow: Value) -> Spec {
     let (x, q) = inputs();
     let y: Vec<[f64; 2]> = (0..9)
         .map(|i| [(0.7 * i as f64).sin(), 0.25 * i as f64 - 1.0])

@@ -85,6 +85,21 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
             None
         },
         exact_max_abs_residual: if exact { Some(finite(u)?) } else { None },
+        exact_residual: if exact {
+            Some(Shaped::Vector(vector(u, m)?))
+        } else {
+            None
+        },
+        second_order_term: if exact {
+            Some(Shaped::Vector(vector(u, m)?))
+        } else {
+            None
+        },
+        second_order_residual: if exact {
+            Some(Shaped::Vector(vector(u, m)?))
+        } else {
+            None
+        },
         test_error: None,
         generator: String::arbitrary(u)?,
         conditions: Conditions {

@@ -1,4 +1,5 @@
 //! Multilayer perceptron D -> h1 -> ... -> hk -> C (SPEC §3, §8), batched.
+use super::taylor::{Jet, TaylorTape, activation_jet};
 use super::{Block, Model, Tape};
 use crate::activation::Activation;
 use crate::spec::Parameterization;
@@ -186,6 +187,33 @@ impl Model for Mlp {
 
     fn unit_delta(&self) -> Option<usize> {
         Some(self.hidden_layers())
+    }
+
+    /// jets: x, then z_l and u_l for each hidden layer, then the output.
+    fn taylor_tape(&self, x: &DMatrix<f64>) -> TaylorTape {
+        let rows = x.nrows();
+        let mut jets = vec![Jet::constant(x)];
+        for layer in &self.layers[..self.hidden_layers()] {
+            jets.push(Jet::zeros(rows, layer.fan_out));
+            jets.push(Jet::zeros(rows, layer.fan_out));
+        }
+        jets.push(Jet::zeros(rows, self.outputs()));
+        TaylorTape {
+            jets,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn taylor(&self, w: &[f64], dw: &[f64], tape: &mut TaylorTape) {
+        let k = self.hidden_layers();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (before, after) = tape.jets.split_at_mut(2 * l + 1);
+            layer.taylor(w, dw, &before[2 * l], &mut after[0]);
+            if l < k {
+                let (z, u) = after.split_at_mut(1);
+                activation_jet(self.activation, &z[0], &mut u[0]);
+            }
+        }
     }
 
     fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {

@@ -13,11 +13,13 @@ pub mod layers;
 mod mlp;
 pub mod reference;
 mod resmlp;
+pub mod taylor;
 
 pub use diag_linear::DiagLinear;
 pub use layers::Layered;
 pub use mlp::Mlp;
 pub use resmlp::ResMlp;
+pub use taylor::{Jet, TaylorTape};
 
 use crate::spec::ModelSpec;
 use nalgebra::DMatrix;
@@ -127,6 +129,12 @@ pub trait Model: Send + Sync {
     fn unit_delta(&self) -> Option<usize> {
         None
     }
+    /// Buffers for [`Model::taylor`] over the batch `x` (rows x D).
+    fn taylor_tape(&self, x: &DMatrix<f64>) -> TaylorTape;
+    /// Second-order Taylor mode along `dw`: leaves in `tape.output()` the
+    /// jet of f(w + t dw; x_r) at t = 0, whose `second` is dwᵀ ∇²_w f dw.
+    /// Separate from `forward`/`backward`, which it never slows.
+    fn taylor(&self, w: &[f64], dw: &[f64], tape: &mut TaylorTape);
     /// The pre-activations of kinked units (relu, leaky_relu) on the tape, for
     /// detecting kink crossings; empty for smooth models.
     fn kink_preactivations<'t>(&self, _tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {

@@ -1,22 +1,24 @@
 //! A plain, per-example forward pass written straight from SPEC §3 over dual
 //! numbers: the independent forward-mode reference that the batched reverse
 //! mode of the models is checked against. Slow (one pass per parameter) and
-//! never used by the engine.
+//! never used by the engine. Generic over num-dual's numbers: Dual64 gives
+//! gradients, Dual2_64 the second directional derivatives that
+//! `crate::second_order` is checked against.
 use crate::spec::{LayerSpec, ModelSpec, Padding, Parameterization};
-use num_dual::{Dual64, DualNum};
+use num_dual::{Dual2_64, Dual64, DualNum};
 
 /// f(w; x) with dual-number parameters, for a one-output model (the first
 /// output of any other).
-pub fn output(spec: &ModelSpec, w: &[Dual64], x: &[f64]) -> Dual64 {
+pub fn output<D: DualNum<Primitive = f64> + Copy>(spec: &ModelSpec, w: &[D], x: &[f64]) -> D {
     outputs(spec, w, x)[0]
 }
 
 /// The C outputs f_c(w; x) with dual-number parameters (SPEC §3, §8).
-pub fn outputs(spec: &ModelSpec, w: &[Dual64], x: &[f64]) -> Vec<Dual64> {
+pub fn outputs<D: DualNum<Primitive = f64> + Copy>(spec: &ModelSpec, w: &[D], x: &[f64]) -> Vec<D> {
     let c = spec.outputs();
-    let x: Vec<Dual64> = x.iter().map(|&v| Dual64::from(v)).collect();
+    let x: Vec<D> = x.iter().map(|&v| D::from(v)).collect();
     let mut params = w.iter().copied();
-    let mut take = |n: usize| -> Vec<Dual64> { params.by_ref().take(n).collect() };
+    let mut take = |n: usize| -> Vec<D> { params.by_ref().take(n).collect() };
     match *spec {
         ModelSpec::Linear { .. } => {
             let v = take(c * x.len());
@@ -42,9 +44,9 @@ pub fn outputs(spec: &ModelSpec, w: &[Dual64], x: &[f64]) -> Vec<Dual64> {
                 let b = if bias {
                     take(out)
                 } else {
-                    vec![Dual64::from(0.0); out]
+                    vec![D::from(0.0); out]
                 };
-                let z: Vec<Dual64> = (0..out)
+                let z: Vec<D> = (0..out)
                     .map(|o| dot(&wmat[o * u.len()..(o + 1) * u.len()], &u) * scale + b[o])
                     .collect();
                 u = if l < hidden.len() {
@@ -61,7 +63,7 @@ pub fn outputs(spec: &ModelSpec, w: &[Dual64], x: &[f64]) -> Vec<Dual64> {
             activation,
             ..
         } => {
-            let mut dense = |u: &[Dual64], out: usize| -> Vec<Dual64> {
+            let mut dense = |u: &[D], out: usize| -> Vec<D> {
                 let wmat = take(out * u.len());
                 let b = take(out);
                 (0..out)
@@ -70,7 +72,7 @@ pub fn outputs(spec: &ModelSpec, w: &[Dual64], x: &[f64]) -> Vec<Dual64> {
             };
             let mut u = dense(&x, width);
             for _ in 0..blocks {
-                let a: Vec<Dual64> = dense(&u, width)
+                let a: Vec<D> = dense(&u, width)
                     .into_iter()
                     .map(|h| activation.apply_dual(h))
                     .collect();
@@ -97,7 +99,7 @@ pub fn outputs(spec: &ModelSpec, w: &[Dual64], x: &[f64]) -> Vec<Dual64> {
             vec![
                 (0..x.len())
                     .map(|j| (u[j] * u[j] - v[j] * v[j]) * x[j])
-                    .fold(Dual64::from(0.0), |s, t| s + t),
+                    .fold(D::from(0.0), |s, t| s + t),
             ]
         }
     }
@@ -123,23 +125,32 @@ pub fn gradients(spec: &ModelSpec, w: &[f64], x: &[f64]) -> Vec<Vec<f64>> {
     grads
 }
 
-fn dot(a: &[Dual64], b: &[Dual64]) -> Dual64 {
-    a.iter()
-        .zip(b)
-        .fold(Dual64::from(0.0), |s, (&a, &b)| s + a * b)
+/// d²/dt² f_c(w + t Δ; x) at t = 0 = Δᵀ ∇²_w f_c(w; x) Δ for each output
+/// c, by one pass of second-order dual numbers (w_p + Δ_p t, t² kept).
+pub fn second_directional(spec: &ModelSpec, w: &[f64], dw: &[f64], x: &[f64]) -> Vec<f64> {
+    let wd: Vec<Dual2_64> = w
+        .iter()
+        .zip(dw)
+        .map(|(&w, &d)| Dual2_64::new(w, d, 0.0))
+        .collect();
+    outputs(spec, &wd, x).iter().map(|f| f.v2).collect()
+}
+
+fn dot<D: DualNum<Primitive = f64> + Copy>(a: &[D], b: &[D]) -> D {
+    a.iter().zip(b).fold(D::from(0.0), |s, (&a, &b)| s + a * b)
 }
 
 /// One layer of SPEC §10 applied to one example's features `u` of `shape`
 /// (row-major: channel, then each spatial axis), taking its parameters in
 /// layout order; returns the output and its shape. Written as the plain
 /// loops of the contract, one output entry at a time.
-fn layer_output(
+fn layer_output<D: DualNum<Primitive = f64> + Copy>(
     layer: &LayerSpec,
     shape: &[usize],
-    u: Vec<Dual64>,
-    take: &mut impl FnMut(usize) -> Vec<Dual64>,
-) -> (Vec<Dual64>, Vec<usize>) {
-    let zero = Dual64::from(0.0);
+    u: Vec<D>,
+    take: &mut impl FnMut(usize) -> Vec<D>,
+) -> (Vec<D>, Vec<usize>) {
+    let zero = D::from(0.0);
     match *layer {
         LayerSpec::Dense { units, bias } => {
             let wmat = take(units * u.len());
@@ -274,7 +285,7 @@ fn layer_output(
             let mean = u.iter().fold(zero, |s, &v| s + v) / n;
             let var = u.iter().fold(zero, |s, &v| s + (v - mean) * (v - mean)) / n;
             let sd = (var + eps).sqrt();
-            let xhat: Vec<Dual64> = u.iter().map(|&v| (v - mean) / sd).collect();
+            let xhat: Vec<D> = u.iter().map(|&v| (v - mean) / sd).collect();
             let out = if affine {
                 let gamma = take(u.len());
                 let beta = take(u.len());

@@ -1,5 +1,7 @@
 //! Residual MLP (SPEC §3, §8): u_0 = W_in x + b_in; per block
 //! u <- u + W_2 σ(W_1 u + b_1) + b_2; f = W_out u + b_out (C outputs).
+use super::layers::DenseMap;
+use super::taylor::{Jet, TaylorTape, activation_jet};
 use super::{Block, Model, Tape, add_bias, normal_vec};
 use crate::activation::Activation;
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
@@ -86,6 +88,16 @@ impl ResMlp {
             wt,
             &w[offset + fan_in * fan_out..offset + fan_in * fan_out + fan_out],
         )
+    }
+}
+
+impl ResMlp {
+    /// The dense layer whose Dense block is `blocks[2 j]`, as a map.
+    fn map(&self, j: usize, fan_in: usize, fan_out: usize) -> DenseMap {
+        let Block::Dense { offset, .. } = self.blocks[2 * j] else {
+            unreachable!("blocks alternate dense, bias")
+        };
+        DenseMap::new(fan_in, fan_out, true, offset, 1.0)
     }
 }
 
@@ -230,6 +242,43 @@ impl Model for ResMlp {
 
     fn unit_delta(&self) -> Option<usize> {
         Some(2 * self.n_blocks + 1)
+    }
+
+    /// jets: x, u_0, then h_k, a_k, u_{k+1} per block, then the output.
+    fn taylor_tape(&self, x: &DMatrix<f64>) -> TaylorTape {
+        let rows = x.nrows();
+        let jets = std::iter::once(Jet::constant(x))
+            .chain((0..1 + 3 * self.n_blocks).map(|_| Jet::zeros(rows, self.width)))
+            .chain([Jet::zeros(rows, self.outputs)])
+            .collect();
+        TaylorTape {
+            jets,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn taylor(&self, w: &[f64], dw: &[f64], tape: &mut TaylorTape) {
+        let (width, nb) = (self.width, self.n_blocks);
+        let jets = &mut tape.jets;
+        {
+            let (x, rest) = jets.split_at_mut(1);
+            self.map(0, self.dim, width)
+                .taylor(w, dw, &x[0], &mut rest[0]);
+        }
+        for k in 0..nb {
+            let (done, todo) = jets.split_at_mut(2 + 3 * k);
+            let u = &done[1 + 3 * k];
+            let [h, a, next, ..] = todo else {
+                unreachable!("three jets per block")
+            };
+            self.map(1 + 2 * k, width, width).taylor(w, dw, u, h);
+            activation_jet(self.activation, h, a);
+            self.map(2 + 2 * k, width, width).taylor(w, dw, a, next);
+            next.add_assign(u);
+        }
+        let (done, out) = jets.split_at_mut(2 + 3 * nb);
+        self.map(1 + 2 * nb, width, self.outputs)
+            .taylor(w, dw, &done[1 + 3 * nb], &mut out[0]);
     }
 
     fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {

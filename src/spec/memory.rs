@@ -67,6 +67,12 @@ impl Spec {
             // three M x N accumulators.
             run += m * per_row + p + 3.0 * mn;
         }
+        if self.flow.method == super::Method::Gd {
+            // The second-order term's Taylor tape (three jets of the query
+            // points' layer values, within 3 of the tape's numbers per row)
+            // and the step Δ.
+            run += 3.0 * m * per_row + p;
+        }
         // The outcome's four M x N matrices and w_end; the report's six
         // (a as Option<f64>, 16 bytes) and its text.
         let report = 4.0 * mn + p + 7.0 * mn + (6.0 * mn + 2.0 * p) * REPORT_TEXT_BYTES / 8.0;

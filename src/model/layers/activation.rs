@@ -1,5 +1,5 @@
 //! activation {name}: u = σ(z) elementwise (SPEC §3's activations).
-use super::{Backward, Forward, Layer};
+use super::{Backward, Forward, Layer, TaylorIo};
 use crate::activation::Activation;
 
 #[derive(Debug)]
@@ -42,6 +42,9 @@ impl Layer for Act {
                 io.outputs,
             );
         }
+    }
+    fn taylor(&self, _w: &[f64], _dw: &[f64], io: TaylorIo<'_>) {
+        crate::model::taylor::activation_jet(self.activation, io.input, io.output);
     }
     fn is_kinked(&self) -> bool {
         !self.activation.is_smooth()

@@ -1,7 +1,7 @@
 //! avg_pool {size}: the mean over non-overlapping size^d windows of every
 //! channel, along every spatial axis; a remainder that fills no window is
 //! dropped (SPEC §10).
-use super::{Backward, Forward, Layer, LayerError};
+use super::{Backward, Forward, Layer, LayerError, TaylorIo};
 use crate::vecmath::{add_assign, scaled_copy};
 
 #[derive(Debug)]
@@ -109,6 +109,19 @@ impl Layer for AvgPool {
                     scaled_copy(&mut g_in[(ch * self.in_len + s) * rc..][..rc], src, scale);
                 }
             }
+        }
+    }
+    /// Linear without parameters: each part of the jet is pooled alike.
+    fn taylor(&self, w: &[f64], _dw: &[f64], io: TaylorIo<'_>) {
+        for (output, input) in io.output.parts_mut().into_iter().zip(io.input.parts()) {
+            self.forward(
+                w,
+                Forward {
+                    input,
+                    output,
+                    scratch: &mut [],
+                },
+            );
         }
     }
 }

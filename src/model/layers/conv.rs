@@ -12,7 +12,7 @@
 //! small (out_ch · (in_ch · K + 1) numbers), so it is kept as one explicit
 //! Jacobian block: row r C + c, column o (in_ch K) + q is
 //! Σ_p δ_{rc}[o, p] patches[p, r, q], and the bias column o is Σ_p δ_{rc}[o, p].
-use super::{Backward, Forward, Layer, LayerError, Slots};
+use super::{Backward, Forward, Layer, LayerError, Slots, TaylorIo};
 use crate::linalg::{gemm, slice_view, slice_view_mut};
 use crate::model::{Block, add_bias, normal_vec};
 use crate::spec::Padding;
@@ -137,6 +137,59 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// The batch's patches ((P · rows) x in_ch K) of x (rows x in_ch · L).
+    fn im2col(&self, x: &[f64], rows: usize, patches: &mut [f64]) {
+        let (p_n, k_n) = (self.positions, self.taps);
+        for (q, column) in patches.chunks_exact_mut(p_n * rows).enumerate() {
+            let (c, j) = (q / k_n, q % k_n);
+            for (p, dst) in column.chunks_exact_mut(rows).enumerate() {
+                match self.gather[p * k_n + j] {
+                    Some(s) => {
+                        let src = (c * self.in_len + s) * rows;
+                        dst.copy_from_slice(&x[src..src + rows]);
+                    }
+                    None => dst.fill(0.0),
+                }
+            }
+        }
+    }
+
+    /// out (+)= alpha · patches Wᵀ, W the weights read from `w` at the
+    /// layer's offset: the convolution without its bias.
+    fn product(
+        &self,
+        w: &[f64],
+        patches: &[f64],
+        rows: usize,
+        out: &mut [f64],
+        accumulate: bool,
+        alpha: f64,
+    ) {
+        let p_rows = self.positions * rows;
+        let wt = slice_view(
+            &w[self.offset..self.offset + self.weights()],
+            self.patch_len(),
+            self.out_ch,
+        );
+        gemm(
+            slice_view_mut(out, p_rows, self.out_ch),
+            accumulate,
+            slice_view(patches, p_rows, self.patch_len()),
+            wt,
+            alpha,
+        );
+    }
+
+    /// out += b, b read from `w` after the weights (when the layer has one).
+    fn add_bias_of(&self, w: &[f64], rows: usize, out: &mut [f64]) {
+        if self.bias {
+            let b = self.offset + self.weights();
+            add_bias(out, self.positions * rows, &w[b..b + self.out_ch]);
+        }
+    }
+}
+
 /// The row-major multi-index of `flat` in `dims`.
 fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
     let mut idx = vec![0; dims.len()];
@@ -181,38 +234,33 @@ impl Layer for Conv {
 
     fn forward(&self, w: &[f64], io: Forward<'_>) {
         let rows = io.input.nrows();
-        let x = io.input.as_slice();
-        let (p_n, k_n) = (self.positions, self.taps);
         let patches = io.scratch[0].as_mut_slice();
-        for (q, column) in patches.chunks_exact_mut(p_n * rows).enumerate() {
-            let (c, j) = (q / k_n, q % k_n);
-            for (p, dst) in column.chunks_exact_mut(rows).enumerate() {
-                match self.gather[p * k_n + j] {
-                    Some(s) => {
-                        let src = (c * self.in_len + s) * rows;
-                        dst.copy_from_slice(&x[src..src + rows]);
-                    }
-                    None => dst.fill(0.0),
-                }
-            }
-        }
+        self.im2col(io.input.as_slice(), rows, patches);
         let out = io.output.as_mut_slice();
-        let wt = slice_view(
-            &w[self.offset..self.offset + self.weights()],
-            self.patch_len(),
-            self.out_ch,
-        );
-        gemm(
-            slice_view_mut(out, p_n * rows, self.out_ch),
-            false,
-            slice_view(patches, p_n * rows, self.patch_len()),
-            wt,
-            1.0,
-        );
-        if self.bias {
-            let b = self.offset + self.weights();
-            add_bias(out, p_n * rows, &w[b..b + self.out_ch]);
-        }
+        self.product(w, patches, rows, out, false, 1.0);
+        self.add_bias_of(w, rows, out);
+    }
+
+    /// With Patches linear in u: z' = P(u') W + P(u) ΔW + Δb and
+    /// z'' = P(u'') W + 2 P(u') ΔW, through one patch buffer in turn.
+    fn taylor(&self, w: &[f64], dw: &[f64], io: TaylorIo<'_>) {
+        let rows = io.input.value.nrows();
+        let patches = io.scratch[0].as_mut_slice();
+        let (u, z) = (io.input, io.output);
+        self.im2col(u.second.as_slice(), rows, patches);
+        self.product(w, patches, rows, z.second.as_mut_slice(), false, 1.0);
+        self.im2col(u.first.as_slice(), rows, patches);
+        self.product(dw, patches, rows, z.second.as_mut_slice(), true, 2.0);
+        self.product(w, patches, rows, z.first.as_mut_slice(), false, 1.0);
+        self.im2col(u.value.as_slice(), rows, patches);
+        self.product(dw, patches, rows, z.first.as_mut_slice(), true, 1.0);
+        self.add_bias_of(dw, rows, z.first.as_mut_slice());
+        self.product(w, patches, rows, z.value.as_mut_slice(), false, 1.0);
+        self.add_bias_of(w, rows, z.value.as_mut_slice());
+    }
+    /// The patch matrix of the Taylor pass.
+    fn taylor_scratch(&self, rows: usize) -> Vec<(usize, usize)> {
+        vec![(self.positions * rows, self.patch_len())]
     }
 
     fn backward(&self, w: &[f64], io: Backward<'_>) {

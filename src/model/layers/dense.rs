@@ -1,7 +1,8 @@
 //! dense {units, bias}: z = scale · W u + b, W (out, in) row-major then b.
 //! [`DenseMap`] is the one dense-layer routine, shared with `crate::model::Mlp`.
-use super::{Backward, Forward, Layer, LayerError, Slots};
+use super::{Backward, Forward, Layer, LayerError, Slots, TaylorIo};
 use crate::linalg::{gemm, slice_view, slice_view_mut, view, view_mut};
+use crate::model::taylor::Jet;
 use crate::model::{Block, add_bias, normal_vec};
 use nalgebra::DMatrix;
 use rand_chacha::ChaCha20Rng;
@@ -71,6 +72,45 @@ impl DenseMap {
             view(delta),
             self.weights_t(w).transpose(),
             self.scale,
+        );
+    }
+
+    /// The Taylor pass (`crate::model::taylor`) from the input's jet u:
+    /// z = s W u + b, z' = s (ΔW u + W u') + Δb, z'' = s (2 ΔW u' + W u'').
+    pub fn taylor(&self, w: &[f64], dw: &[f64], u: &Jet, z: &mut Jet) {
+        let rows = u.value.nrows();
+        let (wt, dwt) = (self.weights_t(w), self.weights_t(dw));
+        self.forward(w, &u.value, z.value.as_mut_slice());
+        gemm(
+            view_mut(&mut z.first),
+            false,
+            view(&u.first),
+            wt,
+            self.scale,
+        );
+        gemm(
+            view_mut(&mut z.first),
+            true,
+            view(&u.value),
+            dwt,
+            self.scale,
+        );
+        if let Some(b) = self.bias_offset {
+            add_bias(z.first.as_mut_slice(), rows, &dw[b..b + self.fan_out]);
+        }
+        gemm(
+            view_mut(&mut z.second),
+            false,
+            view(&u.second),
+            wt,
+            self.scale,
+        );
+        gemm(
+            view_mut(&mut z.second),
+            true,
+            view(&u.first),
+            dwt,
+            2.0 * self.scale,
         );
     }
 
@@ -151,5 +191,8 @@ impl Layer for Dense {
         if let Some(g_in) = io.g_in {
             self.map.backward(w, io.g_out, g_in);
         }
+    }
+    fn taylor(&self, w: &[f64], dw: &[f64], io: TaylorIo<'_>) {
+        self.map.taylor(w, dw, io.input, io.output);
     }
 }

@@ -1,6 +1,6 @@
 //! flatten: the features in row-major order (channel, height, width), which
 //! is how every value is already stored, so this layer only copies.
-use super::{Backward, Forward, Layer};
+use super::{Backward, Forward, Layer, TaylorIo};
 
 #[derive(Debug)]
 pub(crate) struct Flatten {
@@ -25,6 +25,12 @@ impl Layer for Flatten {
     fn backward(&self, _w: &[f64], io: Backward<'_>) {
         if let Some(g_in) = io.g_in {
             g_in.copy_from(io.g_out);
+        }
+    }
+    /// Linear without parameters: each part of the jet is flattened alike.
+    fn taylor(&self, _w: &[f64], _dw: &[f64], io: TaylorIo<'_>) {
+        for (o, i) in io.output.parts_mut().into_iter().zip(io.input.parts()) {
+            o.copy_from(i);
         }
     }
 }

@@ -22,6 +22,7 @@ mod layer_norm;
 
 pub(crate) use dense::DenseMap;
 
+use super::taylor::{Jet, TaylorTape};
 use super::{Block, Model, Tape};
 use crate::error::InputError;
 use crate::spec::{LayerSpec, ModelSpec};
@@ -68,6 +69,16 @@ pub(crate) struct Backward<'a> {
     pub outputs: usize,
 }
 
+/// One layer's view of the Taylor tape (`crate::model::taylor`).
+pub(crate) struct TaylorIo<'a> {
+    /// The input's jet, rows x input features.
+    pub input: &'a Jet,
+    /// The output's jet to write, rows x output features.
+    pub output: &'a mut Jet,
+    /// Its buffers of [`Layer::taylor_scratch`].
+    pub scratch: &'a mut [DMatrix<f64>],
+}
+
 /// One kind of layer. Parameters are addressed in the whole w, at the
 /// offset the layer was built with.
 pub(crate) trait Layer: Send + Sync + std::fmt::Debug {
@@ -94,6 +105,12 @@ pub(crate) trait Layer: Send + Sync + std::fmt::Debug {
     fn forward(&self, w: &[f64], io: Forward<'_>);
     /// Writes `g_in` (if asked) and its explicit blocks from `g_out`.
     fn backward(&self, w: &[f64], io: Backward<'_>);
+    /// The (rows, cols) of its Taylor-pass buffers for a batch of `rows`.
+    fn taylor_scratch(&self, _rows: usize) -> Vec<(usize, usize)> {
+        Vec::new()
+    }
+    /// Its output's jet along the direction `dw` from its input's jet.
+    fn taylor(&self, w: &[f64], dw: &[f64], io: TaylorIo<'_>);
     /// True when f is not smooth in its input (relu-type activations).
     /// The activation of a kinked activation layer (relu-type), else None.
     fn kink_activation(&self) -> Option<crate::activation::Activation> {
@@ -148,6 +165,8 @@ pub struct Layered {
     /// Index of each layer's first scratch matrix and explicit block.
     scratch_at: Vec<usize>,
     explicit_at: Vec<usize>,
+    /// Index of each layer's first Taylor-pass buffer.
+    taylor_at: Vec<usize>,
     /// The first layer with parameters: sensitivities below it are not formed.
     first_param: usize,
     blocks: Vec<Block>,
@@ -240,10 +259,13 @@ impl Layered {
         n_params: usize,
     ) -> Layered {
         let (mut scratch_at, mut explicit_at, mut blocks) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut scratch, mut explicit) = (0, 0);
+        let mut taylor_at = Vec::new();
+        let (mut scratch, mut explicit, mut taylor) = (0, 0, 0);
         for (l, layer) in layers.iter().enumerate() {
             scratch_at.push(scratch);
             explicit_at.push(explicit);
+            taylor_at.push(taylor);
+            taylor += layer.taylor_scratch(1).len();
             blocks.extend(layer.blocks(Slots {
                 input: l,
                 delta: l,
@@ -254,6 +276,7 @@ impl Layered {
         }
         scratch_at.push(scratch);
         explicit_at.push(explicit);
+        taylor_at.push(taylor);
         let first_param = layers
             .iter()
             .position(|l| l.n_params() > 0)
@@ -265,6 +288,7 @@ impl Layered {
             layers,
             scratch_at,
             explicit_at,
+            taylor_at,
             first_param,
             blocks,
             n_params,
@@ -458,6 +482,40 @@ impl Model for Layered {
 
     fn unit_delta(&self) -> Option<usize> {
         Some(self.layers.len() - 1)
+    }
+
+    /// jets[l] is layer l's input, jets[L] the output.
+    fn taylor_tape(&self, x: &DMatrix<f64>) -> TaylorTape {
+        let rows = x.nrows();
+        let jets = std::iter::once(Jet::constant(x))
+            .chain(
+                self.layers
+                    .iter()
+                    .map(|l| Jet::zeros(rows, l.output_shape().iter().product())),
+            )
+            .collect();
+        let scratch = self
+            .layers
+            .iter()
+            .flat_map(|l| l.taylor_scratch(rows))
+            .map(|(r, k)| DMatrix::zeros(r, k))
+            .collect();
+        TaylorTape { jets, scratch }
+    }
+
+    fn taylor(&self, w: &[f64], dw: &[f64], tape: &mut TaylorTape) {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (before, after) = tape.jets.split_at_mut(l + 1);
+            layer.taylor(
+                w,
+                dw,
+                TaylorIo {
+                    input: &before[l],
+                    output: &mut after[0],
+                    scratch: &mut tape.scratch[self.taylor_at[l]..self.taylor_at[l + 1]],
+                },
+            );
+        }
     }
 
     fn kink_preactivations<'t>(&self, tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {

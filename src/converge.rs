@@ -1,0 +1,106 @@
+//! The convergence study of `pathkernel converge`: a fixed-step spec rerun
+//! at ever finer steps, each residual printed with its observed order
+//! log2(r(h) / r(h/2)). For a discrete method (gd) the table also shows
+//! the second-order residual (order 2 on smooth models, proofs.md §10) and,
+//! with the exact path kernel, the exact residual (rounding level).
+use crate::experiment::Outcome;
+use crate::spec::{Method, Spec};
+
+/// The spec one level finer, at the same t_end. Fixed-step methods and gd
+/// halve their step (gd: lr / 2, twice the steps). A discrete optimizer
+/// whose refinement must also replay its batches adds its arm here.
+pub fn refine(spec: &Spec) -> Spec {
+    let mut finer = spec.clone();
+    match spec.flow.method {
+        Method::Gd
+        | Method::Heun
+        | Method::Rk4
+        | Method::Dopri5
+        | Method::Dop853
+        | Method::Verner98 => {
+            let h = spec
+                .flow
+                .fixed_step()
+                .expect("converge refines fixed-step specs");
+            finer.flow.set_fixed_step(h / 2.0);
+        }
+    }
+    finer
+}
+
+/// One run of the study: its step and counts and the largest residual of
+/// each form it has.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Level {
+    pub step: f64,
+    pub steps: usize,
+    pub rhs_evals: usize,
+    /// max |r|, the Domingos (left-point) form for a discrete method.
+    pub residual: f64,
+    /// max |r − r2| (discrete methods).
+    pub second_order_residual: Option<f64>,
+    /// max |f(w_end) − exact kernel machine| (with the exact path kernel).
+    pub exact_residual: Option<f64>,
+}
+
+impl Level {
+    pub fn new(spec: &Spec, out: &Outcome) -> Level {
+        Level {
+            step: spec
+                .flow
+                .fixed_step()
+                .expect("converge runs fixed-step specs"),
+            steps: out.stats.steps,
+            rhs_evals: out.stats.rhs_evals,
+            residual: out.max_abs_residual(),
+            second_order_residual: out.second_order_max_abs_residual(),
+            exact_residual: out.exact_max_abs_residual(),
+        }
+    }
+
+    /// The residual columns this level has, in table order.
+    fn columns(&self) -> Vec<f64> {
+        std::iter::once(self.residual)
+            .chain(self.second_order_residual)
+            .chain(self.exact_residual)
+            .collect()
+    }
+
+    /// The table's header for levels shaped like this one.
+    pub fn header(&self) -> String {
+        let mut line = format!(
+            "{:>12} {:>8} {:>10} {:>14} {:>8}",
+            "step", "steps", "rhs_evals", "max |r|", "order"
+        );
+        if self.second_order_residual.is_some() {
+            line += &format!(" {:>14} {:>8}", "max |r - r2|", "order");
+        }
+        if self.exact_residual.is_some() {
+            line += &format!(" {:>14} {:>8}", "max |r_exact|", "order");
+        }
+        line + "\n"
+    }
+
+    /// Its table line, each residual followed by its observed order
+    /// against `previous` (the level one step coarser), or "-".
+    pub fn line(&self, previous: Option<&Level>) -> String {
+        let mut line = format!(
+            "{:>12.6e} {:>8} {:>10}",
+            self.step, self.steps, self.rhs_evals
+        );
+        let before = previous.map(Level::columns);
+        for (j, r) in self.columns().into_iter().enumerate() {
+            let order = before
+                .as_ref()
+                .map(|b| format!("{:8.3}", observed_order(b[j], r)))
+                .unwrap_or_else(|| format!("{:>8}", "-"));
+            line += &format!(" {r:>14.6e} {order}");
+        }
+        line + "\n"
+    }
+}
+
+/// log2(r(h) / r(h/2)), the order at which r falls as the step halves.
+pub fn observed_order(coarse: f64, fine: f64) -> f64 {
+    (coarse / fine).log2()
+}

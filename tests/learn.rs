@@ -80,6 +80,39 @@ fn krr_with_the_linear_kernel_is_closed_form_ridge_regression() {
             );
         }
     }
+    // The tool's own K^g of the linear model (a replay at the training and
+    // query points) at fixed ridges, where κ(J Jᵀ + λ I) ≤ (s_max + λ)/λ is
+    // small and the same bound tight.
+    let n = j.nrows();
+    let record = RunRecord::of_run(&exp, &exp.run(&mut |_| {}).unwrap());
+    let mut stacked = DMatrix::zeros(n + jq.nrows(), j.ncols() - 1);
+    stacked.rows_mut(0, n).copy_from(&exp.data.train_x);
+    stacked.rows_mut(n, jq.nrows()).copy_from(&exp.data.test_x);
+    let replay_exp = pathkernel::replay::experiment(&record, stacked, None).unwrap();
+    let replayed = pathkernel::replay::replay(&replay_exp, &record.step_sizes).unwrap();
+    let k_train = replayed.tangent_kernel0.rows(0, n).into_owned();
+    let fit = Krr::new(&k_train, y.as_slice(), 1);
+    let top = k_train.symmetric_eigenvalues().max();
+    for fraction in [1e-3, 1e-1, 1.0] {
+        let ridge = top * fraction;
+        let got = replayed.tangent_kernel0.rows(n, jq.nrows()) * fit.alpha(ridge);
+        let d = j.ncols();
+        let w = (j.transpose() * &j + DMatrix::identity(d, d) * ridge)
+            .lu()
+            .solve(&(j.transpose() * &y))
+            .unwrap();
+        let want = &jq * &w;
+        let rho = (top + ridge) / ridge;
+        for q in 0..jq.nrows() {
+            let bound = 16.0 * n as f64 * rho * EPS * jq.row(q).abs().sum() * w.amax();
+            assert!(
+                (got[q] - want[q]).abs() <= bound,
+                "ridge {ridge:e} q {q}: {} vs {}, bound {bound:e}",
+                got[q],
+                want[q]
+            );
+        }
+    }
 }
 
 /// Refits without each point's C rows: the brute-force leave-one-out.

@@ -60,14 +60,18 @@ fn krr_with_the_linear_kernel_is_closed_form_ridge_regression() {
     let features = |x: &DMatrix<f64>| x.clone().insert_column(x.ncols(), 1.0);
     let (j, jq) = (features(&exp.data.train_x), features(&exp.data.test_x));
     let y = DVector::from_column_slice(exp.data.train_y.as_slice());
+    // The primal ridge regression (Jᵀ J + λ I)⁻¹ Jᵀ y.
+    let primal_ridge = |j: &DMatrix<f64>, y: &DVector<f64>, ridge: f64| {
+        let d = j.ncols();
+        (j.transpose() * j + DMatrix::identity(d, d) * ridge)
+            .lu()
+            .solve(&(j.transpose() * y))
+            .unwrap()
+    };
     for name in ["krr_tangent_kernel0", "krr_tangent_kernel_end"] {
         let p = predictor(&report, name);
         let ridge = p.ridge.unwrap();
-        let d = j.ncols();
-        let w = (j.transpose() * &j + DMatrix::identity(d, d) * ridge)
-            .lu()
-            .solve(&(j.transpose() * &y))
-            .unwrap();
+        let w = primal_ridge(&j, &y, ridge);
         let want = &jq * &w;
         let kappa = condition(&(&j * j.transpose()), ridge);
         let n = j.nrows() as f64;
@@ -96,11 +100,7 @@ fn krr_with_the_linear_kernel_is_closed_form_ridge_regression() {
     for fraction in [1e-3, 1e-1, 1.0] {
         let ridge = top * fraction;
         let got = replayed.tangent_kernel0.rows(n, jq.nrows()) * fit.alpha(ridge);
-        let d = j.ncols();
-        let w = (j.transpose() * &j + DMatrix::identity(d, d) * ridge)
-            .lu()
-            .solve(&(j.transpose() * &y))
-            .unwrap();
+        let w = primal_ridge(&j, &y, ridge);
         let want = &jq * &w;
         let rho = (top + ridge) / ridge;
         for q in 0..jq.nrows() {

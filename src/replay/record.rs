@@ -135,7 +135,7 @@ impl RunRecord {
                 ),
             ));
         }
-        if let Some(bad) = self.step_sizes.iter().find(|h| !(**h > 0.0)) {
+        if let Some(bad) = self.step_sizes.iter().find(|&&h| h.is_nan() || h <= 0.0) {
             return Err(report.error(
                 "step_sizes",
                 format!("found {bad}, allowed: positive step sizes"),

@@ -58,6 +58,31 @@ pub enum Command {
     },
     /// Print the built-in example spec, a starting point for your own.
     Example,
+    /// Replay a run's steps with new query points: their K^p, A, a, kernel
+    /// machine and residual, with an error estimate from halved steps.
+    Kernel {
+        /// The run's report (`pathkernel run --out`).
+        report: PathBuf,
+        /// The new points: CSV rows or a JSON array of rows, D numbers each.
+        #[arg(long)]
+        query: PathBuf,
+        /// Where to write the JSON report of the replay.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where arrays of more than 4096 numbers go (as for `run`).
+        #[arg(long, value_enum, default_value_t = Arrays::Json)]
+        arrays: Arrays,
+    },
+    /// Fit kernel learners on a run's training set (kernel ridge regression
+    /// with K^p, K^g(w0), K^g(w_end); the best fixed coefficients) and
+    /// compare them with the network at its query points.
+    Learn {
+        /// The run's report (`pathkernel run --out`).
+        report: PathBuf,
+        /// Where to write the numbers as JSON.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Hunt for a minimal experiment on which a claim about the theorem
     /// fails; write it (a self-contained spec) and what failed into --out.
     Search {
@@ -162,6 +187,19 @@ pub fn main(cli: Cli) -> i32 {
             emit(EXAMPLE_SPEC);
             Ok(())
         }
+        Some(Command::Kernel {
+            report,
+            query,
+            out,
+            arrays,
+        }) => check_out(out.as_deref(), arrays)
+            .and_then(|()| {
+                crate::replay::command(&report, &query, out.as_deref(), arrays, interrupt_flag())
+            })
+            .map(|text| emit(&text)),
+        Some(Command::Learn { report, out }) => check_out(out.as_deref(), Arrays::Json)
+            .and_then(|()| crate::learn::command(&report, out.as_deref(), interrupt_flag()))
+            .map(|text| emit(&text)),
         Some(Command::Search {
             claim,
             cases,

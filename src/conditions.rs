@@ -33,7 +33,7 @@ use crate::flow::FlowProblem;
 use crate::kinks::{Kink, KinkSource};
 use crate::loss::Loss;
 use crate::model::Model;
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use serde::Serialize;
 
 /// Most crossing times kept in a report (the counts are always whole).
@@ -329,9 +329,8 @@ fn finite_or_max(x: f64) -> f64 {
 /// See [`Conditions::coefficient_variation`].
 pub fn coefficient_variation(k: &DMatrix<f64>, a: &DMatrix<f64>) -> Option<f64> {
     let mut residual = 0.0;
-    for (kc, ac) in k.column_iter().zip(a.column_iter()) {
-        let kk = kc.dot(&kc);
-        let best = if kk > 0.0 { kc.dot(&ac) / kk } else { 0.0 };
+    for (i, (kc, ac)) in k.column_iter().zip(a.column_iter()).enumerate() {
+        let best = crate::learn::fixed::best_for(k, a, 1, i)[0];
         residual += ac
             .iter()
             .zip(kc.iter())
@@ -359,23 +358,15 @@ pub fn weighted_average_excess(k: &DMatrix<f64>, a: &DMatrix<f64>, lo: &[f64], h
 }
 
 /// [`Conditions::coefficient_variation`] with C x C blocks: per training
-/// point, the C-vector a* minimising Σ_m |A_i(q_m) − K_mi a*|² from the
-/// normal equations (Σ_m K_miᵀ K_mi) a* = Σ_m K_miᵀ A_i(q_m), solved by a
-/// pseudo-inverse so a rank-deficient stack still gives the least-squares
-/// fit.
+/// point, the C-vector a* minimising Σ_m |A_i(q_m) − K_mi a*|²
+/// ([`crate::learn::fixed::best_for`]).
 pub fn block_coefficient_variation(k: &DMatrix<f64>, a: &DMatrix<f64>, c: usize) -> Option<f64> {
     let (m, n) = (a.nrows() / c, a.ncols());
     let mut residual = 0.0;
     for i in 0..n {
         let stack = k.view((0, i * c), (m * c, c));
         let column = a.column(i);
-        let normal = stack.transpose() * stack;
-        let rhs = stack.transpose() * column;
-        let eps = f64::EPSILON * normal.norm();
-        let best = normal
-            .pseudo_inverse(eps)
-            .map(|p| p * rhs)
-            .unwrap_or_else(|_| DVector::zeros(c));
+        let best = crate::learn::fixed::best_for(k, a, c, i);
         residual += (column - stack * best).norm_squared();
     }
     ratio(residual.sqrt(), a.norm())

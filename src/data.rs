@@ -8,7 +8,7 @@ use nalgebra::DMatrix;
 use std::path::Path;
 
 pub mod builtin;
-mod csv_files;
+pub(crate) mod csv_files;
 mod synthetic;
 
 /// Training inputs (N x D), targets (N x T: T = C, or 1 for one target or

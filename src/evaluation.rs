@@ -42,6 +42,14 @@ enum Classes {
     Binary,
 }
 
+impl Errors {
+    /// The errors of one predictor: `targets` M x T (T = 1 or C), `pred`
+    /// example-major (M C), read as `loss` reads targets (module doc).
+    pub fn of(loss: &Loss, c: usize, targets: &DMatrix<f64>, pred: &[f64]) -> Errors {
+        errors(classes(loss, c, targets), c, targets, pred)
+    }
+}
+
 impl TestError {
     /// `targets` is M x T (T = 1 or C); `model` and `machine` hold the
     /// predictions example-major (M C).

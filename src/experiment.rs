@@ -35,6 +35,9 @@ pub struct Outcome {
     pub n_outputs: usize,
     pub w_end: Vec<f64>,
     pub stats: Stats,
+    /// The accepted steps' sizes h, in order (gd: eta_k = lr each step):
+    /// what a replay retraces (SPEC §13).
+    pub step_sizes: Vec<f64>,
     pub loss0: f64,
     pub loss_end: f64,
     pub y0: Vec<f64>,
@@ -169,10 +172,26 @@ impl Experiment {
     /// from outside the pool they would go through a shared queue that
     /// allocates as it grows.
     pub fn run(&self, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Outcome, RunError> {
-        rayon::scope(|_| self.run_here(progress))
+        rayon::scope(|_| self.run_here(None, progress))
     }
 
-    fn run_here(&self, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Outcome, RunError> {
+    /// The run retraced on the given accepted steps (a report's
+    /// `step_sizes`) instead of the spec's step control: with the run's
+    /// w0 and training data, w(t) is the run's bit for bit, whatever the
+    /// query points (SPEC §13).
+    pub fn replay(
+        &self,
+        steps: &[f64],
+        progress: &mut (dyn FnMut(f64) + Send),
+    ) -> Result<Outcome, RunError> {
+        rayon::scope(|_| self.run_here(Some(steps), progress))
+    }
+
+    fn run_here(
+        &self,
+        given: Option<&[f64]>,
+        progress: &mut (dyn FnMut(f64) + Send),
+    ) -> Result<Outcome, RunError> {
         let model = self.model.as_ref();
         let mut flow = FlowProblem::new(model, self.spec.loss, self.spec.reduction, &self.data);
         let layout = flow.layout();
@@ -195,7 +214,13 @@ impl Experiment {
                 vec![0.0; model.n_params()],
             )
         });
+        let mut step_sizes = Vec::with_capacity(match (given, control) {
+            (Some(steps), _) => steps.len(),
+            (None, Control::Fixed { steps, .. }) => steps,
+            (None, Control::Adaptive { .. }) => 0,
+        });
         let mut observer = |flow: &mut FlowProblem<'_>, step: &Step<'_>| {
+            step_sizes.push(step.h);
             let kernel = layout.path_kernel(step.last_derivative);
             tracker.sample(model, flow, flow.last_time(), kernel);
             if let Some(j) = step.event {
@@ -218,7 +243,11 @@ impl Experiment {
         if let Some(flag) = &self.interrupt {
             rk.interrupt_on(flag.clone());
         }
-        let stats = match rk.integrate(&mut flow, &mut y, t_end, control, &mut observer) {
+        let integrated = match given {
+            Some(steps) => rk.integrate_given(&mut flow, &mut y, t_end, steps, &mut observer),
+            None => rk.integrate(&mut flow, &mut y, t_end, control, &mut observer),
+        };
+        let stats = match integrated {
             Ok(stats) => stats,
             Err((StepFailure::Interrupted { t }, _)) => return Err(RunError::Interrupted { t }),
             Err((failure, _)) => {
@@ -250,6 +279,7 @@ impl Experiment {
         let mut outcome = Outcome {
             n_outputs: c,
             stats,
+            step_sizes,
             loss0,
             loss_end,
             y0,

@@ -95,6 +95,8 @@ pub struct Report {
     pub steps: usize,
     pub rejected_steps: usize,
     pub rhs_evals: usize,
+    /// The accepted steps' sizes (SPEC §13), for a replay.
+    pub step_sizes: Vec<f64>,
     pub loss0: f64,
     pub loss_end: f64,
     pub y0: Shaped<f64>,
@@ -138,7 +140,7 @@ pub fn rows<T: Clone + nalgebra::Scalar>(m: &DMatrix<T>) -> Vec<Vec<T>> {
 }
 
 /// A per-output vector (example-major): length M for C = 1, else M rows of C.
-fn per_output<T: Clone>(v: &[T], c: usize) -> Shaped<T> {
+pub fn per_output<T: Clone>(v: &[T], c: usize) -> Shaped<T> {
     if c == 1 {
         Shaped::Vector(v.to_vec())
     } else {
@@ -147,7 +149,7 @@ fn per_output<T: Clone>(v: &[T], c: usize) -> Shaped<T> {
 }
 
 /// A coefficient matrix ((M C) x N): M rows of N, or [m][i][c].
-fn per_pair<T: Clone + nalgebra::Scalar>(a: &DMatrix<T>, c: usize) -> Shaped<T> {
+pub fn per_pair<T: Clone + nalgebra::Scalar>(a: &DMatrix<T>, c: usize) -> Shaped<T> {
     if c == 1 {
         Shaped::Matrix(rows(a))
     } else {
@@ -156,7 +158,7 @@ fn per_pair<T: Clone + nalgebra::Scalar>(a: &DMatrix<T>, c: usize) -> Shaped<T> 
 }
 
 /// A kernel ((M C) x (N C)): M rows of N, or [m][i][c][c'].
-fn per_block(k: &DMatrix<f64>, c: usize) -> Shaped<f64> {
+pub fn per_block(k: &DMatrix<f64>, c: usize) -> Shaped<f64> {
     if c == 1 {
         Shaped::Matrix(rows(k))
     } else {
@@ -165,7 +167,7 @@ fn per_block(k: &DMatrix<f64>, c: usize) -> Shaped<f64> {
 }
 
 /// Targets (rows x T): a number per row for T = 1, else rows of T.
-fn targets(y: &DMatrix<f64>) -> Shaped<f64> {
+pub fn targets(y: &DMatrix<f64>) -> Shaped<f64> {
     if y.ncols() == 1 {
         Shaped::Vector(y.iter().copied().collect())
     } else {
@@ -193,6 +195,7 @@ impl Report {
             steps: out.stats.steps,
             rejected_steps: out.stats.rejected_steps,
             rhs_evals: out.stats.rhs_evals,
+            step_sizes: out.step_sizes.clone(),
             loss0: out.loss0,
             loss_end: out.loss_end,
             y0: per_output(&out.y0, c),

@@ -268,6 +268,45 @@ impl RungeKutta {
         }
     }
 
+    /// Retraces a run: one accepted step of each size in `steps`, in order,
+    /// the last one ending exactly at t_end (SPEC §13). The update of each
+    /// step is the one the original run made with that h (the error
+    /// estimate never enters y_new), so a system whose coupled part is the
+    /// same follows the same states bit for bit, whatever else it carries.
+    pub fn integrate_given<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        y: &mut [f64],
+        t_end: f64,
+        steps: &[f64],
+        observer: &mut dyn FnMut(&mut S, &Step<'_>),
+    ) -> Result<Stats, (StepFailure, Stats)> {
+        let mut stats = Stats::default();
+        let mut t = 0.0;
+        if !steps.is_empty() {
+            sys.rhs(t, y, &mut self.k[0]);
+            stats.rhs_evals += 1;
+        }
+        for (index, &h) in steps.iter().enumerate() {
+            if self.interrupted() {
+                return Err((StepFailure::Interrupted { t }, stats));
+            }
+            stats.rhs_evals += self.stages(sys, t, y, h);
+            self.combine(y, h);
+            let t1 = if index + 1 == steps.len() {
+                t_end
+            } else {
+                t + h
+            };
+            if !vecmath::all_finite(&self.y_new) {
+                return Err((StepFailure::NonFinite { t: t1 }, stats));
+            }
+            self.accept(sys, y, (t, t1, h), t_end, &mut stats, observer);
+            t = t1;
+        }
+        Ok(stats)
+    }
+
     fn fixed<S: OdeSystem>(
         &mut self,
         sys: &mut S,

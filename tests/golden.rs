@@ -6,7 +6,8 @@
 //! for them. Every field a recorded report has must be written with the
 //! same bytes (its serialised value, compared as raw JSON text) and in the
 //! same order; fields added since (gd's second_order_term and
-//! second_order_residual, SPEC §9) may appear between them.
+//! second_order_residual, SPEC §9; step_sizes, SPEC §13) may appear between
+//! them.
 use serde_json::value::RawValue;
 use std::path::Path;
 use std::process::Command;

@@ -15,12 +15,12 @@ use nalgebra::DMatrix;
 use std::path::Path;
 
 /// The numeric rows of one file and the line each came from.
-struct Table {
-    file: String,
-    rows: Vec<Vec<f64>>,
-    lines: Vec<u64>,
+pub(crate) struct Table {
+    pub file: String,
+    pub rows: Vec<Vec<f64>>,
+    pub lines: Vec<u64>,
     /// The column count, read from the header or the first row.
-    width: usize,
+    pub width: usize,
 }
 
 /// The data set from the two files, the train file's name as displayed and
@@ -92,7 +92,7 @@ pub(super) fn read(
 
 impl Table {
     /// Reads a whole file: at least one data row, all of one width.
-    fn read(path: &Path) -> Result<Table, InputError> {
+    pub(crate) fn read(path: &Path) -> Result<Table, InputError> {
         let file = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| {
             InputError::new(file.clone(), format!("cannot read the data file: {e}"))

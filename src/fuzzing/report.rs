@@ -62,6 +62,7 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
         steps: usize::arbitrary(u)?,
         rejected_steps: usize::arbitrary(u)?,
         rhs_evals: usize::arbitrary(u)?,
+        step_sizes: vector(u, 3)?,
         loss0: finite(u)?,
         loss_end: finite(u)?,
         y0: Shaped::Vector(vector(u, m)?),

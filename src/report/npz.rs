@@ -71,20 +71,31 @@ impl Report {
     /// arrays to [`npz_path`] (module doc). A report with no large array
     /// writes no npz, and the same JSON as [`Arrays::Json`].
     pub fn write_with_arrays(&self, path: &Path, arrays: Arrays) -> Result<(), InputError> {
-        if arrays == Arrays::Json {
-            return self.write_atomic(path);
-        }
-        let (json, moved) = split(self).expect("a report always serialises");
-        let text = format!("{json}\n");
-        if moved.is_empty() {
-            return write_atomic(path, &text, "the report");
-        }
-        let npz = npz_path(path);
-        write_npz(&npz, &moved)?;
-        write_atomic(path, &text, "the report").inspect_err(|_| {
-            let _ = std::fs::remove_file(&npz);
-        })
+        write_with_arrays(self, path, arrays)
     }
+}
+
+/// [`Report::write_with_arrays`] for any report-like object (the outputs
+/// of `kernel` and `learn` too).
+pub fn write_with_arrays<T: Serialize>(
+    report: &T,
+    path: &Path,
+    arrays: Arrays,
+) -> Result<(), InputError> {
+    if arrays == Arrays::Json {
+        let text = serde_json::to_string_pretty(report).expect("a report always serialises");
+        return write_atomic(path, &format!("{text}\n"), "the report");
+    }
+    let (json, moved) = split(report).expect("a report always serialises");
+    let text = format!("{json}\n");
+    if moved.is_empty() {
+        return write_atomic(path, &text, "the report");
+    }
+    let npz = npz_path(path);
+    write_npz(&npz, &moved)?;
+    write_atomic(path, &text, "the report").inspect_err(|_| {
+        let _ = std::fs::remove_file(&npz);
+    })
 }
 
 /// The pretty JSON text of `report` (an object: a struct, or a map with

@@ -113,6 +113,21 @@ pub struct Report {
     pub exact_kernel_machine: Option<Shaped<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact_max_abs_residual: Option<f64>,
+    /// sgd/adam (SPEC §9): f(w_K) − the exact kernel machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_residual: Option<Shaped<f64>>,
+    /// The steps' sizes (sgd/adam: eta_k).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub step_sizes: Vec<f64>,
+    /// sgd/adam: the K batches, each a list of training indices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batches: Option<Vec<Vec<usize>>>,
+    /// sgd/adam: D(q), the decay term of the Domingos form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decay_term: Option<Shaped<f64>>,
+    /// sgd/adam: D^e(q), the decay term of the exact decomposition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_decay_term: Option<Shaped<f64>>,
     /// The test error of f(w_end) and of the kernel machine, where the
     /// query points' targets are known (SPEC §11).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +214,18 @@ impl Report {
             exact_coef_integral: out.exact_coef_integral.as_ref().map(|a| per_pair(a, c)),
             exact_kernel_machine: out.exact_kernel_machine().map(|v| per_output(&v, c)),
             exact_max_abs_residual: out.exact_max_abs_residual(),
+            exact_residual: out
+                .optimizer
+                .as_ref()
+                .and(out.exact_residual())
+                .map(|r| per_output(&r, c)),
+            step_sizes: out.step_sizes.clone(),
+            batches: out.optimizer.as_ref().map(|o| o.batches.clone()),
+            decay_term: out.optimizer.as_ref().map(|o| per_output(&o.decay_term, c)),
+            exact_decay_term: out
+                .optimizer
+                .as_ref()
+                .map(|o| per_output(&o.exact_decay_term, c)),
             test_error: exp.data.test_y.as_ref().map(|y| {
                 crate::evaluation::TestError::new(&exp.spec.loss, c, y, &out.y_end, &kernel_machine)
             }),

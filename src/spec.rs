@@ -12,11 +12,13 @@ use std::path::PathBuf;
 mod dataset;
 mod memory;
 mod message;
+mod optimizer;
 mod read;
 mod validate;
 
 pub use dataset::{DatasetName, DatasetSpec, Labels};
 pub use memory::{DEFAULT_MAX_MEMORY_GIB, GIB, MAX_MEMORY_GIB, MemoryEstimate};
+pub use optimizer::{ScheduleKind, ScheduleSpec, Shuffle};
 pub use read::Format;
 
 /// rtol of an adaptive run when the spec gives none (SPEC §4).
@@ -359,6 +361,10 @@ pub enum Method {
     Dop853,
     /// Verner's 9(8) pair: adaptive like dopri5 and dop853, or fixed with `step`.
     Verner98,
+    /// Minibatch SGD with momentum, Nesterov and weight decay (SPEC §9).
+    Sgd,
+    /// Adam, or AdamW with decoupled weight decay (SPEC §9).
+    Adam,
 }
 
 impl Method {
@@ -371,6 +377,8 @@ impl Method {
             Method::Dopri5 => "dopri5",
             Method::Dop853 => "dop853",
             Method::Verner98 => "verner98",
+            Method::Sgd => "sgd",
+            Method::Adam => "adam",
         }
     }
 
@@ -386,6 +394,8 @@ impl Method {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowSpec {
+    /// T; for sgd/adam Σ eta_k, filled in when absent (read as 0).
+    #[serde(default)]
     pub t_end: f64,
     pub method: Method,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,9 +411,64 @@ pub struct FlowSpec {
     /// Most accepted steps an adaptive run may take before it fails.
     #[serde(default = "default_max_steps")]
     pub max_steps: usize,
+    // The discrete optimizers' fields (SPEC §9, `optimizer`), each for sgd
+    // and/or adam only; defaults are filled in by `with_defaults`.
+    /// K, the number of optimizer steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle: Option<Shuffle>,
+    /// K explicit batches (index multisets), replayed as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batches: Option<Vec<Vec<usize>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nesterov: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoupled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
 }
 
 impl FlowSpec {
+    /// A flow of `method` to T with no step, tolerance or optimizer field
+    /// set (each then set by the caller).
+    pub fn new(t_end: f64, method: Method) -> FlowSpec {
+        FlowSpec {
+            t_end,
+            method,
+            step: None,
+            lr: None,
+            rtol: None,
+            atol: None,
+            exact_path_kernel: false,
+            max_steps: default_max_steps(),
+            steps: None,
+            batch_size: None,
+            shuffle: None,
+            batches: None,
+            momentum: None,
+            nesterov: None,
+            weight_decay: None,
+            decoupled: None,
+            beta1: None,
+            beta2: None,
+            eps: None,
+            schedule: None,
+        }
+    }
+
     /// The fixed step h (`lr` for gd, else `step`), or None for an adaptive run.
     pub fn fixed_step(&self) -> Option<f64> {
         match self.method {
@@ -453,6 +518,7 @@ impl Spec {
             self.flow.rtol = Some(rtol);
             self.flow.atol = Some(atol);
         }
+        self.flow = self.flow.with_optimizer_defaults();
         self
     }
 }

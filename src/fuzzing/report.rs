@@ -85,6 +85,11 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
             None
         },
         exact_max_abs_residual: if exact { Some(finite(u)?) } else { None },
+        exact_residual: None,
+        step_sizes: Vec::new(),
+        batches: None,
+        decay_term: None,
+        exact_decay_term: None,
         test_error: None,
         generator: String::arbitrary(u)?,
         conditions: Conditions {

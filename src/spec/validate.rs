@@ -153,6 +153,10 @@ fn loss(loss: &Loss) -> Result<(), InputError> {
 }
 
 fn flow(flow: &FlowSpec) -> Result<(), InputError> {
+    super::optimizer::foreign_fields(flow)?;
+    if flow.method.is_optimizer() {
+        return super::optimizer::validate(flow);
+    }
     positive("flow.t_end", flow.t_end)?;
     at_least("flow.max_steps", flow.max_steps, 1)?;
     let method = flow.method.name();
@@ -167,6 +171,7 @@ fn flow(flow: &FlowSpec) -> Result<(), InputError> {
         Method::Gd => ("lr", false),
         Method::Heun | Method::Rk4 => ("step", false),
         Method::Dopri5 | Method::Dop853 | Method::Verner98 => ("step", true),
+        Method::Sgd | Method::Adam => unreachable!("validated by `optimizer`"),
     };
     if flow.method == Method::Gd && flow.step.is_some() {
         return refuse("step", "takes `lr` (its step), not `step`");
@@ -235,7 +240,7 @@ fn finite(location: &str, x: f64) -> Result<(), InputError> {
     }
 }
 
-fn positive(location: &str, x: f64) -> Result<(), InputError> {
+pub(super) fn positive(location: &str, x: f64) -> Result<(), InputError> {
     if x.is_finite() && x > 0.0 {
         Ok(())
     } else {
@@ -247,7 +252,13 @@ fn positive(location: &str, x: f64) -> Result<(), InputError> {
 }
 
 /// lo <= x <= hi and x finite; `allowed` says so in the spec's terms.
-fn in_range(location: &str, x: f64, lo: f64, hi: f64, allowed: &str) -> Result<(), InputError> {
+pub(super) fn in_range(
+    location: &str,
+    x: f64,
+    lo: f64,
+    hi: f64,
+    allowed: &str,
+) -> Result<(), InputError> {
     if x.is_finite() && lo <= x && x <= hi {
         Ok(())
     } else {
@@ -269,7 +280,7 @@ fn in_open(location: &str, x: f64, lo: f64, hi: f64) -> Result<(), InputError> {
     }
 }
 
-fn at_least(location: &str, n: usize, min: usize) -> Result<(), InputError> {
+pub(super) fn at_least(location: &str, n: usize, min: usize) -> Result<(), InputError> {
     if n >= min {
         Ok(())
     } else {

@@ -48,7 +48,7 @@ impl Jacobians {
                 }
             }
         }
-        self.fill(tape, rows, 1, weights, out);
+        self.fill(tape, rows, 1, Some(weights), out);
     }
 
     /// Column r C + c of `out` = ∇_w f_c(x_r) for the examples `rows` of
@@ -63,18 +63,18 @@ impl Jacobians {
                 }
             }
         }
-        self.fill(tape, rows, c, &[], out);
+        self.fill(tape, rows, c, None, out);
     }
 
     /// Writes column j = r · per_row + k from the combined δ of row j: the
     /// dense and bias blocks from the factors, explicit blocks combined by
-    /// `weights` (per_row 1) or copied (per_row C).
+    /// `weights` (per_row 1) or, without weights, copied (per_row C).
     fn fill(
         &self,
         tape: &Tape,
         rows: Range<usize>,
         per_row: usize,
-        weights: &[f64],
+        weights: Option<&[f64]>,
         out: &mut [f64],
     ) {
         let c = tape.outputs();
@@ -109,11 +109,12 @@ impl Jacobians {
                     Block::Explicit { offset, jac } => {
                         let e = &tape.explicit[jac];
                         for t in 0..e.ncols() {
-                            column[offset + t] = if per_row == 1 {
-                                let w = &weights[(j) * c..(j + 1) * c];
-                                (0..c).map(|k| w[k] * e[(r * c + k, t)]).sum()
-                            } else {
-                                e[(r * c + j % c, t)]
+                            column[offset + t] = match weights {
+                                Some(weights) => {
+                                    let w = &weights[j * c..(j + 1) * c];
+                                    (0..c).map(|k| w[k] * e[(r * c + k, t)]).sum()
+                                }
+                                None => e[(r * c + j % c, t)],
                             };
                         }
                     }

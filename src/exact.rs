@@ -199,19 +199,31 @@ pub fn refine(mut attempt: impl FnMut(usize) -> f64) {
 }
 
 /// max over q (and output) of |f(w1; q) − f(w0; q) − Σ_i increment(q, x_i)
-/// − decay(q)| over its rounding level, 64 ε (|f(w0; q)| + |f(w1; q)| +
-/// Σ_i |increment| + |decay|): `increment` column-major (M C) x N, `decay`
-/// (M C) or empty for none.
+/// − decay(q)| over its [`rounding_floor`]: `increment` column-major
+/// (M C) x N, `decay` (M C) or empty for none.
 pub fn excess(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64]) -> f64 {
-    let m = f0.len();
-    (0..m)
+    (0..f0.len())
         .map(|q| {
-            let (f1, f0) = (f1[q], f0[q]);
-            let d = decay.get(q).copied().unwrap_or(0.0);
-            let row = increment.iter().skip(q).step_by(m);
-            let (sum, size) = row.fold((d, d.abs()), |(s, a), &v| (s + v, a + v.abs()));
-            let floor = 64.0 * f64::EPSILON * (f0.abs() + f1.abs() + size);
-            ((f1 - f0) - sum).abs() / floor.max(f64::MIN_POSITIVE)
+            let (gap, floor) = closing(f0, f1, increment, decay, q);
+            gap / floor.max(f64::MIN_POSITIVE)
         })
         .fold(0.0, f64::max)
+}
+
+/// The rounding level of one step's decomposition at query entry q,
+/// 64 ε (|f(w0; q)| + |f(w1; q)| + Σ_i |increment| + |decay|): what
+/// [`excess`] divides by, and what a run's exact residual is bounded by.
+pub fn rounding_floor(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64], q: usize) -> f64 {
+    closing(f0, f1, increment, decay, q).1
+}
+
+/// (|f1 − f0 − Σ_i increment − decay|, its rounding floor) at entry q.
+fn closing(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64], q: usize) -> (f64, f64) {
+    let m = f0.len();
+    let (f1, f0) = (f1[q], f0[q]);
+    let d = decay.get(q).copied().unwrap_or(0.0);
+    let row = increment.iter().skip(q).step_by(m);
+    let (sum, size) = row.fold((d, d.abs()), |(s, a), &v| (s + v, a + v.abs()));
+    let floor = 64.0 * f64::EPSILON * (f0.abs() + f1.abs() + size);
+    (((f1 - f0) - sum).abs(), floor)
 }

@@ -14,6 +14,7 @@ mod loss;
 mod mangled;
 mod model;
 mod npz;
+mod optimizer;
 mod properties;
 mod reference;
 mod reproducible;

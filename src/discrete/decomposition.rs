@@ -13,7 +13,7 @@
 //! exact path kernel's segment kernel) and no per-point P-vector exists.
 //! With memory each point's buffer is a P-vector (N x P numbers), and the
 //! sums are products of the query Jacobian (or gbar_k) with G_k.
-use crate::exact::{ExactPathKernel, excess, refine};
+use crate::exact::{ExactPathKernel, excess, refine, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
 use crate::linalg::{gemm, slice_view, slice_view_mut};
@@ -55,6 +55,9 @@ pub struct Decomposition<'m> {
     pub decay_term: Vec<f64>,
     pub exact_coef_integral: Vec<f64>,
     pub exact_decay_term: Vec<f64>,
+    /// Σ_k of each step's rounding floor (`crate::exact::rounding_floor`),
+    /// per query entry: what the exact residual is bounded by (proofs.md §9).
+    pub exact_floor: Vec<f64>,
 }
 
 impl<'m> Decomposition<'m> {
@@ -96,6 +99,7 @@ impl<'m> Decomposition<'m> {
             decay_term: vec![0.0; m * c],
             exact_coef_integral: vec![0.0; l.coef_len()],
             exact_decay_term: vec![0.0; m * c],
+            exact_floor: vec![0.0; m * c],
         }
     }
 
@@ -244,6 +248,10 @@ impl<'m> Decomposition<'m> {
             }
             excess(f0, exact.f_end(), exact_increment, exact_decay)
         });
+        let f1 = self.exact.f_end();
+        for (q, floor) in self.exact_floor.iter_mut().enumerate() {
+            *floor += rounding_floor(f0, f1, &self.exact_increment, &self.exact_decay, q);
+        }
         crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
         crate::vecmath::add_assign(&mut self.exact_decay_term, &self.exact_decay);
     }

@@ -28,6 +28,8 @@ pub struct OptimizerTerms {
     pub decay_term: Vec<f64>,
     /// D^e(q) = Σ_k gbar_k(q) · D_k.
     pub exact_decay_term: Vec<f64>,
+    /// Σ_k of each step's rounding floor: the scale of the exact residual.
+    pub exact_floor: Vec<f64>,
 }
 
 /// Runs an sgd/adam experiment (on the calling thread; see `Experiment::run`).
@@ -141,6 +143,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
             batches,
             decay_term: terms.decay_term,
             exact_decay_term: terms.exact_decay_term,
+            exact_floor: terms.exact_floor,
         }),
     })
 }

@@ -157,6 +157,16 @@ fn flow(flow: &FlowSpec) -> Result<(), InputError> {
     if flow.method.is_optimizer() {
         return super::optimizer::validate(flow);
     }
+    if flow.t_end == 0.0 {
+        // (read as 0 when absent: sgd and adam derive it)
+        return Err(InputError::new(
+            "flow.t_end",
+            format!(
+                "missing required field `t_end` (or 0) for method `{}`; allowed: a finite number > 0",
+                flow.method.name()
+            ),
+        ));
+    }
     positive("flow.t_end", flow.t_end)?;
     at_least("flow.max_steps", flow.max_steps, 1)?;
     let method = flow.method.name();

@@ -394,8 +394,9 @@ impl Method {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowSpec {
-    /// T; for sgd/adam Σ eta_k, filled in when absent (read as 0).
-    #[serde(default)]
+    /// T; for sgd/adam Σ eta_k, filled in when absent (read as NaN, which
+    /// no spec can hold: the strict reader refuses non-finite numbers).
+    #[serde(default = "absent_t_end")]
     pub t_end: f64,
     pub method: Method,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -543,6 +544,9 @@ fn yes() -> bool {
 }
 fn tanh() -> Activation {
     Activation::Tanh
+}
+fn absent_t_end() -> f64 {
+    f64::NAN
 }
 fn default_max_steps() -> usize {
     1_000_000

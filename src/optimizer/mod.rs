@@ -70,11 +70,11 @@ pub fn refined(flow: &FlowSpec, batches: &[Vec<usize>]) -> FlowSpec {
     out.steps = Some(2 * batches.len());
     out.batch_size = None;
     out.shuffle = None;
-    out.t_end = 0.0;
     if let Some(s) = out.schedule.as_mut() {
         s.step_size = s.step_size.map(|n| 2 * n);
         s.warmup_steps *= 2;
         s.final_lr = s.final_lr.map(|f| f / 2.0);
     }
+    out.t_end = crate::schedule::step_sizes(&out).iter().sum();
     out
 }

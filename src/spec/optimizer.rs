@@ -65,7 +65,7 @@ impl FlowSpec {
     }
 
     /// The spec with SPEC §9's defaults written out (batch_size needs N and
-    /// is filled by the experiment), and t_end = Σ eta_k when absent (0).
+    /// is filled by the experiment), and t_end = Σ eta_k when absent (NaN).
     pub(super) fn with_optimizer_defaults(mut self) -> FlowSpec {
         if !self.method.is_optimizer() {
             return self;
@@ -94,7 +94,7 @@ impl FlowSpec {
             }
             ScheduleKind::Constant => {}
         }
-        if self.t_end == 0.0 && self.lr.is_some_and(|lr| lr > 0.0) && self.optimizer_steps() > 0 {
+        if self.t_end.is_nan() && self.lr.is_some_and(|lr| lr > 0.0) && self.optimizer_steps() > 0 {
             self.t_end = crate::schedule::step_sizes(&self).iter().sum();
         }
         self

@@ -157,12 +157,12 @@ fn flow(flow: &FlowSpec) -> Result<(), InputError> {
     if flow.method.is_optimizer() {
         return super::optimizer::validate(flow);
     }
-    if flow.t_end == 0.0 {
-        // (read as 0 when absent: sgd and adam derive it)
+    if flow.t_end.is_nan() {
+        // (NaN when absent, which JSON and TOML cannot write: sgd and adam derive it)
         return Err(InputError::new(
             "flow.t_end",
             format!(
-                "missing required field `t_end` (or 0) for method `{}`; allowed: a finite number > 0",
+                "missing required field `t_end` for method `{}` (found NaN); allowed: a finite number > 0",
                 flow.method.name()
             ),
         ));

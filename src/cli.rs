@@ -585,16 +585,17 @@ fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(
     let mut spec = spec;
     let mut previous: Option<Level> = None;
     for k in 0..=halvings {
-        if k > 0 {
-            spec = refine(&spec);
-        }
         let exp = interruptible(spec.clone(), data.clone());
-        let level = Level::new(&spec, &run_with_progress(&exp)?);
+        let outcome = run_with_progress(&exp)?;
+        let level = Level::new(&exp.spec, &outcome);
         if previous.is_none() {
             emit(&level.header());
         }
         emit(&level.line(previous.as_ref()));
         previous = Some(level);
+        if k < halvings {
+            spec = refine(&exp.spec, &outcome);
+        }
     }
     Ok(())
 }

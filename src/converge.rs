@@ -7,11 +7,20 @@ use crate::experiment::Outcome;
 use crate::spec::{Method, Spec};
 
 /// The spec one level finer, at the same t_end. Fixed-step methods and gd
-/// halve their step (gd: lr / 2, twice the steps). A discrete optimizer
-/// whose refinement must also replay its batches adds its arm here.
-pub fn refine(spec: &Spec) -> Spec {
+/// halve their step (gd: lr / 2, twice the steps); sgd and adam halve lr and
+/// use each of the run's batches (`run`'s, replayed) for two consecutive
+/// half steps ([`crate::optimizer::refined`]).
+pub fn refine(spec: &Spec, run: &Outcome) -> Spec {
     let mut finer = spec.clone();
     match spec.flow.method {
+        Method::Sgd | Method::Adam => {
+            let batches = &run
+                .optimizer
+                .as_ref()
+                .expect("an sgd/adam outcome has its batches")
+                .batches;
+            finer.flow = crate::optimizer::refined(&spec.flow, batches);
+        }
         Method::Gd
         | Method::Heun
         | Method::Rk4

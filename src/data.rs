@@ -96,6 +96,7 @@ impl Dataset {
             }
         };
         dataset.check_init(spec)?;
+        dataset.check_batches(spec)?;
         dataset.check_target_columns(spec, &rows)?;
         dataset.check_labels(spec, &rows)?;
         Ok(dataset)
@@ -128,6 +129,32 @@ impl Dataset {
                 self.dim()
             ),
         ))
+    }
+
+    /// An sgd/adam run's batch_size is at most N and its explicit batches'
+    /// indices are below N (SPEC §9).
+    fn check_batches(&self, spec: &Spec) -> Result<(), InputError> {
+        let n = self.train_x.nrows();
+        if let Some(b) = spec.flow.batch_size
+            && b > n
+        {
+            return Err(InputError::new(
+                "flow.batch_size",
+                format!("found {b}, but there are N = {n} training points; allowed: 1 to {n}"),
+            ));
+        }
+        for (k, batch) in spec.flow.batches.iter().flatten().enumerate() {
+            if let Some((j, &i)) = batch.iter().enumerate().find(|(_, i)| **i >= n) {
+                return Err(InputError::new(
+                    format!("flow.batches[{k}][{j}]"),
+                    format!(
+                        "found index {i}, but there are N = {n} training points; allowed: 0 to {}",
+                        n - 1
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// One target per output, or one class label for cross_entropy (SPEC §8).

@@ -81,35 +81,51 @@ impl<'m> ExactPathKernel<'m> {
         let layout = flow.layout();
         let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
         let (w0, w1) = (layout.w(step.y0), layout.w(step.y1));
-        self.model.forward(w1, &mut self.query);
-        self.query.outputs_into(0..m, &mut self.f_end);
+        self.end_outputs(w1);
         let f0 = &flow.outputs()[n * c..(n + m) * c];
-        let mut pieces = 1;
-        let mut previous = f64::INFINITY;
-        loop {
-            self.integrate_segment(flow, w0, w1, pieces);
-            self.increments(flow, step.h);
-            let excess = self.excess(f0);
-            // (A non-finite step is the flow's failure to report, not the rule's.)
-            if excess <= 1.0
-                || excess > 0.5 * previous
-                || !excess.is_finite()
-                || pieces == MAX_PIECES
-            {
-                break;
-            }
-            previous = excess;
-            pieces *= 2;
-        }
+        refine(|pieces| {
+            self.integrate_segment(flow.tape(), n, w0, w1, pieces, true, &mut |_, _| {});
+            self.increments(flow.lprime(), step.h, c);
+            excess(f0, &self.f_end, &self.increment, &[])
+        });
         for (a, &inc) in self.coef_integral.iter_mut().zip(&self.increment) {
             *a += inc;
         }
     }
 
-    /// segment = ∫₀¹ K(w0 + s (w1 − w0)) ds over `pieces` equal pieces.
-    fn integrate_segment(&mut self, flow: &FlowProblem<'_>, w0: &[f64], w1: &[f64], pieces: usize) {
-        let layout = flow.layout();
-        let (n, m) = (layout.n_train, layout.n_query);
+    /// f(w1; q) into [`ExactPathKernel::f_end`]: the end of the step being added.
+    pub fn end_outputs(&mut self, w1: &[f64]) {
+        let m = self.query.rows();
+        self.model.forward(w1, &mut self.query);
+        self.query.outputs_into(0..m, &mut self.f_end);
+    }
+
+    /// f(w1; q) of the last [`ExactPathKernel::end_outputs`], example-major.
+    pub fn f_end(&self) -> &[f64] {
+        &self.f_end
+    }
+
+    /// The last [`ExactPathKernel::increments`], column-major (M C) x N.
+    pub fn increment(&self) -> &[f64] {
+        &self.increment
+    }
+
+    /// segment = ∫₀¹ K(w0 + s (w1 − w0)) ds over `pieces` equal pieces,
+    /// the query points at w_s against the rows 0..n of `train` (taken at
+    /// the step's start), when `kernel`; and at each node `at_node` sees the
+    /// query tape (forward and backward done at w_s) and the node's weight.
+    #[allow(clippy::too_many_arguments)]
+    pub fn integrate_segment(
+        &mut self,
+        train: &Tape,
+        n: usize,
+        w0: &[f64],
+        w1: &[f64],
+        pieces: usize,
+        kernel: bool,
+        at_node: &mut dyn FnMut(&Tape, f64),
+    ) {
+        let m = self.query.rows();
         let width = 1.0 / pieces as f64;
         self.segment.fill(0.0);
         for piece in 0..pieces {
@@ -120,10 +136,14 @@ impl<'m> ExactPathKernel<'m> {
                 }
                 self.model.forward(&self.w_s, &mut self.query);
                 self.model.backward(&self.w_s, &mut self.query);
+                at_node(&self.query, weight * width);
+                if !kernel {
+                    continue;
+                }
                 self.plan.tangent_kernel(
                     &self.query,
                     0..m,
-                    flow.tape(),
+                    train,
                     0..n,
                     &mut self.scratch,
                     None,
@@ -138,15 +158,14 @@ impl<'m> ExactPathKernel<'m> {
     }
 
     /// increment(q, x_i)_c = −ε Σ_{c'} l'_{ic'} segment(q, x_i)_{cc'}.
-    fn increments(&mut self, flow: &FlowProblem<'_>, eps: f64) {
-        let layout = flow.layout();
-        let (m, c) = (layout.n_query, layout.n_outputs);
+    pub fn increments(&mut self, lprime: &[f64], eps: f64, c: usize) {
+        let m = self.query.rows();
         if c == 1 {
             for ((inc_col, k_col), &lp) in self
                 .increment
                 .chunks_exact_mut(m)
                 .zip(self.segment.chunks_exact(m))
-                .zip(flow.lprime())
+                .zip(lprime)
             {
                 inc_col
                     .iter_mut()
@@ -155,22 +174,56 @@ impl<'m> ExactPathKernel<'m> {
             }
             return;
         }
-        crate::flow::coefficient_rates(&mut self.increment, &self.segment, flow.lprime(), c);
+        crate::flow::coefficient_rates(&mut self.increment, &self.segment, lprime, c);
         self.increment.iter_mut().for_each(|v| *v *= eps);
     }
+}
 
-    /// max over q (and output) of |f(w1; q) − f(w0; q) − Σ_i increment(q, x_i)|
-    /// over its rounding level, 64 ε (|f(w0; q)| + |f(w1; q)| + Σ_i |increment|).
-    fn excess(&self, f0: &[f64]) -> f64 {
-        let m = f0.len();
-        (0..m)
-            .map(|q| {
-                let (f1, f0) = (self.f_end[q], f0[q]);
-                let row = self.increment.iter().skip(q).step_by(m);
-                let (sum, size) = row.fold((0.0, 0.0), |(s, a), &v| (s + v, a + v.abs()));
-                let floor = 64.0 * f64::EPSILON * (f0.abs() + f1.abs() + size);
-                ((f1 - f0) - sum).abs() / floor.max(f64::MIN_POSITIVE)
-            })
-            .fold(0.0, f64::max)
+/// Runs `attempt(pieces)` (a step's decomposition with its segment split
+/// into `pieces`, returning its [`excess`]) for 1, 2, 4, ... pieces while
+/// the excess is above 1 and splitting still halves it (a rule's error
+/// falls by 2^16 per halving; rounding does not), up to `MAX_PIECES`; the
+/// last attempt's results stand.
+pub fn refine(mut attempt: impl FnMut(usize) -> f64) {
+    let mut pieces = 1;
+    let mut previous = f64::INFINITY;
+    loop {
+        let excess = attempt(pieces);
+        // (A non-finite step is the run's failure to report, not the rule's.)
+        if excess <= 1.0 || excess > 0.5 * previous || !excess.is_finite() || pieces == MAX_PIECES {
+            break;
+        }
+        previous = excess;
+        pieces *= 2;
     }
+}
+
+/// max over q (and output) of |f(w1; q) − f(w0; q) − Σ_i increment(q, x_i)
+/// − decay(q)| over its [`rounding_floor`]: `increment` column-major
+/// (M C) x N, `decay` (M C) or empty for none.
+pub fn excess(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64]) -> f64 {
+    (0..f0.len())
+        .map(|q| {
+            let (gap, floor) = closing(f0, f1, increment, decay, q);
+            gap / floor.max(f64::MIN_POSITIVE)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The rounding level of one step's decomposition at query entry q,
+/// 64 ε (|f(w0; q)| + |f(w1; q)| + Σ_i |increment| + |decay|): what
+/// [`excess`] divides by, and what a run's exact residual is bounded by.
+pub fn rounding_floor(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64], q: usize) -> f64 {
+    closing(f0, f1, increment, decay, q).1
+}
+
+/// (|f1 − f0 − Σ_i increment − decay|, its rounding floor) at entry q.
+fn closing(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64], q: usize) -> (f64, f64) {
+    let m = f0.len();
+    let (f1, f0) = (f1[q], f0[q]);
+    let d = decay.get(q).copied().unwrap_or(0.0);
+    let row = increment.iter().skip(q).step_by(m);
+    let (sum, size) = row.fold((d, d.abs()), |(s, a), &v| (s + v, a + v.abs()));
+    let floor = 64.0 * f64::EPSILON * (f0.abs() + f1.abs() + size);
+    (((f1 - f0) - sum).abs(), floor)
 }

@@ -53,12 +53,16 @@ pub struct Outcome {
     pub second_order_term: Option<Vec<f64>>,
     /// What held along the path (sampled after each accepted step).
     pub conditions: Conditions,
+    /// sgd/adam: the batches and the decay terms (SPEC §9).
+    pub optimizer: Option<crate::discrete::OptimizerTerms>,
 }
 
 impl Outcome {
-    /// yhat(q_m) = f(w0; q_m) + Σ_i A_i(q_m).
+    /// yhat(q_m) = f(w0; q_m) + Σ_i A_i(q_m) (+ D(q_m), the decay term of
+    /// sgd/adam, part of the machine's offset).
     pub fn kernel_machine(&self) -> Vec<f64> {
-        machine(&self.y0, &self.coef_integral)
+        let decay = self.optimizer.as_ref().map(|o| o.decay_term.as_slice());
+        machine(&self.y0, &self.coef_integral, decay)
     }
     /// r(q_m) = f(w(T); q_m) − yhat(q_m).
     pub fn residual(&self) -> Vec<f64> {
@@ -83,12 +87,17 @@ impl Outcome {
         }
         crate::blocks::solve_blocks(&self.path_kernel, &self.coef_integral, self.n_outputs)
     }
+    /// f(w0; q_m) + Σ_i A^e_i(q_m) (+ D^e(q_m) for sgd/adam).
     pub fn exact_kernel_machine(&self) -> Option<Vec<f64>> {
+        let decay = self
+            .optimizer
+            .as_ref()
+            .map(|o| o.exact_decay_term.as_slice());
         self.exact_coef_integral
             .as_ref()
-            .map(|a| machine(&self.y0, a))
+            .map(|a| machine(&self.y0, a, decay))
     }
-    /// f(w_K; q_m) − the exact kernel machine (SPEC §9): rounding level.
+    /// f(w_K; q_m) − the exact kernel machine.
     pub fn exact_residual(&self) -> Option<Vec<f64>> {
         let km = self.exact_kernel_machine()?;
         Some(self.y_end.iter().zip(km).map(|(y, k)| y - k).collect())
@@ -107,15 +116,31 @@ impl Outcome {
                 .collect(),
         )
     }
+    /// Δᵀ ∇²f Δ can overflow on a step whose curvature is not
+    /// representable though f and ∇f are: the report then omits the
+    /// second-order fields rather than hold a non-finite number (SPEC §5).
+    pub(crate) fn finite_second_order(mut self) -> Outcome {
+        if self
+            .second_order_residual()
+            .is_some_and(|r| !r.iter().all(|v| v.is_finite()))
+        {
+            self.second_order_term = None;
+        }
+        self
+    }
     pub fn second_order_max_abs_residual(&self) -> Option<f64> {
         self.second_order_residual().map(|r| max_abs(&r))
     }
 }
 
-fn machine(y0: &[f64], a: &DMatrix<f64>) -> Vec<f64> {
+fn machine(y0: &[f64], a: &DMatrix<f64>, decay: Option<&[f64]>) -> Vec<f64> {
     y0.iter()
         .zip(a.row_iter())
-        .map(|(b, row)| b + row.sum())
+        .enumerate()
+        .map(|(m, (b, row))| match decay {
+            Some(d) => b + row.sum() + d[m],
+            None => b + row.sum(),
+        })
         .collect()
 }
 
@@ -132,6 +157,8 @@ pub fn integration(flow: &FlowSpec) -> (Tableau, Control) {
         Method::Dopri5 => Tableau::dopri5(),
         Method::Dop853 => Tableau::dop853(),
         Method::Verner98 => Tableau::verner98(),
+        // One gradient a step, as gd (the discrete loop runs them).
+        Method::Sgd | Method::Adam => Tableau::euler(),
     };
     let control = match (flow.fixed_step(), flow.fixed_steps()) {
         (Some(step), Some(steps)) => Control::Fixed { step, steps },
@@ -152,6 +179,11 @@ impl Experiment {
     /// given, else drawn from the seed.
     pub fn new(spec: Spec, data: Dataset) -> Experiment {
         let model = model::build(&spec.model, data.train_x.ncols());
+        let mut spec = spec;
+        if spec.flow.method.is_optimizer() && spec.flow.batches.is_none() {
+            // SPEC §9's default batch size, N, written out in the report's spec.
+            spec.flow.batch_size.get_or_insert(data.train_x.nrows());
+        }
         let w0 = match &spec.init {
             Some(init) => init.w0.clone(),
             None => model.init(&mut generator(spec.seed, RngStream::Init)),
@@ -172,6 +204,9 @@ impl Experiment {
     /// from outside the pool they would go through a shared queue that
     /// allocates as it grows.
     pub fn run(&self, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Outcome, RunError> {
+        if self.spec.flow.method.is_optimizer() {
+            return rayon::scope(|_| crate::discrete::run(self, progress));
+        }
         rayon::scope(|_| self.run_here(None, progress))
     }
 
@@ -276,7 +311,7 @@ impl Experiment {
             &tangent_kernel0,
             &tangent_kernel_end,
         );
-        let mut outcome = Outcome {
+        let outcome = Outcome {
             n_outputs: c,
             stats,
             step_sizes,
@@ -293,23 +328,15 @@ impl Experiment {
             second_order_term: second.map(|(s, _)| s.term),
             w_end,
             conditions,
+            optimizer: None,
         };
-        // Δᵀ ∇²f Δ can overflow on a step whose curvature is not
-        // representable though f and ∇f are: the report then omits the
-        // second-order fields rather than hold a non-finite number (SPEC §5).
-        if outcome
-            .second_order_residual()
-            .is_some_and(|r| !r.iter().all(|v| v.is_finite()))
-        {
-            outcome.second_order_term = None;
-        }
-        Ok(outcome)
+        Ok(outcome.finite_second_order())
     }
 }
 
 /// L, f at the query points and K^g at w; a non-finite value means the flow
 /// diverged at time t.
-fn snapshot(
+pub(crate) fn snapshot(
     flow: &mut FlowProblem<'_>,
     w: &[f64],
     t: f64,

@@ -204,6 +204,11 @@ impl<'m> FlowProblem<'m> {
         self.last_time
     }
 
+    /// The loss function l.
+    pub fn loss_fn(&self) -> Loss {
+        self.loss
+    }
+
     /// L at the last evaluation.
     pub fn loss(&self) -> f64 {
         self.loss_value

@@ -124,6 +124,15 @@ pub struct Report {
     /// residual − second_order_term.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub second_order_residual: Option<Shaped<f64>>,
+    /// sgd/adam: the K batches, each a list of training indices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batches: Option<Vec<Vec<usize>>>,
+    /// sgd/adam: D(q), the decay term of the Domingos form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decay_term: Option<Shaped<f64>>,
+    /// sgd/adam: D^e(q), the decay term of the exact decomposition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_decay_term: Option<Shaped<f64>>,
     /// The test error of f(w_end) and of the kernel machine, where the
     /// query points' targets are known (SPEC §11).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,6 +223,12 @@ impl Report {
             exact_residual: out.exact_residual().map(|v| per_output(&v, c)),
             second_order_term: out.second_order_term.as_ref().map(|v| per_output(v, c)),
             second_order_residual: out.second_order_residual().map(|v| per_output(&v, c)),
+            batches: out.optimizer.as_ref().map(|o| o.batches.clone()),
+            decay_term: out.optimizer.as_ref().map(|o| per_output(&o.decay_term, c)),
+            exact_decay_term: out
+                .optimizer
+                .as_ref()
+                .map(|o| per_output(&o.exact_decay_term, c)),
             test_error: exp.data.test_y.as_ref().map(|y| {
                 crate::evaluation::TestError::new(&exp.spec.loss, c, y, &out.y_end, &kernel_machine)
             }),

@@ -15,6 +15,8 @@ pub enum RngStream {
     /// The order of a built-in data set's rows (stream 2), before its split
     /// into training and query rows (`crate::data::builtin`).
     DatasetShuffle,
+    /// The batches of an sgd/adam run (stream 3, `crate::batches`).
+    Batches,
 }
 
 impl RngStream {
@@ -23,13 +25,14 @@ impl RngStream {
             RngStream::Data => 0,
             RngStream::Init => 1,
             RngStream::DatasetShuffle => 2,
+            RngStream::Batches => 3,
         }
     }
 }
 
 /// The generator for `stream` under `seed`: `seed_from_u64(seed)`, then
 /// `set_stream(0)` for data, `set_stream(1)` for init, `set_stream(2)` for a
-/// built-in data set's shuffle. Streams of one seed never overlap, so the
+/// built-in data set's shuffle, `set_stream(3)` for an optimizer's batches. Streams of one seed never overlap, so the
 /// draws of different purposes are independent.
 pub fn generator(seed: u64, stream: RngStream) -> ChaCha20Rng {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);

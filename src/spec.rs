@@ -13,12 +13,14 @@ mod bounds;
 mod dataset;
 mod memory;
 mod message;
+mod optimizer;
 mod read;
 mod validate;
 
 pub use bounds::{MAX_STEPS, check_steps};
 pub use dataset::{DatasetName, DatasetSpec, Labels};
 pub use memory::{DEFAULT_MAX_MEMORY_GIB, GIB, MAX_MEMORY_GIB, MemoryEstimate};
+pub use optimizer::{ScheduleKind, ScheduleSpec, Shuffle};
 pub use read::{Format, parse_value};
 
 /// rtol of an adaptive run when the spec gives none (SPEC §4).
@@ -361,6 +363,10 @@ pub enum Method {
     Dop853,
     /// Verner's 9(8) pair: adaptive like dopri5 and dop853, or fixed with `step`.
     Verner98,
+    /// Minibatch SGD with momentum, Nesterov and weight decay (SPEC §9).
+    Sgd,
+    /// Adam, or AdamW with decoupled weight decay (SPEC §9).
+    Adam,
 }
 
 impl Method {
@@ -373,6 +379,8 @@ impl Method {
             Method::Dopri5 => "dopri5",
             Method::Dop853 => "dop853",
             Method::Verner98 => "verner98",
+            Method::Sgd => "sgd",
+            Method::Adam => "adam",
         }
     }
 
@@ -388,6 +396,9 @@ impl Method {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowSpec {
+    /// T; for sgd/adam Σ eta_k, filled in when absent (read as NaN, which
+    /// no spec can hold: the strict reader refuses non-finite numbers).
+    #[serde(default = "absent_t_end")]
     pub t_end: f64,
     pub method: Method,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -407,13 +418,69 @@ pub struct FlowSpec {
     /// Most accepted steps an adaptive run may take before it fails.
     #[serde(default = "default_max_steps")]
     pub max_steps: usize,
+    // The discrete optimizers' fields (SPEC §9, `optimizer`), each for sgd
+    // and/or adam only; defaults are filled in by `with_defaults`.
+    /// K, the number of optimizer steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle: Option<Shuffle>,
+    /// K explicit batches (index multisets), replayed as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batches: Option<Vec<Vec<usize>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nesterov: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoupled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
 }
 
 impl FlowSpec {
+    /// A flow of `method` to T with no step, tolerance or optimizer field
+    /// set (each then set by the caller).
+    pub fn new(t_end: f64, method: Method) -> FlowSpec {
+        FlowSpec {
+            t_end,
+            method,
+            step: None,
+            lr: None,
+            rtol: None,
+            atol: None,
+            exact_path_kernel: false,
+            events: false,
+            max_steps: default_max_steps(),
+            steps: None,
+            batch_size: None,
+            shuffle: None,
+            batches: None,
+            momentum: None,
+            nesterov: None,
+            weight_decay: None,
+            decoupled: None,
+            beta1: None,
+            beta2: None,
+            eps: None,
+            schedule: None,
+        }
+    }
+
     /// The fixed step h (`lr` for gd, else `step`), or None for an adaptive run.
     pub fn fixed_step(&self) -> Option<f64> {
         match self.method {
-            Method::Gd => self.lr,
+            Method::Gd | Method::Sgd | Method::Adam => self.lr,
             _ => self.step,
         }
     }
@@ -422,7 +489,7 @@ impl FlowSpec {
     /// for gd, else `step`): how a study reruns a spec at a smaller step.
     pub fn set_fixed_step(&mut self, h: f64) {
         match self.method {
-            Method::Gd => self.lr = Some(h),
+            Method::Gd | Method::Sgd | Method::Adam => self.lr = Some(h),
             _ => self.step = Some(h),
         }
     }
@@ -435,6 +502,9 @@ impl FlowSpec {
     /// K = round(T / h), the number of steps of a fixed-step run (SPEC §4).
     /// `validate` has checked that T / h is within 1e-9 of K.
     pub fn fixed_steps(&self) -> Option<usize> {
+        if self.method.is_optimizer() {
+            return Some(self.optimizer_steps());
+        }
         self.fixed_step().map(|h| (self.t_end / h).round() as usize)
     }
 
@@ -459,6 +529,7 @@ impl Spec {
             self.flow.rtol = Some(rtol);
             self.flow.atol = Some(atol);
         }
+        self.flow = self.flow.with_optimizer_defaults();
         self
     }
 }
@@ -483,6 +554,9 @@ fn yes() -> bool {
 }
 fn tanh() -> Activation {
     Activation::Tanh
+}
+fn absent_t_end() -> f64 {
+    f64::NAN
 }
 fn default_max_steps() -> usize {
     1_000_000

@@ -241,17 +241,7 @@ impl Shape {
 
     fn flow(&self, max_adaptive_steps: usize) -> FlowSpec {
         let h = self.t_end / self.steps as f64;
-        let mut flow = FlowSpec {
-            t_end: self.t_end,
-            method: self.method,
-            step: None,
-            lr: None,
-            rtol: None,
-            atol: None,
-            exact_path_kernel: false,
-            events: false,
-            max_steps: 1_000_000,
-        };
+        let mut flow = FlowSpec::new(self.t_end, self.method);
         match (self.method, self.rtol_exponent) {
             (Method::Gd, _) => flow.lr = Some(h),
             (m, Some(r)) if m.has_error_estimate() => {

@@ -304,3 +304,39 @@ fn second_order_steps_allocate_nothing_after_set_up() {
         }
     });
 }
+
+/// The discrete optimizers' loop (SPEC §9) allocates nothing per step
+/// either: sgd with Nesterov momentum and decay (per-point buffers, the
+/// exact form's Jacobians and segment splits) and plain sgd with decay
+/// (factored kernels), counted from the second step's end to the last.
+#[test]
+fn optimizer_steps_allocate_nothing_after_set_up() {
+    for flow in [
+        r#"{"method": "sgd", "lr": 0.05, "steps": 12, "batch_size": 5, "momentum": 0.9, "nesterov": true, "weight_decay": 0.01}"#,
+        r#"{"method": "sgd", "lr": 0.05, "steps": 12, "batch_size": 5, "weight_decay": 0.01, "schedule": {"kind": "cosine"}}"#,
+        r#"{"method": "adam", "lr": 0.01, "steps": 12, "batch_size": 5, "weight_decay": 0.01}"#,
+    ] {
+        let text = format!(
+            r#"{{"seed": 2, "data": {{"source": "synthetic", "function": "sine", "n_train": 12, "n_test": 5, "dim": 3}},
+                "model": {{"arch": "mlp", "hidden": [8, 6], "activation": "tanh"}},
+                "loss": {{"kind": "squared"}}, "reduction": "mean", "flow": {flow}}}"#
+        );
+        counted(|| {
+            let spec = Spec::parse(&text, Format::Json).expect("valid spec");
+            let data = Dataset::resolve(&spec, Path::new(".")).expect("data");
+            let exp = Experiment::new(spec, data);
+            let mut counts = Vec::with_capacity(64);
+            exp.run(&mut |_| {
+                if counts.len() < counts.capacity() {
+                    counts.push(allocations());
+                }
+            })
+            .expect("runs");
+            assert_eq!(
+                counts.last().unwrap() - counts[1],
+                0,
+                "steps of {flow} allocated"
+            );
+        });
+    }
+}

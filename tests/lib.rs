@@ -18,6 +18,7 @@ mod loss;
 mod mangled;
 mod model;
 mod npz;
+mod optimizer;
 mod properties;
 mod reference;
 mod reference_layers;

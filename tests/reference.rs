@@ -534,3 +534,90 @@ fn reference_script_self_test() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------- SPEC §9
+// sgd and adam against the reference's own loop (per-point buffers for
+// every point, P_k elementwise, gbar by Gauss–Legendre): every option of
+// §9 in at least one case; w_end to 1e-12 relative.
+
+#[test]
+fn sgd_nesterov_coupled_decay_cosine_warmup_epochs() {
+    agrees(spec(
+        REAL,
+        json!({"arch": "mlp", "hidden": [3], "activation": "tanh"}),
+        json!({"kind": "squared"}),
+        "mean",
+        json!({"method": "sgd", "lr": 0.2, "steps": 9, "batch_size": 3, "momentum": 0.8,
+               "nesterov": true, "weight_decay": 0.05,
+               "schedule": {"kind": "cosine", "final_lr": 0.02, "warmup_steps": 3}}),
+    ));
+}
+
+#[test]
+fn sgd_plain_decoupled_decay_step_schedule_replacement() {
+    agrees(spec(
+        SIGNS,
+        json!({"arch": "mlp", "hidden": [3], "activation": "softplus"}),
+        json!({"kind": "logistic"}),
+        "sum",
+        json!({"method": "sgd", "lr": 0.1, "steps": 7, "batch_size": 2, "shuffle": "replacement",
+               "weight_decay": 0.1, "decoupled": true,
+               "schedule": {"kind": "step", "step_size": 3, "gamma": 0.5}}),
+    ));
+}
+
+#[test]
+fn sgd_momentum_resmlp_in_order() {
+    agrees(spec(
+        REAL,
+        json!({"arch": "resmlp", "width": 3, "blocks": 1}),
+        json!({"kind": "huber", "delta": 0.5}),
+        "mean",
+        json!({"method": "sgd", "lr": 0.1, "steps": 6, "batch_size": 3, "shuffle": "none",
+               "momentum": 0.9}),
+    ));
+}
+
+#[test]
+fn adamw_explicit_batches_with_a_repeated_index() {
+    agrees(spec(
+        REAL,
+        json!({"arch": "mlp", "hidden": [3], "activation": "sin"}),
+        json!({"kind": "squared"}),
+        "mean",
+        json!({"method": "adam", "lr": 0.05, "batches": [[0, 0, 2], [1, 3], [3], [2, 1, 0, 3]],
+               "weight_decay": 0.1}),
+    ));
+}
+
+#[test]
+fn adam_coupled_decay_diag_linear_sum() {
+    agrees(spec(
+        REAL,
+        json!({"arch": "diag_linear", "init_scale": 0.5}),
+        json!({"kind": "log_cosh"}),
+        "sum",
+        json!({"method": "adam", "lr": 0.02, "steps": 8, "batch_size": 2, "beta1": 0.5,
+               "beta2": 0.9, "eps": 1e-6, "weight_decay": 0.2, "decoupled": false}),
+    ));
+}
+
+#[test]
+fn vector_adam_c2_cross_entropy_and_vector_sgd_momentum() {
+    agrees(spec(
+        BITS,
+        json!({"arch": "mlp", "hidden": [3], "activation": "tanh", "outputs": 2}),
+        json!({"kind": "cross_entropy"}),
+        "mean",
+        json!({"method": "adam", "lr": 0.05, "steps": 6, "batch_size": 3,
+               "schedule": {"kind": "cosine"}}),
+    ));
+    agrees(spec(
+        BITS,
+        json!({"arch": "linear", "outputs": 2}),
+        json!({"kind": "cross_entropy"}),
+        "sum",
+        json!({"method": "sgd", "lr": 0.1, "steps": 5, "batch_size": 2, "momentum": 0.5,
+               "weight_decay": 0.01}),
+    ));
+}

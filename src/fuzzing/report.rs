@@ -101,6 +101,9 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
         } else {
             None
         },
+        batches: None,
+        decay_term: None,
+        exact_decay_term: None,
         test_error: None,
         generator: String::arbitrary(u)?,
         conditions: Conditions {

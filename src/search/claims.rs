@@ -142,17 +142,8 @@ impl Claim {
 
 /// True when every weight b_j of the method is >= 0.
 fn nonnegative_weights(method: Method) -> bool {
-    let mut flow = crate::spec::FlowSpec {
-        t_end: 1.0,
-        method,
-        step: None,
-        lr: None,
-        rtol: None,
-        atol: None,
-        exact_path_kernel: false,
-        events: false,
-        max_steps: 1,
-    };
+    let mut flow = crate::spec::FlowSpec::new(1.0, method);
+    flow.max_steps = 1;
     match method {
         Method::Gd => flow.lr = Some(1.0),
         _ => flow.step = Some(1.0),

@@ -73,6 +73,22 @@ impl Spec {
             // and the step Δ.
             run += 3.0 * m * per_row + p;
         }
+        if self.flow.method.is_optimizer() {
+            // sgd/adam (src/discrete): the exact form's query tape and three
+            // P x (M C) Jacobians (at w_k, gbar_k, one node); with momentum
+            // or Adam the per-point inputs, buffers and shares (3 P N: the
+            // N x P buffers of SPEC §9); Adam's P x (N C) training Jacobian
+            // and preconditioned query Jacobian.
+            run += m * per_row + 3.0 * p * m * c + 3.0 * mn * c;
+            let memory = self.flow.method == crate::spec::Method::Adam
+                || self.flow.momentum.is_some_and(|mu| mu != 0.0);
+            if memory {
+                run += 3.0 * p * n;
+            }
+            if self.flow.method == crate::spec::Method::Adam {
+                run += p * n * c + p * m * c;
+            }
+        }
         // The outcome's four M x N matrices and w_end; the report's six
         // (a as Option<f64>, 16 bytes) and its text.
         let report = 4.0 * mn + p + 7.0 * mn + (6.0 * mn + 2.0 * p) * REPORT_TEXT_BYTES / 8.0;

@@ -154,6 +154,20 @@ fn loss(loss: &Loss) -> Result<(), InputError> {
 }
 
 fn flow(flow: &FlowSpec) -> Result<(), InputError> {
+    super::optimizer::foreign_fields(flow)?;
+    if flow.method.is_optimizer() {
+        return super::optimizer::validate(flow);
+    }
+    if flow.t_end.is_nan() {
+        // (NaN when absent, which JSON and TOML cannot write: sgd and adam derive it)
+        return Err(InputError::new(
+            "flow.t_end",
+            format!(
+                "missing required field `t_end` for method `{}` (found NaN); allowed: a finite number > 0",
+                flow.method.name()
+            ),
+        ));
+    }
     positive("flow.t_end", flow.t_end)?;
     at_least("flow.max_steps", flow.max_steps, 1)?;
     check_steps("flow.max_steps", flow.max_steps as f64, "max_steps")?;
@@ -169,6 +183,7 @@ fn flow(flow: &FlowSpec) -> Result<(), InputError> {
         Method::Gd => ("lr", false),
         Method::Heun | Method::Rk4 => ("step", false),
         Method::Dopri5 | Method::Dop853 | Method::Verner98 => ("step", true),
+        Method::Sgd | Method::Adam => unreachable!("validated by `optimizer`"),
     };
     if flow.method == Method::Gd && flow.step.is_some() {
         return refuse("step", "takes `lr` (its step), not `step`");
@@ -249,7 +264,7 @@ fn finite(location: &str, x: f64) -> Result<(), InputError> {
     }
 }
 
-fn positive(location: &str, x: f64) -> Result<(), InputError> {
+pub(super) fn positive(location: &str, x: f64) -> Result<(), InputError> {
     if x.is_finite() && x > 0.0 {
         Ok(())
     } else {
@@ -261,7 +276,13 @@ fn positive(location: &str, x: f64) -> Result<(), InputError> {
 }
 
 /// lo <= x <= hi and x finite; `allowed` says so in the spec's terms.
-fn in_range(location: &str, x: f64, lo: f64, hi: f64, allowed: &str) -> Result<(), InputError> {
+pub(super) fn in_range(
+    location: &str,
+    x: f64,
+    lo: f64,
+    hi: f64,
+    allowed: &str,
+) -> Result<(), InputError> {
     if x.is_finite() && lo <= x && x <= hi {
         Ok(())
     } else {
@@ -283,7 +304,7 @@ fn in_open(location: &str, x: f64, lo: f64, hi: f64) -> Result<(), InputError> {
     }
 }
 
-fn at_least(location: &str, n: usize, min: usize) -> Result<(), InputError> {
+pub(super) fn at_least(location: &str, n: usize, min: usize) -> Result<(), InputError> {
     if n >= min {
         Ok(())
     } else {

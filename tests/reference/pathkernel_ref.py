@@ -589,6 +589,11 @@ MODEL_DEFAULTS = {
 }
 LOSS_DEFAULTS = {"huber": {"delta": 1.0}, "cauchy": {"c": 1.0}}
 ADAPTIVE = ("dopri5", "dop853", "verner98")
+# SPEC section 9's defaults (batch_size N is filled where N is known).
+OPT_DEFAULTS = {
+    "sgd": {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "decoupled": False},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "decoupled": True},
+}
 
 
 def with_defaults(spec):
@@ -606,6 +611,17 @@ def with_defaults(spec):
     if flow["method"] in ADAPTIVE and "step" not in flow:
         flow.setdefault("rtol", 1e-8)
         flow.setdefault("atol", 1e-10)
+    if flow["method"] in OPT_DEFAULTS:
+        for k, v in OPT_DEFAULTS[flow["method"]].items():
+            flow.setdefault(k, v)
+        if "batches" not in flow:
+            flow.setdefault("shuffle", "epoch")
+        sch = flow.setdefault("schedule", {"kind": "constant"})
+        sch.setdefault("warmup_steps", 0)
+        if sch["kind"] == "step":
+            sch.setdefault("gamma", 0.1)
+        if sch["kind"] == "cosine":
+            sch.setdefault("final_lr", 0.0)
     return s
 
 
@@ -1440,11 +1456,240 @@ def check_report_vec(chk, report, spec, original):
     return chk
 
 
+# ------------------------------------------------------- discrete optimizers
+# SPEC section 9, written from its text: batches, eta_k, the sgd and adam
+# updates as torch.optim / optax state them, and both decompositions with
+# per-point buffers kept for every point (no factored shortcut), P_k applied
+# elementwise, gbar_k by 8-node Gauss-Legendre on the whole segment.
+
+
+def opt_step_sizes(flow):
+    lr = flow["lr"]
+    k_total = flow["steps"] if "steps" in flow else len(flow["batches"])
+    sch = flow.get("schedule", {"kind": "constant"})
+    warm = sch.get("warmup_steps", 0)
+    out = []
+    for k in range(k_total):
+        if sch["kind"] == "constant":
+            eta = lr
+        elif sch["kind"] == "step":
+            eta = lr * sch.get("gamma", 0.1) ** (k // sch["step_size"])
+        else:
+            fl = sch.get("final_lr", 0.0)
+            eta = lr * ((fl + (lr - fl) * (1.0 + math.cos(math.pi * k / k_total)) / 2.0) / lr)
+        if warm > 0:
+            eta *= min(1.0, (k + 1) / warm)
+        out.append(eta)
+    return out
+
+
+def check_opt_batches(chk, flow, batches, n, k_total):
+    """Explicit batches come back as given; "none" is 0..N-1 cut per epoch;
+    an "epoch" epoch is a permutation cut the same way; "replacement"
+    batches have batch_size indices in 0..N-1."""
+    if not isinstance(batches, list) or len(batches) != k_total:
+        chk.fail(f"batches: report {_short(batches)}, expected {k_total} batches")
+        return False
+    if "batches" in flow:
+        chk.equal("batches", batches, flow["batches"])
+        return True
+    size = flow.get("batch_size", n)
+    shuffle = flow.get("shuffle", "epoch")
+    if shuffle == "replacement":
+        ok = all(len(b) == size and all(0 <= i < n for i in b) for b in batches)
+        chk.equal("batches (replacement: sizes and range)", ok, True)
+        return ok
+    cut = [list(range(a, min(a + size, n))) for a in range(0, n, size)]
+    per_epoch = len(cut)
+    for e in range(0, k_total, per_epoch):
+        epoch = batches[e : e + per_epoch]
+        if shuffle == "none":
+            chk.equal(f"batches[{e}..] (in order)", epoch, cut[: len(epoch)])
+        else:
+            flat = [i for b in epoch for i in b]
+            sizes = [len(b) for b in epoch]
+            chk.equal(f"batches[{e}..] sizes", sizes, [len(b) for b in cut[: len(epoch)]])
+            if len(epoch) == per_epoch:
+                chk.equal(f"batches[{e}..] a permutation", sorted(flat), list(range(n)))
+    return True
+
+
+def run_optimizer(exp, flow, batches, etas, nodes=8):
+    """w_end and, as [m][i][c][c'] / [m][i][c] / [m][c]: K^p, A, D, A^e, D^e."""
+    p, n, m, C = exp.n_params, exp.n, exp.m, exp.c
+    adam = flow["method"] == "adam"
+    wd = flow.get("weight_decay", 0.0)
+    lam_c, lam_d = (0.0, wd) if flow["decoupled"] else (wd, 0.0)
+    mu, nesterov = flow.get("momentum", 0.0), flow.get("nesterov", False)
+    b1, b2, eps = flow.get("beta1"), flow.get("beta2"), flow.get("eps")
+    s_nodes, s_weights = gauss_legendre(nodes)
+    w = list(exp.w0)
+    agg, v = [0.0] * p, [0.0] * p
+    bufs = [[0.0] * p for _ in range(n)]
+    dbuf = [0.0] * p
+    kp = [[[[0.0] * C for _ in range(C)] for _ in range(n)] for _ in range(m)]
+    a_d = [[[0.0] * C for _ in range(n)] for _ in range(m)]
+    a_e = [[[0.0] * C for _ in range(n)] for _ in range(m)]
+    d_d = [[0.0] * C for _ in range(m)]
+    d_e = [[0.0] * C for _ in range(m)]
+    for k, (batch, eta) in enumerate(zip(batches, etas)):
+        ck = 1.0 / len(batch) if exp.mean else 1.0
+        counts = [batch.count(i) for i in range(n)]
+        jacs, shares = [], []
+        for i, (x, t) in enumerate(zip(exp.xs, exp.ys)):
+            f, jx = exp.jac(w, x)
+            _, dl = vector_loss(exp.kind, exp.loss_params, t, f)
+            jacs.append(jx)
+            lp = [counts[i] * ck * d for d in dl]
+            shares.append([math.fsum(lp[c] * jx[c][j] for c in range(C)) for j in range(p)])
+        g = [math.fsum(sh[j] for sh in shares) + lam_c * w[j] for j in range(p)]
+        t1 = k + 1
+
+        def carry(buf, x):
+            """The buffer update and the direction, for any linear stream."""
+            if adam:
+                nb = [b1 * b + (1.0 - b1) * u for b, u in zip(buf, x)]
+                return nb, [u / (1.0 - b1**t1) for u in nb]
+            nb = [mu * b + u for b, u in zip(buf, x)]
+            return nb, ([u + mu * b for u, b in zip(x, nb)] if nesterov else nb)
+
+        if adam:
+            v = [b2 * vv + (1.0 - b2) * gg * gg for vv, gg in zip(v, g)]
+            pre = [1.0 / (math.sqrt(vv / (1.0 - b2**t1)) + eps) for vv in v]
+        else:
+            pre = [1.0] * p
+        agg, d = carry(agg, g)
+        step = [-eta * pre[j] * d[j] - eta * lam_d * w[j] for j in range(p)]
+        gs = []
+        for i in range(n):
+            bufs[i], di = carry(bufs[i], shares[i])
+            gs.append([-eta * pre[j] * di[j] for j in range(p)])
+        dbuf, dd = carry(dbuf, [lam_c * u for u in w])
+        dk = [-eta * pre[j] * dd[j] - eta * lam_d * w[j] for j in range(p)]
+        gbar = [[[0.0] * p for _ in range(C)] for _ in range(m)]
+        for s, wt in zip(s_nodes, s_weights):
+            ws = [u + s * du for u, du in zip(w, step)]
+            for mm, q in enumerate(exp.qs):
+                hq = exp.jac(ws, q)[1]
+                for c in range(C):
+                    gbar[mm][c] = [a + wt * b for a, b in zip(gbar[mm][c], hq[c])]
+        for mm, q in enumerate(exp.qs):
+            hq = exp.jac(w, q)[1]
+            for c in range(C):
+                d_d[mm][c] += dot(hq[c], dk)
+                d_e[mm][c] += dot(gbar[mm][c], dk)
+                for i in range(n):
+                    a_d[mm][i][c] += dot(hq[c], gs[i])
+                    a_e[mm][i][c] += dot(gbar[mm][c], gs[i])
+                    for cc in range(C):
+                        kp[mm][i][c][cc] += eta * math.fsum(
+                            hq[c][j] * pre[j] * jacs[i][cc][j] for j in range(p))
+        w = [u + du for u, du in zip(w, step)]
+    return w, kp, a_d, d_d, a_e, d_e
+
+
+def check_report_opt(chk, report, spec):
+    """SPEC section 9: every field of an sgd/adam report recomputed."""
+    exp = VecExperiment(spec, report["train_x"], report["train_y"], report["test_x"])
+    C, n, m = exp.c, exp.n, exp.m
+    flow = dict(spec["flow"])
+    flow.setdefault("batch_size", n)
+    if "batches" not in spec["flow"]:
+        chk.equal("spec.flow.batch_size", report["spec"]["flow"].get("batch_size"), flow["batch_size"])
+    w0 = report["w0"]
+    exp.w0 = w0
+    chk.equal("n_params", report.get("n_params"), exp.n_params)
+    etas = opt_step_sizes(flow)
+    k_total = len(etas)
+    chk.vector("step_sizes", report.get("step_sizes"), etas)
+    chk.close("t_end", report.get("t_end"), math.fsum(etas), 0.0)
+    chk.equal("steps", report.get("steps"), k_total)
+    chk.equal("rejected_steps", report.get("rejected_steps"), 0)
+    chk.equal("rhs_evals", report.get("rhs_evals"), k_total)
+    batches = report.get("batches")
+    if not check_opt_batches(chk, flow, batches, n, k_total):
+        return chk
+    w_end, kp, a_d, d_d, a_e, d_e = run_optimizer(exp, flow, batches, etas)
+    # w_end to 1e-12 relative (SPEC section 9's replay promise).
+    scale = max(_max_abs([w0, w_end]), 1e-300)
+    got = report.get("w_end")
+    chk.checked += 1
+    if not isinstance(got, list) or len(got) != len(w_end) or not all(
+        abs(g - v) <= 1e-12 * scale for g, v in zip(got, w_end)
+    ):
+        chk.fail(f"w_end: not within 1e-12 of {scale:.3e} of the reference")
+    y0, y_end = exp.outputs(w0), exp.outputs(w_end)
+    ms, cs = range(m), range(C)
+    km = [[y0[q][c] + math.fsum(a_d[q][i][c] for i in range(n)) + d_d[q][c] for c in cs] for q in ms]
+    ekm = [[y0[q][c] + math.fsum(a_e[q][i][c] for i in range(n)) + d_e[q][c] for c in cs] for q in ms]
+    res = [[y_end[q][c] - km[q][c] for c in cs] for q in ms]
+    eres = [[y_end[q][c] - ekm[q][c] for c in cs] for q in ms]
+
+    def floor_of(a, d):
+        return max((abs(y0[q][c]) + abs(y_end[q][c]) + abs(d[q][c])
+                    + sum(abs(a[q][i][c]) for i in range(n)) for q in ms for c in cs), default=0.0)
+
+    floor, efloor = floor_of(a_d, d_d), floor_of(a_e, d_e)
+    if C == 1:
+        # Section 5's shapes: M x N matrices and length-M vectors.
+        kp1 = [[kp[q][i][0][0] for i in range(n)] for q in ms]
+        a1 = [[a_d[q][i][0] for i in range(n)] for q in ms]
+        ae1 = [[a_e[q][i][0] for i in range(n)] for q in ms]
+        vec = lambda rows: [r[0] for r in rows]  # noqa: E731
+        chk.matrix("path_kernel", report.get("path_kernel"), kp1)
+        chk.matrix("coef_integral", report.get("coef_integral"), a1)
+        chk.matrix("exact_coef_integral", report.get("exact_coef_integral"), ae1)
+        check_a(chk, report, kp1, a1)
+        y0v, yev = vec(y0), vec(y_end)
+        chk.vector("y0", report.get("y0"), y0v, _max_abs([y0v, yev]))
+        chk.vector("y_end", report.get("y_end"), yev, _max_abs([y0v, yev]))
+        fields = [("decay_term", vec(d_d), floor), ("exact_decay_term", vec(d_e), efloor),
+                  ("kernel_machine", vec(km), floor), ("residual", vec(res), floor),
+                  ("exact_kernel_machine", vec(ekm), efloor), ("exact_residual", vec(eres), efloor)]
+        for name, want, fl in fields:
+            chk.vector(name, report.get(name), want, fl)
+        chk.matrix("tangent_kernel0", report.get("tangent_kernel0"), exp_tk(exp, w0, True))
+        chk.matrix("tangent_kernel_end", report.get("tangent_kernel_end"), exp_tk(exp, w_end, True))
+    else:
+        nested(chk, "path_kernel", report.get("path_kernel"), kp)
+        nested(chk, "coef_integral", report.get("coef_integral"), a_d)
+        nested(chk, "exact_coef_integral", report.get("exact_coef_integral"), a_e)
+        check_a_vec(chk, report, kp, a_d)
+        yf = _max_abs(y0 + y_end)
+        nested(chk, "y0", report.get("y0"), y0, yf)
+        nested(chk, "y_end", report.get("y_end"), y_end, yf)
+        fields = [("decay_term", d_d, floor), ("exact_decay_term", d_e, efloor),
+                  ("kernel_machine", km, floor), ("residual", res, floor),
+                  ("exact_kernel_machine", ekm, efloor), ("exact_residual", eres, efloor)]
+        for name, want, fl in fields:
+            nested(chk, name, report.get(name), want, fl)
+        nested(chk, "tangent_kernel0", report.get("tangent_kernel0"), exp.tangent_kernel(w0))
+        nested(chk, "tangent_kernel_end", report.get("tangent_kernel_end"), exp.tangent_kernel(w_end))
+    chk.close("max_abs_residual", report.get("max_abs_residual"), _max_abs(res), floor)
+    chk.close("exact_max_abs_residual", report.get("exact_max_abs_residual"), _max_abs(eres), efloor)
+    loss0, loss_end = exp.loss(w0), exp.loss(w_end)
+    chk.close("loss0", report.get("loss0"), loss0, max(loss0, loss_end))
+    chk.close("loss_end", report.get("loss_end"), loss_end, max(loss0, loss_end))
+    # The exact identity closes to rounding in the reference too.
+    if not _max_abs(eres) <= REL * efloor:
+        chk.fail(f"exact identity: reference residual {_max_abs(eres):.3e} above {REL * efloor:.1e}")
+    return chk
+
+
+def exp_tk(exp, w, scalar):
+    """K^g at w as M rows of N (C = 1)."""
+    blocks = exp.tangent_kernel(w)
+    return [[b[0][0] for b in row] for row in blocks] if scalar else blocks
+
+
+
 def check_report(report, original=None):
     chk = Checker()
     spec = with_defaults(report["spec"])
     if original is not None:
         spec = check_spec(chk, report, original)
+    if spec["flow"]["method"] in OPT_DEFAULTS:
+        return check_report_opt(chk, report, spec)
     if n_outputs_of(spec["model"]) != 1:
         return check_report_vec(chk, report, spec, original)
     # C = 1 keeps the shapes of section 5; n_outputs may be left out.

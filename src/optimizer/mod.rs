@@ -1,0 +1,80 @@
+//! The discrete optimizers of SPEC §9, each one file implementing
+//! [`Optimizer`]: how a stream of gradients enters its buffers and which
+//! preconditioner P_k its step applies. `crate::discrete` runs the loop and
+//! both decompositions for any of them; a new optimizer is a file here and
+//! an arm of [`build`].
+//!
+//! Every update is linear in the gradients once P_k is fixed, so the same
+//! [`Optimizer::carry`] serves the whole gradient g_k (the step taken),
+//! each training point's share of it (the exact decomposition's G_{k,i})
+//! and the coupled weight decay's (D_k): their sum is the step, to
+//! rounding.
+mod adam;
+mod sgd;
+
+pub use adam::Adam;
+pub use sgd::Sgd;
+
+use crate::spec::{FlowSpec, Method};
+
+/// A discrete optimizer's state and step rule.
+pub trait Optimizer: Send {
+    /// Starts step k (from 0) with the whole gradient g_k (coupled decay
+    /// included): updates what is not linear in the gradients (Adam's
+    /// second moment, hence P_k) and the step's constants.
+    fn begin(&mut self, k: usize, g: &[f64]);
+    /// Carries one stream of gradients `input` through a momentum buffer of
+    /// its own: updates `buffer` and writes the step's direction d (before
+    /// P_k and −eta_k). Linear in (buffer, input).
+    fn carry(&self, buffer: &mut [f64], input: &[f64], direction: &mut [f64]);
+    /// P_k of the step begun, or None for the identity (sgd).
+    fn preconditioner(&self) -> Option<&[f64]>;
+    /// True when d = input and no buffer is kept (sgd without momentum):
+    /// the decomposition then needs no per-point P-vectors.
+    fn is_memoryless(&self) -> bool;
+}
+
+/// The optimizer a validated sgd/adam flow describes, over P parameters.
+pub fn build(flow: &FlowSpec, p: usize) -> Box<dyn Optimizer> {
+    match flow.method {
+        Method::Sgd => Box::new(Sgd::new(flow)),
+        Method::Adam => Box::new(Adam::new(flow, p)),
+        other => unreachable!("method `{}` is not an optimizer", other.name()),
+    }
+}
+
+/// (lambda_c, lambda_d): the weight decay added to the gradient (coupled)
+/// and the one applied to w directly (decoupled), SPEC §9.
+pub fn decays(flow: &FlowSpec) -> (f64, f64) {
+    let wd = flow.weight_decay.unwrap_or(0.0);
+    if flow.decoupled.unwrap_or(flow.method == Method::Adam) {
+        (0.0, wd)
+    } else {
+        (wd, 0.0)
+    }
+}
+
+/// The refinement `converge` runs: lr halved, twice the steps, each batch
+/// of `batches` (the run's) used for two consecutive half steps, and the
+/// schedule's step counts doubled, so that the refined runs approach the
+/// same continuous-time path (t_k = Σ eta_j) with the same batches.
+pub fn refined(flow: &FlowSpec, batches: &[Vec<usize>]) -> FlowSpec {
+    let mut out = flow.clone();
+    out.lr = flow.lr.map(|lr| lr / 2.0);
+    out.batches = Some(
+        batches
+            .iter()
+            .flat_map(|b| [b.clone(), b.clone()])
+            .collect(),
+    );
+    out.steps = Some(2 * batches.len());
+    out.batch_size = None;
+    out.shuffle = None;
+    if let Some(s) = out.schedule.as_mut() {
+        s.step_size = s.step_size.map(|n| 2 * n);
+        s.warmup_steps *= 2;
+        s.final_lr = s.final_lr.map(|f| f / 2.0);
+    }
+    out.t_end = crate::schedule::step_sizes(&out).iter().sum();
+    out
+}

@@ -806,3 +806,43 @@ fn converge_halves_the_step_and_shows_the_order() {
     let out = pathkernel(&["converge", path.to_str().unwrap()], None);
     assert_fails(&out, 2, &["flow.step", "fixed-step"]);
 }
+
+/// `converge` on plain minibatch sgd (SPEC §9): lr halves, the steps double
+/// with each batch used for two half steps, and the Domingos-form residual
+/// falls at order 1, r − r2 at order 2 (C27, C34), while the exact
+/// decomposition stays at rounding level (C33) at every level.
+#[test]
+fn converge_refines_sgd_with_its_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = report_specs()[3].1.clone();
+    spec["flow"] = json!({"method": "sgd", "lr": 0.1, "steps": 8, "batch_size": 2});
+    let path = dir.path().join("sgd.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let out = pathkernel(
+        &["converge", path.to_str().unwrap(), "--halvings", "3"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = converge_rows(&stdout(&out));
+    assert_eq!(rows.len(), 4);
+    for pair in rows.windows(2) {
+        let ((h0, k0, _), (h1, k1, after)) = (&pair[0], &pair[1]);
+        assert_eq!((*h1, *k1), (h0 / 2.0, 2 * k0));
+        assert_eq!(after.len(), 3, "r, r - r2 and r_exact");
+        for (column, order) in [(0, 1.0), (1, 2.0)] {
+            let observed = after[column].1.unwrap();
+            assert!(
+                (observed - order).abs() < 0.5,
+                "column {column}: order {observed}"
+            );
+        }
+    }
+    for (_, _, residuals) in &rows {
+        assert!(residuals[2].0 < 1e-13, "exact residual {}", residuals[2].0);
+    }
+}

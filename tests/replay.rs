@@ -80,6 +80,21 @@ fn gd_replays_bit_for_bit() {
     check_replay(sine(json!({"t_end": 0.5, "method": "gd", "lr": 0.01})));
 }
 
+/// sgd and adam (SPEC §9): drawn batches (epoch shuffling from the seed)
+/// and a schedule replay to the same w_end, K^p, A and eta_k; the exact
+/// decomposition's A^e too.
+#[test]
+fn sgd_and_adam_replay_bit_for_bit() {
+    for flow in [
+        json!({"method": "sgd", "lr": 0.02, "steps": 15, "batch_size": 5, "momentum": 0.9,
+               "weight_decay": 0.01, "schedule": {"kind": "cosine"}}),
+        json!({"method": "adam", "lr": 0.01, "steps": 15, "batch_size": 7, "weight_decay": 0.01}),
+    ] {
+        let out = check_replay(sine(flow));
+        assert!(out.optimizer.is_some() && out.exact_coef_integral.is_some());
+    }
+}
+
 #[test]
 fn fixed_step_methods_replay_bit_for_bit() {
     check_replay(sine(json!({"t_end": 1.0, "method": "rk4", "step": 0.02})));

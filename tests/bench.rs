@@ -32,7 +32,18 @@ fn read(path: &Path) -> Baseline {
 fn the_bench_specs_counts_match_the_committed_baseline() {
     let baseline = read(&committed());
     let names: Vec<&str> = baseline.entries.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["classifier", "cnn", "large", "medium", "small"]);
+    assert_eq!(
+        names,
+        [
+            "adam",
+            "classifier",
+            "cnn",
+            "large",
+            "medium",
+            "sgd_momentum",
+            "small"
+        ]
+    );
     assert!(baseline.entries.iter().all(|e| e.time.is_none()));
     let path = committed();
     let mut args = GATE.to_vec();

@@ -20,7 +20,7 @@ mod validate;
 pub use bounds::{MAX_STEPS, check_steps};
 pub use dataset::{DatasetName, DatasetSpec, Labels};
 pub use memory::{DEFAULT_MAX_MEMORY_GIB, GIB, MAX_MEMORY_GIB, MemoryEstimate};
-pub use optimizer::{ScheduleKind, ScheduleSpec, Shuffle};
+pub use optimizer::{MAX_OPTIMIZER_STEPS, ScheduleKind, ScheduleSpec, Shuffle};
 pub use read::{Format, parse_value};
 
 /// rtol of an adaptive run when the spec gives none (SPEC §4).

@@ -102,3 +102,21 @@ fn the_summary_gives_wall_time_and_evaluations_per_second() {
             .contains("16 right-hand-side evaluations")
     );
 }
+
+/// A step record that cannot fit is refused before any work, never an
+/// allocation failure: sgd/adam's K is bounded by what its step sizes and
+/// batches take (`MAX_OPTIMIZER_STEPS`, named as `flow.steps`, even far past
+/// the general bound), and a gd run within the step bound whose K step
+/// sizes exceed the memory limit is refused by the memory estimate.
+#[test]
+fn a_step_record_too_large_for_memory_is_refused() {
+    use pathkernel::spec::MAX_OPTIMIZER_STEPS;
+    let sgd = |steps: u64| json!({"method": "sgd", "lr": 0.1, "steps": steps});
+    for steps in [MAX_OPTIMIZER_STEPS as u64 + 1, 2 * MAX_STEPS] {
+        let (out, _dir) = run("run", &spec_with(sgd(steps)), &[]);
+        assert_fails(&out, 2, &["flow.steps", &format!("found {steps}")]);
+    }
+    let gd = json!({"t_end": 1.0, "method": "gd", "lr": 1e-10});
+    let (out, _dir) = run("run", &spec_with(gd), &[]);
+    assert_fails(&out, 2, &["GiB of memory"]);
+}

@@ -75,6 +75,6 @@ pub fn refined(flow: &FlowSpec, batches: &[Vec<usize>]) -> FlowSpec {
         s.warmup_steps *= 2;
         s.final_lr = s.final_lr.map(|f| f / 2.0);
     }
-    out.t_end = crate::schedule::step_sizes(&out).iter().sum();
+    out.t_end = crate::schedule::each_step_size(&out).sum();
     out
 }

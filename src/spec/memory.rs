@@ -91,8 +91,22 @@ impl Spec {
         }
         // The outcome's four M x N matrices and w_end; the report's six
         // (a as Option<f64>, 16 bytes) and its text.
-        let report = 4.0 * mn + p + 7.0 * mn + (6.0 * mn + 2.0 * p) * REPORT_TEXT_BYTES / 8.0;
-        let numbers = data + run.max(report);
+        // The steps' record, which grows with K, not with the model: the
+        // step sizes (SPEC §13) and, for sgd/adam, the batches' indices
+        // (SPEC §9), kept during the run and written into the report.
+        let k = self.flow.fixed_steps().map_or(0.0, |k| k as f64);
+        let batch = if self.flow.method.is_optimizer() {
+            self.flow.batch_size.map_or(n, |b| b as f64)
+        } else {
+            0.0
+        };
+        let record = k * (1.0 + batch);
+        let report = 4.0 * mn
+            + p
+            + 7.0 * mn
+            + (6.0 * mn + 2.0 * p) * REPORT_TEXT_BYTES / 8.0
+            + record * (1.0 + REPORT_TEXT_BYTES / 8.0);
+        let numbers = data + (run + record).max(report);
         MemoryEstimate {
             state,
             copies,

@@ -94,12 +94,24 @@ impl FlowSpec {
             }
             ScheduleKind::Constant => {}
         }
-        if self.t_end.is_nan() && self.lr.is_some_and(|lr| lr > 0.0) && self.optimizer_steps() > 0 {
-            self.t_end = crate::schedule::step_sizes(&self).iter().sum();
+        // (Over the step bound, `validate` refuses the spec: no Σ over
+        // K step sizes is formed for it.)
+        if self.t_end.is_nan()
+            && self.lr.is_some_and(|lr| lr > 0.0)
+            && (1..=MAX_OPTIMIZER_STEPS).contains(&self.optimizer_steps())
+        {
+            self.t_end = crate::schedule::each_step_size(&self).sum();
         }
         self
     }
 }
+
+/// The most steps an sgd/adam spec may take: each step's eta_k and batch
+/// are kept (SPEC §9, `step_sizes` and `batches`), so K is bounded by
+/// memory long before the step bound of `spec::bounds` (10^8 steps: 0.8 GB
+/// of step sizes alone). A larger K is refused before t_end = Σ eta_k is
+/// even formed.
+pub const MAX_OPTIMIZER_STEPS: usize = 100_000_000;
 
 /// The fields only sgd or adam take, with the methods that take each.
 const OPTIMIZER_FIELDS: [(&str, &str); 12] = [
@@ -217,7 +229,15 @@ pub(super) fn validate(flow: &FlowSpec) -> Result<(), InputError> {
             ));
         };
         at_least("flow.steps", steps, 1)?;
-        super::bounds::check_steps("flow.steps", steps as f64, "steps")?;
+        if steps > MAX_OPTIMIZER_STEPS {
+            return Err(InputError::new(
+                "flow.steps",
+                format!(
+                    "found {steps}, allowed: at most {MAX_OPTIMIZER_STEPS} (sgd and adam keep \
+                     every step's size and batch, in memory and in the report)"
+                ),
+            ));
+        }
     }
     if let Some(b) = flow.batch_size {
         at_least("flow.batch_size", b, 1)?;

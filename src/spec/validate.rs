@@ -23,6 +23,9 @@ impl Spec {
                 finite(&format!("init.w0[{i}]"), w)?;
             }
         }
+        // The flow's own fields first: a step count over its bound names
+        // its field rather than the memory its record would take.
+        flow(&self.flow)?;
         if let DataSpec::Synthetic {
             n_train,
             n_test,
@@ -35,7 +38,7 @@ impl Spec {
             }
             self.check_size(dim, n_train, n_test, MAX_MEMORY_GIB)?;
         }
-        flow(&self.flow)
+        Ok(())
     }
 }
 

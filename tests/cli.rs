@@ -757,6 +757,24 @@ fn converge_rows(text: &str) -> Vec<(f64, u64, Vec<Residual>)> {
         .collect()
 }
 
+/// `pathkernel converge SPEC --halvings 3` on `spec` (written to `dir` as
+/// NAME.json), which must succeed; its table's rows.
+fn converge_three_halvings(dir: &Path, name: &str, spec: &Value) -> Vec<(f64, u64, Vec<Residual>)> {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let out = pathkernel(
+        &["converge", path.to_str().unwrap(), "--halvings", "3"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    converge_rows(&stdout(&out))
+}
+
 #[test]
 fn converge_halves_the_step_and_shows_the_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -773,19 +791,7 @@ fn converge_halves_the_step_and_shows_the_order() {
         ("gd", gd_mlp, vec![1.0, 2.0]),
     ];
     for (name, spec, orders) in specs {
-        let path = dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, spec.to_string()).unwrap();
-        let out = pathkernel(
-            &["converge", path.to_str().unwrap(), "--halvings", "3"],
-            None,
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rows = converge_rows(&stdout(&out));
+        let rows = converge_three_halvings(dir.path(), name, &spec);
         assert_eq!(rows.len(), 4, "{name}");
         assert!(rows[0].2.iter().all(|(_, order)| order.is_none()), "{name}");
         for pair in rows.windows(2) {
@@ -816,19 +822,7 @@ fn converge_refines_sgd_with_its_batches() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = report_specs()[3].1.clone();
     spec["flow"] = json!({"method": "sgd", "lr": 0.1, "steps": 8, "batch_size": 2});
-    let path = dir.path().join("sgd.json");
-    std::fs::write(&path, spec.to_string()).unwrap();
-    let out = pathkernel(
-        &["converge", path.to_str().unwrap(), "--halvings", "3"],
-        None,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = converge_rows(&stdout(&out));
+    let rows = converge_three_halvings(dir.path(), "sgd", &spec);
     assert_eq!(rows.len(), 4);
     for pair in rows.windows(2) {
         let ((h0, k0, _), (h1, k1, after)) = (&pair[0], &pair[1]);

@@ -62,7 +62,10 @@ fn committed_counterexamples_still_fail_by_their_recorded_violation() {
 }
 
 /// Cases satisfying each claim keep satisfying it, with evidence (a run
-/// that completed and a residual above rounding), not by default.
+/// that completed and a residual above rounding), not by default; where
+/// the corpus records their violation (the optimizer claims' cases), by
+/// that violation, so that a measure changed on purpose is seen even
+/// where it still passes (the bound is the failing cases' argument).
 #[test]
 fn committed_satisfying_cases_still_hold() {
     let cases = cases();
@@ -78,6 +81,13 @@ fn committed_satisfying_cases_still_hold() {
         let eval = Claim::by_name(&case.claim).unwrap().evaluate(&spec);
         assert!(!eval.fails(), "{}: {}", case.spec, eval.detail);
         assert!(!eval.detail.starts_with("no evidence"), "{}", eval.detail);
+        if let Some(recorded) = case.violation {
+            let (got, spec) = (eval.violation, &case.spec);
+            assert!(
+                (got - recorded).abs() <= 1e-6 * recorded,
+                "{spec}: violation {got} against {recorded} recorded"
+            );
+        }
     }
 }
 

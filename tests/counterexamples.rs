@@ -210,6 +210,21 @@ fn search_is_deterministic_and_its_spec_replays() {
     assert!(train_x.len() <= 3 && test_x.len() <= 3, "{out_a}");
 }
 
+/// `count` draws of `space` from the ChaCha seed [seed; 32]: the same
+/// specs on every run.
+pub fn draws(space: &Space, seed: u8, count: usize) -> Vec<Spec> {
+    let strategy = strategies::experiment(space);
+    let config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    (0..count)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+        .collect()
+}
+
 /// Every draw of every claim's space is a valid spec within the space's
 /// sizes, with targets the loss accepts (`Dataset::resolve` checks them).
 #[test]
@@ -217,15 +232,7 @@ fn strategies_draw_only_valid_specs_within_the_space() {
     let mut spaces = vec![Space::default(), Space::default().smooth()];
     spaces.extend(Claim::ALL.iter().map(|c| c.space()));
     for space in spaces {
-        let strategy = strategies::experiment(&space);
-        let config = Config {
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
-        let mut runner = TestRunner::new_with_rng(config, rng);
-        for _ in 0..200 {
-            let spec = strategy.new_tree(&mut runner).unwrap().current();
+        for spec in draws(&space, 7, 200) {
             let data = Dataset::resolve(&spec, Path::new("."))
                 .unwrap_or_else(|e| panic!("{e}: {}", serde_json::to_string(&spec).unwrap()));
             let (n, m, d) = (data.train_x.nrows(), data.test_x.nrows(), data.dim());
@@ -338,16 +345,8 @@ fn conditions_see_a_kernel_sign_change_between_the_ends() {
 /// an average pool, and layer_norm with and without its affine parameters.
 #[test]
 fn the_search_space_draws_conv_and_layer_norm_models() {
-    let strategy = strategies::experiment(&Space::default());
-    let config = Config {
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
-    let mut runner = TestRunner::new_with_rng(config, rng);
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..400 {
-        let spec = strategy.new_tree(&mut runner).unwrap().current();
+    for spec in draws(&Space::default(), 11, 400) {
         let ModelSpec::Layers { layers, .. } = &spec.model else {
             continue;
         };

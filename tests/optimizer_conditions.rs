@@ -7,9 +7,6 @@ use pathkernel::data::Dataset;
 use pathkernel::experiment::{Experiment, Outcome};
 use pathkernel::search::Claim;
 use pathkernel::spec::{Format, Method, ScheduleKind, Shuffle, Spec};
-use pathkernel::strategies;
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -201,15 +198,7 @@ fn optimizer_claims_draw_valid_specs_with_every_option() {
         Claim::DecayOffset,
         Claim::SecondOrder,
     ] {
-        let strategy = strategies::experiment(&claim.space());
-        let config = Config {
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[13; 32]);
-        let mut runner = TestRunner::new_with_rng(config, rng);
-        for _ in 0..400 {
-            let drawn = strategy.new_tree(&mut runner).unwrap().current();
+        for drawn in crate::counterexamples::draws(&claim.space(), 13, 400) {
             let text = serde_json::to_string(&drawn).unwrap();
             let spec = Spec::parse(&text, Format::Json).unwrap_or_else(|e| panic!("{e}: {text}"));
             Dataset::resolve(&spec, Path::new(".")).unwrap_or_else(|e| panic!("{e}: {text}"));

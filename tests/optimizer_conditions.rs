@@ -169,7 +169,7 @@ fn a_sign_flip_of_the_per_step_kernel_is_counted() {
     assert!(
         out.conditions
             .verdict
-            .contains("the per-step kernel flipped sign 1 times on 1 entries"),
+            .contains("the per-step kernel changed sign 1 time on 1 entry"),
         "{}",
         out.conditions.verdict
     );

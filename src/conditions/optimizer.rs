@@ -161,9 +161,12 @@ impl OptimizerConditions {
                 .flatten()
                 .filter(|&&f| f > 0)
                 .count();
+            let flips = self.preconditioned_kernel_sign_flips;
+            let s = |n: usize| if n == 1 { "" } else { "s" };
             parts.push(format!(
-                "the per-step kernel flipped sign {} times on {pairs} entries",
-                self.preconditioned_kernel_sign_flips
+                "the per-step kernel changed sign {flips} time{} on {pairs} entr{}",
+                s(flips),
+                if pairs == 1 { "y" } else { "ies" }
             ));
         }
         match self.decay_term_ratio {

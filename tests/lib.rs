@@ -11,6 +11,7 @@ mod events;
 mod fuzz_replay;
 mod golden;
 mod identity;
+mod kinked_segments;
 mod layers;
 mod learn;
 mod linalg;

@@ -27,6 +27,7 @@ mod replay;
 mod reproducible;
 mod robustness;
 mod second_order;
+mod sliding;
 mod spec;
 mod stepper;
 mod study;

@@ -128,10 +128,11 @@ impl<'m> FlowProblem<'m> {
         let kinks = KinkMap::new(model, &tape, loss, n);
         let loss_kinked = crate::kinks::loss_margin(loss, 1.0, 0.0).is_some();
         let dim = model.n_params() + m * n * c * c + m * n * c;
-        let sliding = (loss_kinked
-            || model
-                .kink_jet(&model.taylor_tape(&data.train_x), 0)
-                .is_some())
+        let sliding = (!kinks.is_empty()
+            && (loss_kinked
+                || model
+                    .kink_jet(&model.taylor_tape(&data.train_x), 0)
+                    .is_some()))
         .then(|| Sliding::new(model, &data.train_x, dim));
         FlowProblem {
             model,

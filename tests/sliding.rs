@@ -225,4 +225,36 @@ fn sliding_modes_are_released_where_their_coefficient_leaves_the_unit_interval()
         !held.is_empty() && held.iter().all(|(g, b)| g <= b),
         "{held:?}"
     );
+    // The release that a new sliding mode forces happens at that event.
+    let events = &out.conditions.events;
+    let forced = events.iter().any(|e| {
+        e.event == Some("release")
+            && events
+                .iter()
+                .any(|s| s.event == Some("slide") && s.t == e.t && s.kink != e.kink)
+    });
+    assert!(forced, "no release at a slide event");
+    // A kink released and not held again has left its surface: far above
+    // the drift a held kink shows.
+    let data = Dataset::resolve(&spec, Path::new(".")).unwrap();
+    let model = model::build(&spec.model, data.train_x.ncols());
+    let mut tape = model.tape(&data.train_x);
+    model.forward(&out.w_end, &mut tape);
+    let last = |k: &pathkernel::kinks::Kink| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e.kink == *k && e.event.is_some())
+    };
+    let kinks = model.kink_preactivations(&tape);
+    let left: Vec<f64> = events
+        .iter()
+        .filter(|e| e.event == Some("release") && last(&e.kink).unwrap().t == e.t)
+        .map(|e| kinks[e.kink.layer.unwrap()][(e.kink.point, e.kink.unit)].abs())
+        .collect();
+    let drift = held.iter().fold(0.0f64, |m, (_, b)| m.max(*b));
+    assert!(
+        !left.is_empty() && left.iter().all(|g| *g > 1e3 * drift),
+        "{left:?} vs {drift:e}"
+    );
 }

@@ -196,27 +196,31 @@ impl RungeKutta {
             }
             // A crossing where both one-sided fields point into the kink:
             // a sliding mode, integrated from here with Filippov's field.
+            let mut engaged = None;
             if let (Some(j), EventKind::Crossing) = (event, kind) {
                 if sys.slide(j, reached, &self.y_new[..sys.coupled_dim()]) {
                     watch.place(j, false);
                     g.lambda[j] = 0.0;
                     kind = EventKind::Slide;
-                    // Kinks whose λ the new one pushes out of [0, 1] leave.
-                    loop {
-                        stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
-                        match sys.sliding() {
-                            Some((k, l)) if k != j && !(0.0..=1.0).contains(&l) => {
-                                let bound = if l > 1.0 { 1.0 } else { 0.0 };
-                                sys.release(k, bound);
-                                watch.place(k, bound == 1.0);
-                                g.lambda[k] = bound;
-                                sys.lock_switches(&g.lambda);
-                            }
-                            _ => break,
-                        }
-                    }
-                    sys.switch_values(&mut g.g1);
+                    engaged = Some(j);
+                    stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
                 }
+            }
+            // Sliding kinks whose λ a switch at this step's end (a new
+            // sliding mode, a crossing) pushed out of [0, 1] leave now.
+            if switched || engaged.is_some() {
+                while let Some((k, l)) = sys.sliding() {
+                    if Some(k) == engaged || (0.0..=1.0).contains(&l) {
+                        break;
+                    }
+                    let bound = if l > 1.0 { 1.0 } else { 0.0 };
+                    sys.release(k, bound);
+                    watch.place(k, bound == 1.0);
+                    g.lambda[k] = bound;
+                    sys.lock_switches(&g.lambda);
+                    stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
+                }
+                sys.switch_values(&mut g.g1);
             }
             self.accept_at_end(
                 sys,

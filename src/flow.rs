@@ -417,14 +417,14 @@ impl OdeSystem for FlowProblem<'_> {
     }
 
     fn release(&mut self, j: usize, branch: f64) {
-        if let Some(s) = self.sliding.as_mut() {
-            if let Some(l) = s.switches.iter().position(|&x| x == j) {
-                s.switches.remove(l);
-                s.kinks.remove(l);
-                s.lambda.remove(l);
-                self.locks[j] = branch;
-                self.released.push(j);
-            }
+        if let Some(s) = self.sliding.as_mut()
+            && let Some(l) = s.switches.iter().position(|&x| x == j)
+        {
+            s.switches.remove(l);
+            s.kinks.remove(l);
+            s.lambda.remove(l);
+            self.locks[j] = branch;
+            self.released.push(j);
         }
         self.kinks.lock(&mut self.tape, &self.locks);
     }

@@ -105,6 +105,15 @@ fn the_identity_on_a_sliding_segment_holds_with_filippovs_derivative() {
     }
 }
 
+/// max_m |y_end − y0|, the scale of the residual bounds (C12).
+fn spread(out: &Outcome) -> f64 {
+    out.y_end
+        .iter()
+        .zip(&out.y0)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+}
+
 /// Issue 12's relu network, with events.
 fn issue_spec(flow: Value) -> Value {
     json!({"seed": 3, "data": {"source": "synthetic", "function": "sine", "n_train": 12, "n_test": 5, "dim": 3},
@@ -167,12 +176,7 @@ fn issue_spec_integrates_its_sliding_modes() {
     let (spec, out) = run(&issue_spec(
         json!({"t_end": 1.0, "method": "dop853", "rtol": 1e-12, "atol": 1e-14, "events": true}),
     ));
-    let dy = out
-        .y_end
-        .iter()
-        .zip(&out.y0)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let dy = spread(&out);
     assert!(
         out.max_abs_residual() <= 1e-10 * dy,
         "{:e}",
@@ -209,12 +213,7 @@ fn sliding_modes_are_released_where_their_coefficient_leaves_the_unit_interval()
         .filter(|e| e.event == Some("release"))
         .count();
     assert!(releases >= 2, "{releases} releases");
-    let dy = out
-        .y_end
-        .iter()
-        .zip(&out.y0)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let dy = spread(&out);
     assert!(
         out.max_abs_residual() <= 1e-6 * dy,
         "{:e}",
@@ -234,8 +233,8 @@ fn sliding_modes_are_released_where_their_coefficient_leaves_the_unit_interval()
                 .any(|s| s.event == Some("slide") && s.t == e.t && s.kink != e.kink)
     });
     assert!(forced, "no release at a slide event");
-    // A kink released and not held again has left its surface: far above
-    // the drift a held kink shows.
+    // A kink released and not held again has left its surface: beyond the
+    // drift bound that a held kink obeys (E5 (i)).
     let data = Dataset::resolve(&spec, Path::new(".")).unwrap();
     let model = model::build(&spec.model, data.train_x.ncols());
     let mut tape = model.tape(&data.train_x);
@@ -254,7 +253,7 @@ fn sliding_modes_are_released_where_their_coefficient_leaves_the_unit_interval()
         .collect();
     let drift = held.iter().fold(0.0f64, |m, (_, b)| m.max(*b));
     assert!(
-        !left.is_empty() && left.iter().all(|g| *g > 1e3 * drift),
+        !left.is_empty() && left.iter().all(|g| *g > drift),
         "{left:?} vs {drift:e}"
     );
 }

@@ -197,14 +197,14 @@ impl RungeKutta {
             // A crossing where both one-sided fields point into the kink:
             // a sliding mode, integrated from here with Filippov's field.
             let mut engaged = None;
-            if let (Some(j), EventKind::Crossing) = (event, kind) {
-                if sys.slide(j, reached, &self.y_new[..sys.coupled_dim()]) {
-                    watch.place(j, false);
-                    g.lambda[j] = 0.0;
-                    kind = EventKind::Slide;
-                    engaged = Some(j);
-                    stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
-                }
+            if let (Some(j), EventKind::Crossing) = (event, kind)
+                && sys.slide(j, reached, &self.y_new[..sys.coupled_dim()])
+            {
+                watch.place(j, false);
+                g.lambda[j] = 0.0;
+                kind = EventKind::Slide;
+                engaged = Some(j);
+                stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
             }
             // Sliding kinks whose λ a switch at this step's end (a new
             // sliding mode, a crossing) pushed out of [0, 1] leave now.
@@ -272,30 +272,21 @@ impl RungeKutta {
         stats: &mut Stats,
     ) -> f64 {
         let (v0, v1) = (lambda0 - bound, lambda1 - bound);
-        let mut anchor = (0.0, v0);
-        let mut theta = if v0.is_finite() && v0 != v1 {
+        let theta = if v0.is_finite() && v0 != v1 {
             (v0 / (v0 - v1)).clamp(0.0, 1.0)
         } else {
             1.0
         };
-        for round in 0.. {
-            let he = (theta * hs).max(8.0 * f64::EPSILON * t.abs().max(hs));
-            stats.rhs_evals += self.stages(sys, t, y, he);
-            self.combine(y, he);
-            stats.rhs_evals += self.end_evaluation(sys, t + he, fsal);
-            let v = sys.sliding_coefficient(j) - bound;
-            let next = theta - v * (theta - anchor.0) / (v - anchor.1);
-            let done = v.abs() <= 16.0 * f64::EPSILON
-                || round == MAX_SECANT_STEPS
-                || !(next > 0.0 && next <= 1.0)
-                || (next - theta).abs() <= 4.0 * f64::EPSILON * theta;
-            if done {
-                return he;
-            }
-            anchor = (theta, v);
-            theta = next;
-        }
-        unreachable!()
+        self.secant_cut(
+            sys,
+            (t, hs),
+            y,
+            (theta, (0.0, v0)),
+            1.0,
+            fsal,
+            stats,
+            |sys| sys.sliding_coefficient(j) - bound,
+        )
     }
 
     /// f at the step's end (t1, y_new): the last stage of an FSAL method,
@@ -329,16 +320,46 @@ impl RungeKutta {
         stats: &mut Stats,
     ) -> f64 {
         let scale = g.g0[j].abs().max(g.g1[j].abs());
-        let mut anchor = (0.0, g.g0[j]);
-        let mut theta = theta;
+        let anchor = (0.0, g.g0[j]);
+        self.secant_cut(
+            sys,
+            (t, hs),
+            y,
+            (theta, anchor),
+            scale,
+            fsal,
+            stats,
+            |sys| {
+                sys.switch_values(&mut g.g1);
+                g.g1[j]
+            },
+        )
+    }
+
+    /// Secant steps on θ for `value` (read from the system after the step
+    /// of size θ hs from (t, y) and its end evaluation), from `theta` with
+    /// the anchor (θ, v) at the step's start, until |v| <= 16 eps `scale`,
+    /// the secant stalls or leaves (0, 1], or MAX_SECANT_STEPS; returns the
+    /// last step's size, that step computed into `y_new`.
+    #[allow(clippy::too_many_arguments)]
+    fn secant_cut<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        (t, hs): (f64, f64),
+        y: &[f64],
+        (mut theta, mut anchor): (f64, (f64, f64)),
+        scale: f64,
+        fsal: bool,
+        stats: &mut Stats,
+        mut value: impl FnMut(&mut S) -> f64,
+    ) -> f64 {
         for round in 0.. {
             // At least a few ulps of t, so that the step advances.
             let he = (theta * hs).max(8.0 * f64::EPSILON * t.abs().max(hs));
             stats.rhs_evals += self.stages(sys, t, y, he);
             self.combine(y, he);
             stats.rhs_evals += self.end_evaluation(sys, t + he, fsal);
-            sys.switch_values(&mut g.g1);
-            let v = g.g1[j];
+            let v = value(sys);
             let next = theta - v * (theta - anchor.0) / (v - anchor.1);
             let done = v.abs() <= 16.0 * f64::EPSILON * scale
                 || round == MAX_SECANT_STEPS

@@ -119,6 +119,10 @@ pub struct Conditions {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct KinkEvent {
     pub t: f64,
+    /// "slide" (the kink is reached and held: a sliding mode) or
+    /// "release" (it is left); absent for a crossing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
     #[serde(flatten)]
     pub kink: Kink,
 }
@@ -183,10 +187,10 @@ impl Tracker {
     }
 
     /// Records a step that ended at `kink` at time t.
-    pub fn event(&mut self, t: f64, kink: Kink) {
+    pub fn event(&mut self, t: f64, kink: Kink, event: Option<&'static str>) {
         self.event_count += 1;
         if self.events.len() < MAX_CROSSING_TIMES {
-            self.events.push(KinkEvent { t, kink });
+            self.events.push(KinkEvent { t, event, kink });
         }
     }
 

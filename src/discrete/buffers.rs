@@ -9,7 +9,7 @@
 //! points' Jacobian or gbar_k) is (P_k L)ᵀ B times the column scales
 //! −eta_k keep σ_i, plus the batch's −eta_k pass (P_k L)ᵀ x_i. Each
 //! product is the same as the eager one's up to rounding.
-use crate::linalg::{gemm, slice_view, slice_view_mut};
+use crate::linalg::{gemm_deep as gemm, slice_view, slice_view_mut};
 use crate::optimizer::Linear;
 
 /// Scales below this are folded into their vector (2^−600), so that σ

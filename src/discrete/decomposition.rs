@@ -18,7 +18,7 @@ use super::buffers::PointBuffers;
 use crate::exact::{ExactPathKernel, NODES, excess, refine, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
-use crate::linalg::{gemm, slice_view, slice_view_mut};
+use crate::linalg::{gemm_deep as gemm, slice_view, slice_view_mut};
 use crate::model::Model;
 use crate::optimizer::{Linear, Optimizer};
 use crate::vecmath::axpy;

@@ -7,15 +7,18 @@ use pathkernel::discrete::buffers::PointBuffers;
 use pathkernel::optimizer::Linear;
 use proptest::prelude::*;
 
-/// One drawn run: sizes, the linear map, and per step (batch mask, inputs
-/// x (P x N, zero off the batch), eta, L (P x width)).
+/// One step: the batch mask, the inputs x (P x N; only the batch's are
+/// read), eta, and L (P x width).
+type Step = (Vec<bool>, Vec<f64>, f64, Vec<f64>);
+
+/// One drawn run: sizes, the linear map and the steps.
 #[derive(Debug, Clone)]
 struct Case {
     p: usize,
     n: usize,
     width: usize,
     linear: Linear,
-    steps: Vec<(Vec<bool>, Vec<f64>, f64, Vec<f64>)>,
+    steps: Vec<Step>,
 }
 
 fn case() -> impl Strategy<Value = Case> {

@@ -19,6 +19,7 @@ mod mangled;
 mod model;
 mod npz;
 mod optimizer;
+mod optimizer_conditions;
 mod point_buffers;
 mod properties;
 mod reference;

@@ -2,7 +2,7 @@
 //! (`discrete::buffers`, proofs.md §12, C47) against the eager recurrence
 //! of SPEC §9: every buffer updated every step, every share G_{k,i} formed,
 //! Lᵀ G_k summed directly. The two differ by reassociation only, so they
-//! agree to the forward-error bound of proofs.md §12.4.
+//! agree to the forward-error bound of proofs.md §12, 8.4.
 use pathkernel::discrete::buffers::PointBuffers;
 use pathkernel::optimizer::Linear;
 use proptest::prelude::*;
@@ -93,7 +93,7 @@ proptest! {
     #![proptest_config(crate::cases(256))]
 
     /// C47: at every step, |lazy − eager| ≤ 2 γ_n Σ|terms| with
-    /// n = P + 3K + 8 roundings on any term's path (proofs.md §12.4).
+    /// n = P + 3K + 8 roundings on any term's path (proofs.md §12, 8.4).
     #[test]
     fn scaled_buffers_give_the_eager_sums(c in case()) {
         let (p, n, w, l) = (c.p, c.n, c.width, c.linear);

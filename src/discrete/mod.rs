@@ -8,6 +8,7 @@ pub mod decomposition;
 
 use crate::batches;
 use crate::conditions::Tracker;
+use crate::conditions::optimizer::Watch;
 use crate::error::RunError;
 use crate::experiment::{Experiment, Outcome, snapshot};
 use crate::flow::FlowProblem;
@@ -54,6 +55,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
     let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &exp.w0, 0.0)?;
     let mut tracker = Tracker::new(model, spec.loss, &flow);
     tracker.sample(model, &flow, 0.0, tangent_kernel0.as_slice());
+    let mut watch = Watch::new(n, m * c, n * c);
     let memory = !opt.is_memoryless();
     let mut terms = Decomposition::new(
         model,
@@ -110,6 +112,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
             .for_each(|(d, (b, a))| *d = b - a);
         second.add_step(&w, &delta);
         tracker.sample(model, &flow, t, terms.kernel());
+        watch.step(batch, terms.kernel(), opt.preconditioner());
         t += eta;
         std::mem::swap(&mut w, &mut w_next);
         progress(t);
@@ -118,14 +121,16 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
     tracker.sample(model, &flow, t, tangent_kernel_end.as_slice());
     let path_kernel = DMatrix::from_column_slice(m * c, n * c, &terms.path_kernel);
     let coef_integral = DMatrix::from_column_slice(m * c, n, &terms.coef_integral);
-    let conditions = tracker.finish(
-        t,
-        c,
-        &path_kernel,
-        &coef_integral,
-        &tangent_kernel0,
-        &tangent_kernel_end,
-    );
+    let conditions = tracker
+        .finish(
+            t,
+            c,
+            &path_kernel,
+            &coef_integral,
+            &tangent_kernel0,
+            &tangent_kernel_end,
+        )
+        .with_optimizer(watch.finish(&terms.decay_term, &y0, &y_end));
     let outcome = Outcome {
         n_outputs: c,
         w_end: w,

@@ -52,3 +52,15 @@ pub fn cnn_channels_experiment(channels: usize) -> Experiment {
     let data = Dataset::resolve(&spec, &bench_dir()).expect("inline data");
     Experiment::new(spec, data)
 }
+
+/// The bench spec `name` with its flow replaced by `flow` (the same data,
+/// model and w0): plain sgd and gd over the steps of an optimizer bench.
+pub fn with_flow(name: &str, flow: serde_json::Value) -> Experiment {
+    let path = bench_dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut spec: serde_json::Value = serde_json::from_str(&text).expect("a bench spec is JSON");
+    spec["flow"] = flow;
+    let spec = Spec::parse(&spec.to_string(), Format::Json).expect("a valid spec");
+    let data = Dataset::resolve(&spec, &bench_dir()).expect("inline data");
+    Experiment::new(spec, data)
+}

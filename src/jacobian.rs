@@ -7,80 +7,178 @@
 //! For a dense block z = s W u the gradient of output c of example r with
 //! respect to W_ab is s δ_{rc,a} u_{r,b}; of a bias, δ_{rc,a}; of an
 //! explicit block, its row r C + c.
+//!
+//! A weighted sum of Jacobians over several tapes (the Gauss–Legendre
+//! nodes of a segment, `crate::discrete`) is formed the same way: each
+//! node's factors are copied (small: rows x width), and each dense block of
+//! Σ_s w_s s δ^s u^sᵀ is written once, as a sum of outer products held in
+//! cache, instead of one P-long pass over the output per node.
 use crate::model::{Block, Model, Tape};
-use nalgebra::DMatrix;
-use std::ops::Range;
 
-/// Reusable buffers for one tape's rows.
+/// Reusable buffers for the factors of up to `nodes` tapes over up to
+/// `rows` examples.
 pub struct Jacobians {
     blocks: Vec<Block>,
-    /// Per δ index, the δ rows combined by the weights (rows x width).
-    combined: Vec<DMatrix<f64>>,
+    outputs: usize,
+    capacity: usize,
+    max_rows: usize,
+    /// Widths of the tape's inputs, δs and explicit blocks.
+    widths: [Vec<usize>; 3],
+    /// The examples of the sum under way, and the columns per example
+    /// (C for Jacobians, 1 for weighted gradients).
+    rows: Vec<usize>,
+    per_row: usize,
+    /// Nodes copied since the last write, and whether `out` holds a part.
+    nodes: usize,
+    written: bool,
+    /// Per tape input used by a dense block: [example][node][b] (empty if unused).
+    inputs: Vec<Vec<f64>>,
+    /// Per δ: [column][node][a], the node's weight applied.
+    deltas: Vec<Vec<f64>>,
+    /// Per explicit block: [column][node][t], weighted.
+    explicit: Vec<Vec<f64>>,
 }
 
 impl Jacobians {
-    /// Buffers for gradients over up to `rows` examples (times C for
-    /// [`Jacobians::jacobian`]) of tapes shaped like `tape`.
-    pub fn new(model: &dyn Model, tape: &Tape, rows: usize) -> Jacobians {
+    /// Buffers for up to `rows` examples (times C columns) and sums over
+    /// up to `nodes` tapes at a time, for tapes shaped like `tape`.
+    pub fn new(model: &dyn Model, tape: &Tape, rows: usize, nodes: usize) -> Jacobians {
+        let blocks = model.blocks().to_vec();
         let c = tape.outputs();
-        Jacobians {
-            blocks: model.blocks().to_vec(),
-            combined: tape
-                .deltas
+        let used = |i: usize| {
+            blocks
                 .iter()
-                .map(|d| DMatrix::zeros(rows * c, d.ncols()))
+                .any(|b| matches!(*b, Block::Dense { input, .. } if input == i))
+        };
+        let inputs = tape
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, u)| vec![0.0; if used(i) { rows * nodes * u.ncols() } else { 0 }])
+            .collect();
+        let per_column = |width: usize| vec![0.0; rows * c * nodes * width];
+        let widths = |m: &[nalgebra::DMatrix<f64>]| m.iter().map(|x| x.ncols()).collect();
+        Jacobians {
+            outputs: c,
+            capacity: nodes,
+            max_rows: rows,
+            widths: [
+                widths(&tape.inputs),
+                widths(&tape.deltas),
+                widths(&tape.explicit),
+            ],
+            rows: Vec::with_capacity(rows),
+            per_row: c,
+            nodes: 0,
+            written: false,
+            inputs,
+            deltas: tape.deltas.iter().map(|d| per_column(d.ncols())).collect(),
+            explicit: tape
+                .explicit
+                .iter()
+                .map(|e| per_column(e.ncols()))
                 .collect(),
+            blocks,
         }
     }
 
-    /// Column r (of P entries) of `out` = Σ_c weights[r C + c] ∇_w f_c(x_r)
-    /// for the examples `rows` of `tape` (r from 0): each training point's
-    /// share l'_i ∇f(x_i) of a batch gradient.
-    pub fn gradients(&mut self, tape: &Tape, rows: Range<usize>, weights: &[f64], out: &mut [f64]) {
-        let c = tape.outputs();
-        let n = rows.len();
-        for (comb, delta) in self.combined.iter_mut().zip(&tape.deltas) {
-            for a in 0..delta.ncols() {
-                for r in 0..n {
-                    let w = &weights[r * c..(r + 1) * c];
-                    let row = (rows.start + r) * c;
-                    comb[(r, a)] = (0..c).map(|k| w[k] * delta[(row + k, a)]).sum();
+    /// Column k of `out` (of P entries) = Σ_c weights[r C + c] ∇_w f_c(x_r)
+    /// for the k-th example r of `rows` (`weights` indexed by the tape's
+    /// rows): each training point's share l'_i ∇f(x_i) of a batch gradient.
+    pub fn gradients(&mut self, tape: &Tape, rows: &[usize], weights: &[f64], out: &mut [f64]) {
+        self.begin(rows, 1);
+        self.add_node(tape, 1.0, Some(weights), out);
+        self.finish(out);
+    }
+
+    /// Column k C + c of `out` = ∇_w f_c(x_r) for the k-th example r of
+    /// `rows`: a Jacobian, (P x (rows · C)) column-major.
+    pub fn jacobian(&mut self, tape: &Tape, rows: &[usize], out: &mut [f64]) {
+        self.begin(rows, self.outputs);
+        self.add_node(tape, 1.0, None, out);
+        self.finish(out);
+    }
+
+    /// Starts `out` = Σ_s weight_s ∇_w f(w_s; x_r) over the tapes that
+    /// [`Jacobians::add_node`] sees, columns as [`Jacobians::jacobian`]'s.
+    pub fn begin_sum(&mut self, rows: &[usize]) {
+        self.begin(rows, self.outputs);
+    }
+
+    /// Adds one tape (forward and backward done) with its weight; `out`
+    /// receives a part whenever the buffers are full.
+    pub fn add_node(&mut self, tape: &Tape, weight: f64, combine: Option<&[f64]>, out: &mut [f64]) {
+        if self.nodes == self.capacity {
+            self.write(out);
+        }
+        let (s, cap, c) = (self.nodes, self.capacity, self.outputs);
+        for (stack, u) in self.inputs.iter_mut().zip(&tape.inputs) {
+            if stack.is_empty() {
+                continue;
+            }
+            let width = u.ncols();
+            for (k, &r) in self.rows.iter().enumerate() {
+                let dst = &mut stack[(k * cap + s) * width..][..width];
+                for (b, x) in dst.iter_mut().enumerate() {
+                    *x = u[(r, b)];
                 }
             }
         }
-        self.fill(tape, rows, 1, Some(weights), out);
-    }
-
-    /// Column r C + c of `out` = ∇_w f_c(x_r) for the examples `rows` of
-    /// `tape`: the query points' Jacobian, (P x (rows · C)) column-major.
-    pub fn jacobian(&mut self, tape: &Tape, rows: Range<usize>, out: &mut [f64]) {
-        let c = tape.outputs();
-        let n = rows.len() * c;
-        for (comb, delta) in self.combined.iter_mut().zip(&tape.deltas) {
-            for a in 0..delta.ncols() {
-                for j in 0..n {
-                    comb[(j, a)] = delta[(rows.start * c + j, a)];
+        let columns = self.rows.len() * self.per_row;
+        let pairs = self.deltas.iter_mut().zip(&tape.deltas);
+        let pairs = pairs.chain(self.explicit.iter_mut().zip(&tape.explicit));
+        for (stack, d) in pairs {
+            let width = d.ncols();
+            for j in 0..columns {
+                let r = self.rows[j / self.per_row];
+                let dst = &mut stack[(j * cap + s) * width..][..width];
+                match combine {
+                    Some(w) => {
+                        let w = &w[r * c..(r + 1) * c];
+                        for (a, x) in dst.iter_mut().enumerate() {
+                            let v: f64 = (0..c).map(|k| w[k] * d[(r * c + k, a)]).sum();
+                            *x = weight * v;
+                        }
+                    }
+                    None => {
+                        let row = r * c + j % self.per_row;
+                        for (a, x) in dst.iter_mut().enumerate() {
+                            *x = weight * d[(row, a)];
+                        }
+                    }
                 }
             }
         }
-        self.fill(tape, rows, c, None, out);
+        self.nodes += 1;
     }
 
-    /// Writes column j = r · per_row + k from the combined δ of row j: the
-    /// dense and bias blocks from the factors, explicit blocks combined by
-    /// `weights` (per_row 1) or, without weights, copied (per_row C).
-    fn fill(
-        &self,
-        tape: &Tape,
-        rows: Range<usize>,
-        per_row: usize,
-        weights: Option<&[f64]>,
-        out: &mut [f64],
-    ) {
-        let c = tape.outputs();
-        let p = out.len() / (rows.len() * per_row).max(1);
-        for (j, column) in out.chunks_exact_mut(p).enumerate() {
-            let r = rows.start + j / per_row;
+    /// Writes (or adds) the nodes not yet written: `out` is complete.
+    pub fn finish(&mut self, out: &mut [f64]) {
+        if self.nodes > 0 || !self.written {
+            self.write(out);
+        }
+    }
+
+    fn begin(&mut self, rows: &[usize], per_row: usize) {
+        assert!(
+            rows.len() <= self.max_rows,
+            "more rows than the buffers hold"
+        );
+        self.rows.clear();
+        self.rows.extend_from_slice(rows);
+        self.per_row = per_row;
+        self.nodes = 0;
+        self.written = false;
+    }
+
+    /// out (+)= the copied nodes' sum, column by column; then no node is held.
+    fn write(&mut self, out: &mut [f64]) {
+        let columns = self.rows.len() * self.per_row;
+        let p = out.len() / columns.max(1);
+        let (s, cap, acc) = (self.nodes, self.capacity, self.written);
+        let [in_widths, delta_widths, explicit_widths] = &self.widths;
+        for (j, column) in out.chunks_exact_mut(p).enumerate().take(columns) {
+            let k = j / self.per_row;
             for block in &self.blocks {
                 match *block {
                     Block::Dense {
@@ -89,37 +187,40 @@ impl Jacobians {
                         delta,
                         scale,
                     } => {
-                        let u = &tape.inputs[input];
-                        let comb = &self.combined[delta];
-                        let fan_in = u.ncols();
-                        for a in 0..comb.ncols() {
-                            let d = scale * comb[(j, a)];
-                            let dst = &mut column[offset + a * fan_in..offset + (a + 1) * fan_in];
-                            for (b, x) in dst.iter_mut().enumerate() {
-                                *x = d * u[(r, b)];
-                            }
-                        }
+                        let (fan_in, fan_out) = (in_widths[input], delta_widths[delta]);
+                        let u = &self.inputs[input][k * cap * fan_in..][..s * fan_in];
+                        let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
+                        let dst = &mut column[offset..offset + fan_out * fan_in];
+                        crate::vecmath::outer_sum(dst, d, u, scale, s, acc);
                     }
                     Block::Bias { offset, delta } => {
-                        let comb = &self.combined[delta];
-                        for a in 0..comb.ncols() {
-                            column[offset + a] = comb[(j, a)];
-                        }
+                        let fan_out = delta_widths[delta];
+                        let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
+                        node_sum(&mut column[offset..offset + fan_out], d, acc);
                     }
                     Block::Explicit { offset, jac } => {
-                        let e = &tape.explicit[jac];
-                        for t in 0..e.ncols() {
-                            column[offset + t] = match weights {
-                                Some(weights) => {
-                                    let w = &weights[j * c..(j + 1) * c];
-                                    (0..c).map(|k| w[k] * e[(r * c + k, t)]).sum()
-                                }
-                                None => e[(r * c + j % c, t)],
-                            };
-                        }
+                        let len = explicit_widths[jac];
+                        let e = &self.explicit[jac][j * cap * len..][..s * len];
+                        node_sum(&mut column[offset..offset + len], e, acc);
                     }
                 }
             }
+        }
+        self.nodes = 0;
+        self.written = true;
+    }
+}
+
+/// dst (+)= Σ_s stack[s] for the node rows of `stack` (each dst.len() long).
+fn node_sum(dst: &mut [f64], stack: &[f64], accumulate: bool) {
+    if stack.is_empty() && !accumulate {
+        dst.fill(0.0);
+    }
+    for (s, row) in stack.chunks_exact(dst.len()).enumerate() {
+        if s == 0 && !accumulate {
+            dst.copy_from_slice(row);
+        } else {
+            crate::vecmath::add_assign(dst, row);
         }
     }
 }

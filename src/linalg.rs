@@ -74,3 +74,39 @@ pub fn gemm(
         );
     }
 }
+
+/// As [`gemm`], for products whose inner dimension dwarfs both sides of
+/// dst (Lᵀ B over P parameters, `crate::discrete`): split once into two
+/// halves along dst's longer side, one per core, and no further. `gemm`'s
+/// split down to 48-wide pieces repacks the whole P-deep lhs for every
+/// piece and leaves the pieces to the narrow remainder kernels. The split
+/// depends only on the shapes, so the result is the same for any number
+/// of threads.
+pub fn gemm_deep(
+    dst: MatMut<'_, f64>,
+    accumulate: bool,
+    lhs: MatRef<'_, f64>,
+    rhs: MatRef<'_, f64>,
+    alpha: f64,
+) {
+    let (m, n) = (dst.nrows(), dst.ncols());
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    let seq = |dst, lhs, rhs| faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
+    if m * n * lhs.ncols() < 2 * PARALLEL_MIN_FMA || m.max(n) < 2 * MIN_SIDE {
+        seq(dst, lhs, rhs);
+    } else if n >= m {
+        let half = (n / 2).next_multiple_of(4);
+        let (left, right) = dst.split_at_col_mut(half);
+        let (rl, rr) = rhs.split_at_col(half);
+        rayon::join(|| seq(left, lhs, rl), || seq(right, lhs, rr));
+    } else {
+        let half = (m / 2).next_multiple_of(MIN_SIDE).min(m);
+        let (top, bottom) = dst.split_at_row_mut(half);
+        let (lt, lb) = lhs.split_at_row(half);
+        rayon::join(|| seq(top, lt, rhs), || seq(bottom, lb, rhs));
+    }
+}

@@ -377,3 +377,119 @@ pub fn product_into(out: &mut [f64], a: &[f64], b: &[f64]) {
         *o = a * b;
     }
 }
+
+/// dst (+)= scale Σ_s d_s u_sᵀ, dst row-major (d_s.len() x u_s.len()), for
+/// the `nodes` rows d_s of `d` and u_s of `u` (a weighted sum of a dense
+/// block's per-example Jacobians, `crate::jacobian`); nodes = 0 writes 0.
+/// Each row of dst stays in cache while the nodes are added into it.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn outer_sum(
+    dst: &mut [f64],
+    d: &[f64],
+    u: &[f64],
+    scale: f64,
+    nodes: usize,
+    accumulate: bool,
+) {
+    let fan_in = u.len() / nodes.max(1);
+    let fan_out = d.len() / nodes.max(1);
+    if nodes == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    for (a, row) in dst.chunks_exact_mut(fan_in).enumerate().take(fan_out) {
+        for (s, us) in u.chunks_exact(fan_in).enumerate() {
+            let c = scale * d[s * fan_out + a];
+            if s == 0 && !accumulate {
+                row.iter_mut().zip(us).for_each(|(x, &u)| *x = c * u);
+            } else {
+                row.iter_mut().zip(us).for_each(|(x, &u)| *x += c * u);
+            }
+        }
+    }
+}
+
+/// x ∘= c elementwise (x = c x).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn scale(x: &mut [f64], c: f64) {
+    for v in x.iter_mut() {
+        *v *= c;
+    }
+}
+
+/// y += a x elementwise.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// A batch's activation jet (`crate::model::taylor`): from z and its first
+/// two derivatives along a direction, u = σ(z), u' = σ'(z) z' and u'' =
+/// σ''(z) z'² + σ'(z) z'', with (σ, σ', σ'') from `sigma`.
+#[inline(always)]
+pub(crate) fn jet_loop(z: [&[f64]; 3], u: [&mut [f64]; 3], sigma: impl Fn(f64) -> (f64, f64, f64)) {
+    let [z0, z1, z2] = z;
+    let [u0, u1, u2] = u;
+    let outs = u0.iter_mut().zip(u1.iter_mut()).zip(u2.iter_mut());
+    for (((u0, u1), u2), ((&z0, &z1), &z2)) in outs.zip(z0.iter().zip(z1).zip(z2)) {
+        let (s, d, dd) = sigma(z0);
+        *u0 = s;
+        *u1 = d * z1;
+        *u2 = dd * z1 * z1 + d * z2;
+    }
+}
+
+/// The tanh jet: σ' = sech² z, σ'' = −2 tanh z sech² z.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn tanh_jet(z: [&[f64]; 3], u: [&mut [f64]; 3]) {
+    jet_loop(z, u, |z| {
+        let (t, d) = tanh_pair(z);
+        (t, d, -2.0 * t * d)
+    });
+}
+
+/// The sigmoid jet: σ' = s r, σ'' = s r (r − s), r = σ(−z).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn sigmoid_jet(z: [&[f64]; 3], u: [&mut [f64]; 3]) {
+    jet_loop(z, u, |z| {
+        let (s, r) = sigmoid_pair(z);
+        (s, s * r, s * r * (r - s))
+    });
+}
+
+/// The silu jet: σ = z s, σ' = s + z s r, σ'' = s r (2 + z (r − s)).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn silu_jet(z: [&[f64]; 3], u: [&mut [f64]; 3]) {
+    jet_loop(z, u, |z| {
+        let (s, r) = sigmoid_pair(z);
+        (z * s, s + z * s * r, s * r * (2.0 + z * (r - s)))
+    });
+}

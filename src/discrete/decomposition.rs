@@ -11,35 +11,42 @@
 //! Without memory (plain sgd) G_{k,i} = −eta_k l'_{k,i} ∇f(w_k; x_i), so
 //! both sums over i are kernels in factored form (`crate::kernel`, and the
 //! exact path kernel's segment kernel) and no per-point P-vector exists.
-//! With memory each point's buffer is a P-vector (N x P numbers), and the
-//! sums are products of the query Jacobian (or gbar_k) with G_k.
-use crate::exact::{ExactPathKernel, excess, rounding_floor};
+//! With memory each point's buffer is a P-vector (N x P numbers, held as
+//! vectors times scales by `buffers`), and the sums are products of the
+//! query Jacobian (or gbar_k) with them.
+use super::buffers::PointBuffers;
+use crate::exact::{ExactPathKernel, NODES, excess, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
-use crate::linalg::{gemm, slice_view, slice_view_mut};
+use crate::linalg::{gemm_deep as gemm, slice_view, slice_view_mut};
 use crate::model::Model;
-use crate::optimizer::Optimizer;
+use crate::optimizer::{Linear, Optimizer};
+use crate::vecmath::axpy;
 
 /// The accumulated terms of both decompositions; matrices column-major,
 /// kernels (M C) x (N C), coefficients (M C) x N, per-query vectors M C.
 pub struct Decomposition<'m> {
-    memory: bool,
     dims: (usize, usize, usize, usize),
     exact: ExactPathKernel<'m>,
+    /// Jacobians at w_k, and gbar_k's sum over the segment's nodes.
     jac: Jacobians,
+    node_sum: Jacobians,
+    /// The rows of the query points on the flow's tape, of the training
+    /// points, and of the query points on the exact form's tape.
+    query_rows: Vec<usize>,
+    train_rows: Vec<usize>,
+    segment_rows: Vec<usize>,
     /// ∇f(w_k; q): P x (M C).
     jq: Vec<f64>,
     /// P_k ∇f(w_k; q) (preconditioned optimizers), P x (M C).
     jq_pre: Vec<f64>,
     /// ∇f(w_k; x_i) for the preconditioned kernel, P x (N C).
     jtr: Vec<f64>,
-    /// gbar_k: P x (M C), and one node's Jacobian.
+    /// gbar_k and P_k gbar_k: P x (M C).
     gbar: Vec<f64>,
-    node: Vec<f64>,
-    /// Memory: each point's gradient share, buffer and G_{k,i} (P x N).
-    inputs: Vec<f64>,
-    buffers: Vec<f64>,
-    shares: Vec<f64>,
+    gbar_pre: Vec<f64>,
+    /// Memory: each point's buffer (`PointBuffers`).
+    buffers: Option<PointBuffers>,
     /// The decay's input λ_c w_k, buffer, direction and D_k.
     decay_input: Vec<f64>,
     decay_buffer: Vec<f64>,
@@ -74,18 +81,19 @@ impl<'m> Decomposition<'m> {
         let (p, n, m, c) = (l.n_params, l.n_train, l.n_query, l.n_outputs);
         let sized = |yes: bool, len: usize| vec![0.0; if yes { len } else { 0 }];
         Decomposition {
-            memory,
             dims: (p, n, m, c),
             exact: ExactPathKernel::new(model, data),
-            jac: Jacobians::new(model, flow.tape(), n + m),
+            jac: Jacobians::new(model, flow.tape(), n.max(m), 1),
+            node_sum: Jacobians::new(model, flow.tape(), m, NODES),
+            query_rows: (n..n + m).collect(),
+            train_rows: (0..n).collect(),
+            segment_rows: (0..m).collect(),
             jq: vec![0.0; p * m * c],
             jq_pre: sized(preconditioned, p * m * c),
             jtr: sized(preconditioned, p * n * c),
             gbar: vec![0.0; p * m * c],
-            node: vec![0.0; p * m * c],
-            inputs: sized(memory, p * n),
-            buffers: sized(memory, p * n),
-            shares: sized(memory, p * n),
+            gbar_pre: sized(preconditioned && memory, p * m * c),
+            buffers: memory.then(|| PointBuffers::new(p, n, m * c)),
             decay_input: vec![0.0; p],
             decay_buffer: vec![0.0; p],
             decay_direction: vec![0.0; p],
@@ -125,14 +133,28 @@ impl<'m> Decomposition<'m> {
         let (p, n, m, c) = self.dims;
         let mc = m * c;
         let pre = opt.preconditioner();
-        let tape = flow.tape();
-        self.jac.jacobian(tape, n..n + m, &mut self.jq);
+        // D_k = −eta_k P_k d(λ_c w) − eta_k λ_d w.
+        crate::vecmath::scaled_copy(&mut self.decay_input, w, lambda_c);
+        opt.carry(
+            &mut self.decay_buffer,
+            &self.decay_input,
+            &mut self.decay_direction,
+        );
+        self.decay_step.copy_from_slice(&self.decay_direction);
+        scale_share(&mut self.decay_step, pre, eta);
+        axpy(&mut self.decay_step, -eta * lambda_d, w);
+        let decays = self.decay_step.iter().any(|&d| d != 0.0);
+        // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's kernel.
+        if self.buffers.is_some() || pre.is_some() || decays {
+            self.jac
+                .jacobian(flow.tape(), &self.query_rows, &mut self.jq);
+        }
         // The kernel at w_k: K^g, or ∇f(q)ᵀ P_k ∇f(x).
         match pre {
             None => flow.tangent_kernel(&mut self.kernel),
             Some(pk) => {
                 let tape = flow.tape();
-                self.jac.jacobian(tape, 0..n, &mut self.jtr);
+                self.jac.jacobian(tape, &self.train_rows, &mut self.jtr);
                 for (dst, src) in self.jq_pre.chunks_exact_mut(p).zip(self.jq.chunks_exact(p)) {
                     crate::vecmath::product_into(dst, src, pk);
                 }
@@ -148,58 +170,44 @@ impl<'m> Decomposition<'m> {
             }
         }
         axpy(&mut self.path_kernel, eta, &self.kernel);
-        // D_k = −eta_k P_k d(λ_c w) − eta_k λ_d w.
-        crate::vecmath::scaled_copy(&mut self.decay_input, w, lambda_c);
-        opt.carry(
-            &mut self.decay_buffer,
-            &self.decay_input,
-            &mut self.decay_direction,
-        );
-        self.decay_step.copy_from_slice(&self.decay_direction);
-        scale_share(&mut self.decay_step, pre, eta);
-        axpy(&mut self.decay_step, -eta * lambda_d, w);
         // The Domingos sums at w_k.
-        let jq = slice_view(&self.jq, p, mc).transpose();
-        gemm(
-            slice_view_mut(&mut self.decay_term, mc, 1),
-            true,
-            jq,
-            slice_view(&self.decay_step, p, 1),
-            1.0,
-        );
-        if self.memory {
-            let tape = flow.tape();
-            self.jac.gradients(tape, 0..n, lprime, &mut self.inputs);
-            for ((buffer, input), g) in self
-                .buffers
-                .chunks_exact_mut(p)
-                .zip(self.inputs.chunks_exact(p))
-                .zip(self.shares.chunks_exact_mut(p))
-            {
-                // The direction, then in place G_{k,i} = −eta_k P_k d.
-                opt.carry(buffer, input, g);
-                scale_share(g, pre, eta);
-            }
-            let g = slice_view(&self.shares, p, n);
+        if decays {
+            let jq = slice_view(&self.jq, p, mc).transpose();
             gemm(
-                slice_view_mut(&mut self.increment, mc, n),
-                false,
+                slice_view_mut(&mut self.decay_term, mc, 1),
+                true,
                 jq,
-                g,
+                slice_view(&self.decay_step, p, 1),
                 1.0,
             );
+        }
+        let linear = opt.linear();
+        if let Some(buffers) = self.buffers.as_mut() {
+            // The batch: the points with a gradient this step.
+            let batch = (0..n).filter(|&i| lprime[i * c..(i + 1) * c].iter().any(|&v| v != 0.0));
+            let (rows, inputs) = buffers.batch_inputs(batch);
+            self.jac.gradients(flow.tape(), rows, lprime, inputs);
+            buffers.advance(linear);
+            let pl = if pre.is_some() {
+                &self.jq_pre
+            } else {
+                &self.jq
+            };
+            buffers.contract(pl, mc, eta, linear, &mut self.increment);
         } else {
             coefficient_rates(&mut self.increment, &self.kernel, lprime, c);
             self.increment.iter_mut().for_each(|v| *v *= eta);
         }
         crate::vecmath::add_assign(&mut self.coef_integral, &self.increment);
-        self.add_exact(flow, lprime, eta, w, w_next);
+        self.add_exact(flow, (pre, linear), lprime, eta, w, w_next);
     }
 
-    /// The exact sums over the segment from w to w_next.
+    /// The exact sums over the segment from w to w_next; `pre` and
+    /// `linear`: the step's P_k and map (`Optimizer`).
     fn add_exact(
         &mut self,
         flow: &FlowProblem<'_>,
+        (pre, linear): (Option<&[f64]>, Linear),
         lprime: &[f64],
         eta: f64,
         w: &[f64],
@@ -207,15 +215,16 @@ impl<'m> Decomposition<'m> {
     ) {
         let (p, n, m, c) = self.dims;
         let mc = m * c;
-        let memory = self.memory;
         // gbar is needed for the shares with memory, and for a decay.
+        let memory = self.buffers.is_some();
         let need_gbar = memory || self.decay_step.iter().any(|&d| d != 0.0);
         let Decomposition {
             exact,
-            jac,
+            node_sum,
+            segment_rows,
             gbar,
-            node,
-            shares,
+            gbar_pre,
+            buffers,
             decay_step,
             exact_increment,
             exact_decay,
@@ -224,23 +233,33 @@ impl<'m> Decomposition<'m> {
         exact.begin_segment(w, w_next);
         let f0 = &flow.outputs()[n * c..(n + m) * c];
         exact.refine_segment(w, w_next, |exact, pieces| {
-            gbar.fill(0.0);
+            node_sum.begin_sum(segment_rows);
             let mut at_node = |tape: &crate::model::Tape, weight: f64| {
                 if need_gbar {
-                    jac.jacobian(tape, 0..m, node);
-                    axpy(gbar, weight, node);
+                    node_sum.add_node(tape, weight, None, gbar);
                 }
             };
             exact.integrate_segment(flow.tape(), n, w, w_next, pieces, !memory, &mut at_node);
-            let gb = slice_view(gbar, p, mc).transpose();
-            if memory {
-                let g = slice_view(shares, p, n);
-                gemm(slice_view_mut(exact_increment, mc, n), false, gb, g, 1.0);
+            if need_gbar {
+                node_sum.finish(gbar);
+            }
+            if let Some(buffers) = buffers.as_mut() {
+                let pl = match pre {
+                    Some(pk) => {
+                        for (dst, src) in gbar_pre.chunks_exact_mut(p).zip(gbar.chunks_exact(p)) {
+                            crate::vecmath::product_into(dst, src, pk);
+                        }
+                        &gbar_pre[..]
+                    }
+                    None => &gbar[..],
+                };
+                buffers.contract(pl, mc, eta, linear, exact_increment);
             } else {
                 exact.increments(lprime, eta, c);
                 exact_increment.copy_from_slice(exact.increment());
             }
             if need_gbar {
+                let gb = slice_view(gbar, p, mc).transpose();
                 let d = slice_view(decay_step, p, 1);
                 gemm(slice_view_mut(exact_decay, mc, 1), false, gb, d, 1.0);
             } else {
@@ -255,11 +274,6 @@ impl<'m> Decomposition<'m> {
         crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
         crate::vecmath::add_assign(&mut self.exact_decay_term, &self.exact_decay);
     }
-}
-
-/// y += a x.
-fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
-    y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
 }
 
 /// d ← −eta P_k d in place.

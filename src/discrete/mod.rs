@@ -3,6 +3,7 @@
 //! [`Optimizer`], and both decompositions of f(w_K) − f(w_0) accumulated
 //! step by step ([`decomposition`]). `Experiment::run` dispatches here for
 //! sgd and adam; gd keeps the flow's path (Euler on the augmented state).
+pub mod buffers;
 pub mod decomposition;
 
 use crate::batches;

@@ -71,27 +71,27 @@ impl TaylorTape {
 }
 
 /// u = σ(z) with its derivatives: u' = σ'(z) z', u'' = σ''(z) z'² + σ'(z) z''.
+/// tanh, sigmoid and silu go through `vecmath`'s vectorised jets (the
+/// kernels of the forward pass); the others call the scalar functions.
 pub(crate) fn activation_jet(activation: Activation, z: &Jet, u: &mut Jet) {
-    let zs = z.value.as_slice().iter();
-    let z1 = z.first.as_slice().iter();
-    let z2 = z.second.as_slice().iter();
+    let zs = [z.value.as_slice(), z.first.as_slice(), z.second.as_slice()];
     let Jet {
         value,
         first,
         second,
     } = u;
-    for ((((u0, u1), u2), &z0), (&z1, &z2)) in value
-        .as_mut_slice()
-        .iter_mut()
-        .zip(first.as_mut_slice())
-        .zip(second.as_mut_slice())
-        .zip(zs)
-        .zip(z1.zip(z2))
-    {
-        let (s, d) = activation.apply_with_derivative(z0);
-        let dd = activation.second_derivative(z0);
-        *u0 = s;
-        *u1 = d * z1;
-        *u2 = dd * z1 * z1 + d * z2;
+    let us = [
+        value.as_mut_slice(),
+        first.as_mut_slice(),
+        second.as_mut_slice(),
+    ];
+    match activation {
+        Activation::Tanh => crate::vecmath::tanh_jet(zs, us),
+        Activation::Sigmoid => crate::vecmath::sigmoid_jet(zs, us),
+        Activation::Silu => crate::vecmath::silu_jet(zs, us),
+        _ => crate::vecmath::jet_loop(zs, us, |z| {
+            let (s, d) = activation.apply_with_derivative(z);
+            (s, d, activation.second_derivative(z))
+        }),
     }
 }

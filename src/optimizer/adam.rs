@@ -9,7 +9,7 @@
 //! by lr / (1 − beta1^t): the same to rounding.) As a linear map of the
 //! gradients the step is P_k = diag(1 / (sqrt(vhat_k) + eps)) applied to
 //! d_k = mhat_k, with v_k (hence P_k) taken from the whole g_k.
-use super::Optimizer;
+use super::{Linear, Optimizer};
 use crate::spec::FlowSpec;
 
 pub struct Adam {
@@ -48,11 +48,12 @@ impl Optimizer for Adam {
         }
     }
 
-    fn carry(&self, buffer: &mut [f64], input: &[f64], direction: &mut [f64]) {
-        let b1 = self.beta1;
-        for ((m, &x), d) in buffer.iter_mut().zip(input).zip(direction) {
-            *m = b1 * *m + (1.0 - b1) * x;
-            *d = *m * self.correction1;
+    fn linear(&self) -> Linear {
+        Linear {
+            decay: self.beta1,
+            gain: 1.0 - self.beta1,
+            pass: 0.0,
+            keep: self.correction1,
         }
     }
 

@@ -17,16 +17,37 @@ pub use sgd::Sgd;
 
 use crate::spec::{FlowSpec, Method};
 
+/// The linear map an optimizer's step applies to one stream of gradients x
+/// once step k has begun: buffer' = decay · buffer + gain · x, direction
+/// d = pass · x + keep · buffer'. Written as four numbers so that a buffer
+/// fed no gradient (a point outside the batch) is only scaled, which lets
+/// `crate::discrete` keep the per-point buffers as vectors times scalars.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Linear {
+    pub decay: f64,
+    pub gain: f64,
+    pub pass: f64,
+    pub keep: f64,
+}
+
 /// A discrete optimizer's state and step rule.
 pub trait Optimizer: Send {
     /// Starts step k (from 0) with the whole gradient g_k (coupled decay
     /// included): updates what is not linear in the gradients (Adam's
     /// second moment, hence P_k) and the step's constants.
     fn begin(&mut self, k: usize, g: &[f64]);
+    /// The step's map of one stream of gradients (see [`Linear`]).
+    fn linear(&self) -> Linear;
     /// Carries one stream of gradients `input` through a momentum buffer of
     /// its own: updates `buffer` and writes the step's direction d (before
     /// P_k and −eta_k). Linear in (buffer, input).
-    fn carry(&self, buffer: &mut [f64], input: &[f64], direction: &mut [f64]);
+    fn carry(&self, buffer: &mut [f64], input: &[f64], direction: &mut [f64]) {
+        let l = self.linear();
+        for ((b, &x), d) in buffer.iter_mut().zip(input).zip(direction) {
+            *b = l.decay * *b + l.gain * x;
+            *d = l.pass * x + l.keep * *b;
+        }
+    }
     /// P_k of the step begun, or None for the identity (sgd).
     fn preconditioner(&self) -> Option<&[f64]>;
     /// True when d = input and no buffer is kept (sgd without momentum):

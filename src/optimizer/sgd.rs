@@ -5,7 +5,7 @@
 //!   w_{k+1} = w_k − eta_k d_k (− eta_k lambda_d w_k, decoupled decay).
 //! (torch docs, SGD: "b_t ← μ b_{t−1} + (1 − τ) g_t; if nesterov g_t ←
 //! g_t + μ b_t else g_t ← b_t; θ_t ← θ_{t−1} − γ g_t".)
-use super::Optimizer;
+use super::{Linear, Optimizer};
 use crate::spec::FlowSpec;
 
 pub struct Sgd {
@@ -25,15 +25,14 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn begin(&mut self, _k: usize, _g: &[f64]) {}
 
-    fn carry(&self, buffer: &mut [f64], input: &[f64], direction: &mut [f64]) {
+    fn linear(&self) -> Linear {
         let mu = self.momentum;
-        if self.is_memoryless() {
-            direction.copy_from_slice(input);
-            return;
-        }
-        for ((b, &x), d) in buffer.iter_mut().zip(input).zip(direction) {
-            *b = mu * *b + x;
-            *d = if self.nesterov { x + mu * *b } else { *b };
+        let (pass, keep) = if self.nesterov { (1.0, mu) } else { (0.0, 1.0) };
+        Linear {
+            decay: mu,
+            gain: 1.0,
+            pass,
+            keep,
         }
     }
 

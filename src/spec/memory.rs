@@ -74,19 +74,20 @@ impl Spec {
             run += 3.0 * m * per_row + p;
         }
         if self.flow.method.is_optimizer() {
-            // sgd/adam (src/discrete): the exact form's query tape and three
-            // P x (M C) Jacobians (at w_k, gbar_k, one node); with momentum
-            // or Adam the per-point inputs, buffers and shares (3 P N: the
-            // N x P buffers of SPEC §9); Adam's P x (N C) training Jacobian
-            // and preconditioned query Jacobian.
-            run += m * per_row + 3.0 * p * m * c + 3.0 * mn * c;
+            // sgd/adam (src/discrete): the exact form's query tape, two
+            // P x (M C) Jacobians (at w_k, gbar_k) and the factors of up to 8
+            // segment nodes; with momentum or Adam the per-point buffers and
+            // the batch's gradients (2 P N: the N x P buffers of SPEC §9)
+            // and their (M C) x N product; Adam's P x (N C) training
+            // Jacobian and the two preconditioned query Jacobians.
+            run += m * per_row + 8.0 * m * c * per_row + 2.0 * p * m * c + 3.0 * mn * c;
             let memory = self.flow.method == crate::spec::Method::Adam
                 || self.flow.momentum.is_some_and(|mu| mu != 0.0);
             if memory {
-                run += 3.0 * p * n;
+                run += 2.0 * p * n + mn * c;
             }
             if self.flow.method == crate::spec::Method::Adam {
-                run += p * n * c + p * m * c;
+                run += p * n * c + 2.0 * p * m * c;
             }
         }
         // The outcome's four M x N matrices and w_end; the report's six

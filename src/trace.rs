@@ -59,7 +59,7 @@ impl LossTrace {
         let j = self.seen;
         self.seen += 1;
         self.latest = Some((t, loss));
-        if j % self.stride != 0 {
+        if !j.is_multiple_of(self.stride) {
             return;
         }
         if self.t.len() == MAX_POINTS - 1 {
@@ -67,7 +67,7 @@ impl LossTrace {
             self.stride *= 2;
             compact(&mut self.t);
             compact(&mut self.loss);
-            if j % self.stride != 0 {
+            if !j.is_multiple_of(self.stride) {
                 return;
             }
         }
@@ -78,7 +78,7 @@ impl LossTrace {
     /// The trace with the last sample kept (the rule's j = n − 1).
     pub fn finish(mut self) -> LossTrace {
         if let Some((t, loss)) = self.latest
-            && (self.seen - 1) % self.stride != 0
+            && !(self.seen - 1).is_multiple_of(self.stride)
         {
             self.t.push(t);
             self.loss.push(loss);
@@ -99,20 +99,4 @@ fn compact(v: &mut Vec<f64>) {
         v[k] = v[2 * k];
     }
     v.truncate(kept);
-}
-
-/// The indices the rule keeps of n samples (for tests and documentation).
-pub fn kept_indices(n: usize) -> Vec<usize> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut s = 1;
-    while (n - 1) / s + 1 > MAX_POINTS - 1 {
-        s *= 2;
-    }
-    let mut kept: Vec<usize> = (0..n).step_by(s).collect();
-    if (n - 1) % s != 0 {
-        kept.push(n - 1);
-    }
-    kept
 }

@@ -19,6 +19,7 @@ mod mangled;
 mod model;
 mod npz;
 mod optimizer;
+mod plot;
 mod properties;
 mod reference;
 mod reference_layers;

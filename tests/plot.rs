@@ -393,3 +393,94 @@ fn a_report_that_lacks_a_picture_s_field_is_refused_and_nothing_is_written() {
     ]);
     assert_fails(&out, 2, &["--out", "is a file"]);
 }
+
+/// The report's [m][i][c][c'] blocks as M C rows of N C (row m C + c,
+/// column i C + c'), written from SPEC §8.
+fn kernel_rows(k: &Value, c: usize) -> Vec<Vec<f64>> {
+    let rows = k.as_array().unwrap();
+    let mut out = Vec::new();
+    for row in rows {
+        let blocks = row.as_array().unwrap();
+        if c == 1 {
+            out.push(blocks.iter().map(|v| v.as_f64().unwrap()).collect());
+            continue;
+        }
+        for a in 0..c {
+            out.push(
+                blocks
+                    .iter()
+                    .flat_map(|b| (0..c).map(move |bb| b[a][bb].as_f64().unwrap()))
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+/// Each heatmap cell, in drawing order (K^p / T, K^g(w0), K^g(w_end), row
+/// by row), has the colour of its kernel value on one shared scale.
+#[test]
+fn the_heatmaps_colour_each_cell_by_its_kernel_value_on_one_scale() {
+    use pathkernel::plot::kernels::Scale;
+    for outputs in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = plotted(
+            dir.path(),
+            &spec(
+                outputs,
+                json!({"t_end": 3.0, "method": "dopri5", "rtol": 1e-10}),
+            ),
+        );
+        let t_end = r["t_end"].as_f64().unwrap();
+        let mut kp = kernel_rows(&r["path_kernel"], outputs);
+        kp.iter_mut().flatten().for_each(|v| *v /= t_end);
+        let kernels = [
+            kp,
+            kernel_rows(&r["tangent_kernel0"], outputs),
+            kernel_rows(&r["tangent_kernel_end"], outputs),
+        ];
+        let scale = Scale::of(&[&kernels[0], &kernels[1], &kernels[2]]);
+        let text = read(&dir.path().join("pics/kernels.svg"));
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        let fills: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("rect"))
+            .filter_map(|n| n.attribute("fill"))
+            .filter(|f| !matches!(*f, "#FFFFFF" | "none"))
+            .collect();
+        let expected: Vec<String> = kernels
+            .iter()
+            .flat_map(|k| k.iter().flatten())
+            .map(|&v| {
+                let c = scale.colour(v);
+                format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+            })
+            .collect();
+        assert_eq!(fills[..expected.len()], expected[..], "C = {outputs}");
+    }
+}
+
+/// The scale: diverging and symmetric about 0 (0 the light centre) when
+/// the values take both signs, else sequential from the least to the
+/// greatest; values beyond it take the end colours.
+#[test]
+fn the_colour_scale_is_centred_on_zero_when_the_kernels_change_sign() {
+    use pathkernel::plot::kernels::Scale;
+    let both = vec![vec![-1.0, 3.0]];
+    let s = Scale::of(&[&both]);
+    assert_eq!((s.lo, s.hi, s.diverging), (-3.0, 3.0, true));
+    let hex = |v: f64| {
+        let c = s.colour(v);
+        (c.0, c.1, c.2)
+    };
+    assert_eq!(hex(0.0), (0xF7, 0xF7, 0xF7));
+    assert_eq!(hex(-3.0), (0x21, 0x66, 0xAC));
+    assert_eq!(hex(3.0), (0xB2, 0x18, 0x2B));
+    assert_eq!(hex(-30.0), hex(-3.0));
+    let positive = vec![vec![2.0, 5.0], vec![4.0, 3.0]];
+    let s = Scale::of(&[&positive]);
+    assert_eq!((s.lo, s.hi, s.diverging), (2.0, 5.0, false));
+    let (lo, hi) = (s.colour(2.0), s.colour(5.0));
+    assert_eq!((lo.0, lo.1, lo.2), (0x44, 0x01, 0x54));
+    assert_eq!((hi.0, hi.1, hi.2), (0xFD, 0xE7, 0x25));
+}

@@ -7,7 +7,7 @@
 //! (j = 0 is t = 0, j = n − 1 the end of the run), the trace keeps every
 //! j that is a multiple of the stride s, and j = n − 1; s is the smallest
 //! power of two for which the multiples of s below n number at most
-//! MAX_POINTS − 1. So a run of at most MAX_POINTS samples is kept whole,
+//! MAX_POINTS − 1. So a run of fewer than MAX_POINTS samples is kept whole,
 //! and a longer one keeps between MAX_POINTS / 2 and MAX_POINTS samples,
 //! evenly spaced in step index, with the first and the last.
 use serde::Serialize;

@@ -147,8 +147,10 @@ impl Panel {
             let span = hi - lo;
             let pad = if span > 1e-12 * hi.abs().max(lo.abs()) && span > 0.0 {
                 0.05 * span
+            } else if lo != 0.0 {
+                0.5 * lo.abs()
             } else {
-                0.5 * lo.abs().max(1.0)
+                1.0
             };
             lo - pad..hi + pad
         }

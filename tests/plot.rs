@@ -424,13 +424,14 @@ fn the_heatmaps_colour_each_cell_by_its_kernel_value_on_one_scale() {
     use pathkernel::plot::kernels::Scale;
     for outputs in [1, 2] {
         let dir = tempfile::tempdir().unwrap();
-        let r = plotted(
-            dir.path(),
-            &spec(
-                outputs,
-                json!({"t_end": 3.0, "method": "dopri5", "rtol": 1e-10}),
-            ),
+        // Two hidden layers: with one, each C x C block is symmetric
+        // (K_cc'(q, x) = K_c'c(q, x)) and a transposed block would pass.
+        let mut s = spec(
+            outputs,
+            json!({"t_end": 3.0, "method": "dopri5", "rtol": 1e-10}),
         );
+        s["model"]["hidden"] = json!([6, 6]);
+        let r = plotted(dir.path(), &s);
         let t_end = r["t_end"].as_f64().unwrap();
         let mut kp = kernel_rows(&r["path_kernel"], outputs);
         kp.iter_mut().flatten().for_each(|v| *v /= t_end);

@@ -29,6 +29,8 @@
 //! With `flow.events` every crossing ends a step (proofs.md §9), so each is
 //! seen; the steps that ended at a kink are recorded apart, with the kink
 //! they ended at ([`Tracker::event`]), and appear in a report only then.
+pub mod optimizer;
+
 use crate::flow::FlowProblem;
 use crate::kinks::{Kink, KinkSource};
 use crate::loss::Loss;
@@ -105,6 +107,10 @@ pub struct Conditions {
     /// Every event located (the list keeps the first ones); absent when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub event_count: usize,
+    /// sgd/adam: batch coverage, the per-step kernel's sign flips, the decay
+    /// term's share and Adam's spread (`optimizer`); absent for the flow.
+    #[serde(flatten)]
+    pub optimizer: Option<optimizer::OptimizerConditions>,
     /// The one-line summary `pathkernel run` prints.
     pub verdict: String,
 }
@@ -113,6 +119,10 @@ pub struct Conditions {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct KinkEvent {
     pub t: f64,
+    /// "slide" (the kink is reached and held: a sliding mode) or
+    /// "release" (it is left); absent for a crossing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
     #[serde(flatten)]
     pub kink: Kink,
 }
@@ -177,10 +187,10 @@ impl Tracker {
     }
 
     /// Records a step that ended at `kink` at time t.
-    pub fn event(&mut self, t: f64, kink: Kink) {
+    pub fn event(&mut self, t: f64, kink: Kink, event: Option<&'static str>) {
         self.event_count += 1;
         if self.events.len() < MAX_CROSSING_TIMES {
-            self.events.push(KinkEvent { t, kink });
+            self.events.push(KinkEvent { t, event, kink });
         }
     }
 
@@ -286,6 +296,7 @@ impl Tracker {
             loss_increase: finite_or_max(loss_increase),
             events: self.events,
             event_count: self.event_count,
+            optimizer: None,
             verdict: String::new(),
         };
         c.verdict = c.describe();
@@ -406,6 +417,14 @@ impl Conditions {
             && (self.loss_smooth || self.loss_kink_crossings == 0)
     }
 
+    /// The conditions with an optimizer's part added, and the verdict
+    /// saying what of it matters.
+    pub fn with_optimizer(mut self, o: optimizer::OptimizerConditions) -> Conditions {
+        self.optimizer = Some(o);
+        self.verdict = self.describe();
+        self
+    }
+
     /// The one-line verdict printed under the run's summary.
     fn describe(&self) -> String {
         let smooth = match (self.model_smooth, self.loss_smooth) {
@@ -444,9 +463,15 @@ impl Conditions {
         } else {
             "loss never rose".to_owned()
         };
+        let optimizer = self
+            .optimizer
+            .iter()
+            .flat_map(optimizer::OptimizerConditions::describe)
+            .map(|part| format!("; {part}"))
+            .collect::<String>();
         format!(
             "conditions: {smooth}; {kinks}; K^g changed sign on {} of {} pairs; K^g moved {}; \
-             one a fits A to {}; {average}; {loss}",
+             one a fits A to {}; {average}; {loss}{optimizer}",
             self.kernel_sign_changes,
             self.kernel_pairs,
             opt(self.tangent_kernel_change),

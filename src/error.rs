@@ -80,11 +80,13 @@ pub enum RunError {
         hint: String,
         loss: LastLoss,
     },
-    /// With events, a kink the flow slides along (proofs.md §9).
+    /// With events, a kink the flow slides along whose sliding mode could
+    /// not be integrated (proofs.md §9, E6).
     #[error(
         "the flow reaches a sliding mode at t = {t}: {kink} crossed its zero and came straight \
          back, so the vector fields on both sides point into this kink (a Filippov sliding \
-         mode), which `flow.events` does not integrate ({loss})"
+         mode), which `flow.events` could not integrate here (at most 4 kinks slide at once; \
+         resmlp's kinks are not integrated) ({loss})"
     )]
     Sliding {
         t: f64,

@@ -53,6 +53,12 @@ impl Watch {
         }
     }
 
+    /// Puts switch j on side `s` without counting a crossing (a sliding
+    /// mode's start and release).
+    pub fn place(&mut self, j: usize, s: bool) {
+        self.side[j] = s;
+    }
+
     /// The recorded side of switch j.
     pub fn side(&self, j: usize) -> bool {
         self.side[j]
@@ -88,6 +94,26 @@ impl Watch {
             found = found.or(c);
         }
         found
+    }
+}
+
+/// What an event was: a kink crossed, a sliding mode reached (proofs.md
+/// E5), or a sliding mode released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Crossing,
+    Slide,
+    Release,
+}
+
+impl EventKind {
+    /// The report's `event` field: absent for a crossing.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            EventKind::Crossing => None,
+            EventKind::Slide => Some("slide"),
+            EventKind::Release => Some("release"),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use crate::flow::FlowProblem;
 use crate::kernel::{KernelPlan, Scratch};
 use crate::model::{Model, Tape};
+use crate::segment_kinks::SegmentKinks;
 use crate::stepper::Step;
 use gauss_quad::legendre::GaussLegendre;
 use std::num::NonZeroUsize;
@@ -37,6 +38,8 @@ pub struct ExactPathKernel<'m> {
     increment: Vec<f64>,
     /// f(w_{k+1}; q) of the step being added, example-major.
     f_end: Vec<f64>,
+    /// The query points' kinks along the step's segment: its pieces.
+    kinks: SegmentKinks,
     /// Σ_k ε (−l') K^e_k, column-major (M C) x N.
     pub coef_integral: Vec<f64>,
 }
@@ -47,6 +50,7 @@ impl<'m> ExactPathKernel<'m> {
         let query = model.tape(&data.test_x);
         let plan = KernelPlan::new(model);
         let scratch = plan.scratch(&query, m * n, 0);
+        let kinks = SegmentKinks::new(model, &query);
         let rule = GaussLegendre::new(NonZeroUsize::new(NODES).expect("NODES > 0"))
             .as_node_weight_pairs()
             .iter()
@@ -63,6 +67,7 @@ impl<'m> ExactPathKernel<'m> {
             segment: vec![0.0; m * n * c * c],
             increment: vec![0.0; m * n * c],
             f_end: vec![0.0; m * c],
+            kinks,
             coef_integral: vec![0.0; m * n * c],
         }
     }
@@ -81,26 +86,48 @@ impl<'m> ExactPathKernel<'m> {
         let layout = flow.layout();
         let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
         let (w0, w1) = (layout.w(step.y0), layout.w(step.y1));
-        self.end_outputs(w1);
+        self.begin_segment(w0, w1);
         let f0 = &flow.outputs()[n * c..(n + m) * c];
-        refine(|pieces| {
-            self.integrate_segment(flow.tape(), n, w0, w1, pieces, true, &mut |_, _| {});
-            self.increments(flow.lprime(), step.h, c);
-            excess(f0, &self.f_end, &self.increment, &[])
+        self.refine_segment(w0, w1, |this, pieces| {
+            this.integrate_segment(flow.tape(), n, w0, w1, pieces, true, &mut |_, _| {});
+            this.increments(flow.lprime(), step.h, c);
+            excess(f0, &this.f_end, &this.increment, &[])
         });
         for (a, &inc) in self.coef_integral.iter_mut().zip(&self.increment) {
             *a += inc;
         }
     }
 
-    /// f(w1; q) into [`ExactPathKernel::f_end`]: the end of the step being added.
-    pub fn end_outputs(&mut self, w1: &[f64]) {
+    /// Prepares the segment from w0 to w1: f(w1; q) into
+    /// [`ExactPathKernel::f_end`], and the segment's pieces, split where a
+    /// query pre-activation of a relu-type unit changes sign (proofs.md E4).
+    pub fn begin_segment(&mut self, w0: &[f64], w1: &[f64]) {
         let m = self.query.rows();
         self.model.forward(w1, &mut self.query);
         self.query.outputs_into(0..m, &mut self.f_end);
+        self.kinks.locate(self.model, &mut self.query, w0, w1);
     }
 
-    /// f(w1; q) of the last [`ExactPathKernel::end_outputs`], example-major.
+    /// Runs `attempt(self, pieces)` (the step's decomposition, returning
+    /// its [`excess`]) under [`refine`]. With kinks, a first attempt that
+    /// does not close scans the segment for crossings its ends do not show
+    /// (a pre-activation that crosses and comes back) before splitting.
+    pub fn refine_segment(
+        &mut self,
+        w0: &[f64],
+        w1: &[f64],
+        mut attempt: impl FnMut(&mut ExactPathKernel<'m>, usize) -> f64,
+    ) {
+        if !self.kinks.is_empty() {
+            if attempt(self, 1) <= 1.0 {
+                return;
+            }
+            self.kinks.scan(self.model, &mut self.query, w0, w1);
+        }
+        refine(|pieces| attempt(self, pieces));
+    }
+
+    /// f(w1; q) of the last [`ExactPathKernel::begin_segment`], example-major.
     pub fn f_end(&self) -> &[f64] {
         &self.f_end
     }
@@ -110,7 +137,9 @@ impl<'m> ExactPathKernel<'m> {
         &self.increment
     }
 
-    /// segment = ∫₀¹ K(w0 + s (w1 − w0)) ds over `pieces` equal pieces,
+    /// segment = ∫₀¹ K(w0 + s (w1 − w0)) ds, each piece between the kink
+    /// breakpoints of the last [`ExactPathKernel::begin_segment`] cut into
+    /// `pieces` equal parts,
     /// the query points at w_s against the rows 0..n of `train` (taken at
     /// the step's start), when `kernel`; and at each node `at_node` sees the
     /// query tape (forward and backward done at w_s) and the node's weight.
@@ -126,11 +155,15 @@ impl<'m> ExactPathKernel<'m> {
         at_node: &mut dyn FnMut(&Tape, f64),
     ) {
         let m = self.query.rows();
-        let width = 1.0 / pieces as f64;
         self.segment.fill(0.0);
-        for piece in 0..pieces {
+        let breaks = self.kinks.breaks();
+        let parts = breaks.windows(2).flat_map(|b| {
+            let width = (b[1] - b[0]) / pieces as f64;
+            (0..pieces).map(move |piece| (b[0] + piece as f64 * width, width))
+        });
+        for (start, width) in parts {
             for &(s, weight) in &self.rule {
-                let s = (piece as f64 + s) * width;
+                let s = start + s * width;
                 for ((ws, &a), &b) in self.w_s.iter_mut().zip(w0).zip(w1) {
                     *ws = a + s * (b - a);
                 }

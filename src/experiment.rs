@@ -4,6 +4,7 @@
 use crate::conditions::{Conditions, Tracker};
 use crate::data::Dataset;
 use crate::error::{LastLoss, RunError};
+use crate::events::EventKind;
 use crate::exact::ExactPathKernel;
 use crate::flow::FlowProblem;
 use crate::model::{self, Model};
@@ -266,8 +267,12 @@ impl Experiment {
             tracker.sample(model, flow, flow.last_time(), kernel);
             loss_trace.push(flow.last_time(), flow.loss());
             if let Some(j) = step.event {
-                tracker.event(step.t1, flow.kink(j));
+                // Releases come from the flow's log, which has them all.
+                if step.event_kind != EventKind::Release {
+                    tracker.event(step.t1, flow.kink(j), step.event_kind.name());
+                }
             }
+            flow.drain_released(|kink| tracker.event(step.t1, kink, EventKind::Release.name()));
             if let Some(e) = exact.as_mut() {
                 e.add_step(flow, step);
             }
@@ -296,7 +301,8 @@ impl Experiment {
                 flow.evaluate(failure_time(failure), layout.w(&y));
                 let kink = |j: usize| flow.kink(j).to_string();
                 let hint = if self.spec.flow.events {
-                    "; events do not integrate sliding modes".to_owned()
+                    "; with events, a sliding mode that could not be integrated (proofs.md E6)"
+                        .to_owned()
                 } else {
                     "; `flow.events` locates kinks instead of stepping across them".to_owned()
                 };

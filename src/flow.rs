@@ -12,6 +12,7 @@ use crate::kernel::{InputGrams, KernelPlan, Scratch};
 use crate::kinks::{Kink, KinkMap};
 use crate::loss::Loss;
 use crate::model::{Block, Model, Tape};
+use crate::sliding::{MAX_SLIDING, Sliding};
 use crate::spec::Reduction;
 use crate::stepper::OdeSystem;
 use nalgebra::DMatrix;
@@ -96,6 +97,12 @@ pub struct FlowProblem<'m> {
     last_time: f64,
     /// The kink functions: the stepper's switching functions.
     kinks: KinkMap,
+    /// The branch of each kink function (see [`OdeSystem::lock_switches`]).
+    locks: Vec<f64>,
+    /// The sliding mode, for a kinked flow (`crate::sliding`).
+    sliding: Option<Sliding>,
+    /// Switches released since the last [`FlowProblem::drain_released`].
+    released: Vec<usize>,
 }
 
 impl<'m> FlowProblem<'m> {
@@ -119,6 +126,14 @@ impl<'m> FlowProblem<'m> {
         let input_grams = plan.input_grams(&tape, n..n + m, &tape, 0..n);
         let c = model.outputs();
         let kinks = KinkMap::new(model, &tape, loss, n);
+        let loss_kinked = crate::kinks::loss_margin(loss, 1.0, 0.0).is_some();
+        let dim = model.n_params() + m * n * c * c + m * n * c;
+        let sliding = (!kinks.is_empty()
+            && (loss_kinked
+                || model
+                    .kink_jet(&model.taylor_tape(&data.train_x), 0)
+                    .is_some()))
+        .then(|| Sliding::new(model, &data.train_x, dim));
         FlowProblem {
             model,
             loss,
@@ -143,8 +158,21 @@ impl<'m> FlowProblem<'m> {
             loss_value: f64::NAN,
             last_finite_loss: None,
             last_time: f64::NAN,
+            locks: vec![f64::NAN; kinks.len()],
             kinks,
+            sliding,
+            released: Vec::with_capacity(MAX_SLIDING),
         }
+    }
+
+    /// Calls `each` with every kink whose sliding mode was released since
+    /// the last call (the stepper releases some at a step's end, some when
+    /// another kink's sliding mode pushes their λ out of [0, 1]).
+    pub fn drain_released(&mut self, mut each: impl FnMut(Kink)) {
+        for &j in &self.released {
+            each(self.kinks.kink(j));
+        }
+        self.released.clear();
     }
 
     /// What switching function j of the flow is (see [`KinkMap`]).
@@ -327,15 +355,84 @@ impl OdeSystem for FlowProblem<'_> {
         self.kinks.len()
     }
 
+    /// A sliding kink reads as on its lower side (−1): its release is
+    /// decided by its Filippov coefficient, not by its rounding-level value.
     fn switch_values(&mut self, out: &mut [f64]) {
         self.kinks
             .values(self.model, &self.tape, self.loss, &self.targets, out);
+        for &j in self.sliding.iter().flat_map(|s| &s.switches) {
+            out[j] = -1.0;
+        }
     }
 
     /// A forward pass at w only: the values need no derivatives. It leaves
     /// l', L and the outputs of the last `rhs` as they were.
     fn lock_switches(&mut self, lambda: &[f64]) {
+        self.locks.copy_from_slice(lambda);
         self.kinks.lock(&mut self.tape, lambda);
+    }
+
+    /// Adds j to the sliding kinks when, with it, j's Filippov λ lies
+    /// strictly inside (0, 1): at a crossing, both one-sided fields then
+    /// point into j's surface. (Another kink's λ may then lie outside
+    /// [0, 1]: the caller releases it.)
+    fn slide(&mut self, j: usize, t: f64, y: &[f64]) -> bool {
+        let Some(s) = self.sliding.as_mut() else {
+            return false;
+        };
+        if s.switches.len() == MAX_SLIDING || !self.kinks.drives_flow(j) {
+            return false;
+        }
+        let kink = self.kinks.kink(j);
+        let c = self.layout.n_outputs;
+        let target = match kink.layer {
+            None => self.targets[kink.point * c + kink.unit],
+            Some(_) => 0.0,
+        };
+        s.switches.push(j);
+        s.kinks.push((kink, target));
+        let previous = self.locks[j];
+        let mut probe = std::mem::take(&mut s.probe);
+        let solved = self.sliding_field(t, y, &mut probe);
+        let s = self.sliding.as_mut().expect("kinked");
+        s.probe = probe;
+        s.extra_evals += 1;
+        let own = s.lambda.last().copied().unwrap_or(f64::NAN);
+        let engaged = solved && own > 0.0 && own < 1.0;
+        if !engaged {
+            s.switches.pop();
+            s.kinks.pop();
+            self.locks[j] = previous;
+            self.kinks.lock(&mut self.tape, &self.locks);
+        }
+        engaged
+    }
+
+    fn sliding(&self) -> Option<(usize, f64)> {
+        self.sliding.as_ref()?.worst()
+    }
+
+    fn sliding_coefficient(&self, j: usize) -> f64 {
+        self.sliding.as_ref().map_or(f64::NAN, |s| s.coefficient(j))
+    }
+
+    fn release(&mut self, j: usize, branch: f64) {
+        if let Some(s) = self.sliding.as_mut()
+            && let Some(l) = s.switches.iter().position(|&x| x == j)
+        {
+            s.switches.remove(l);
+            s.kinks.remove(l);
+            s.lambda.remove(l);
+            self.locks[j] = branch;
+            self.released.push(j);
+        }
+        self.kinks.lock(&mut self.tape, &self.locks);
+    }
+
+    fn extra_evals(&mut self) -> usize {
+        self.sliding
+            .as_mut()
+            .map_or(0, |s| std::mem::take(&mut s.extra_evals))
     }
 
     fn switches_at(&mut self, _t: f64, w: &[f64], out: &mut [f64]) {
@@ -344,6 +441,21 @@ impl OdeSystem for FlowProblem<'_> {
     }
 
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
+        if self
+            .sliding
+            .as_ref()
+            .is_some_and(|s| !s.switches.is_empty())
+        {
+            self.sliding_field(t, y, dy);
+        } else {
+            self.field(t, y, dy);
+        }
+    }
+}
+
+impl FlowProblem<'_> {
+    /// The field with every kink on its locked branch.
+    fn field(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
         let Layout {
             n_params: p,
             n_train: n,
@@ -357,5 +469,47 @@ impl OdeSystem for FlowProblem<'_> {
         let (dkp, da) = dk.split_at_mut(self.layout.kernel_len());
         self.tangent_kernel(dkp);
         coefficient_rates(da, dkp, &self.lprime, c);
+    }
+
+    /// Filippov's sliding field into `dy` (proofs.md E5): G_0 (every
+    /// sliding kink on its lower branch), each G_l (kink l alone on its
+    /// upper one), their rates from a Taylor pass each, λ from the k x k
+    /// system, F = G_0 + Σ_l λ_l (G_l − G_0). False where λ is not
+    /// available (no kink jets, a singular system): `dy` is then G_0.
+    fn sliding_field(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> bool {
+        let p = self.layout.n_params;
+        let mut s = self.sliding.take().expect("a kinked flow");
+        for &j in &s.switches {
+            self.locks[j] = 0.0;
+        }
+        self.kinks.lock(&mut self.tape, &self.locks);
+        self.field(t, y, dy);
+        let mut ok = s.base(self.model, &y[..p], &dy[..p], self.loss);
+        let mut corners = std::mem::take(&mut s.corners);
+        for (l, corner) in s.switches.iter().zip(corners.iter_mut()) {
+            self.locks[*l] = 1.0;
+            self.kinks.lock(&mut self.tape, &self.locks);
+            self.field(t, y, corner);
+            self.locks[*l] = 0.0;
+            s.extra_evals += 1;
+        }
+        for corner in &corners[..s.switches.len()] {
+            ok &= s.corner(self.model, &y[..p], &corner[..p], self.loss);
+        }
+        ok = ok && s.solve();
+        if ok {
+            for (d, k) in dy.iter_mut().enumerate() {
+                let base = *k;
+                *k = base
+                    + s.lambda
+                        .iter()
+                        .zip(&corners)
+                        .map(|(l, g)| l * (g[d] - base))
+                        .sum::<f64>();
+            }
+        }
+        s.corners = corners;
+        self.sliding = Some(s);
+        ok
     }
 }

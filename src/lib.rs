@@ -36,6 +36,8 @@ pub mod rng;
 pub mod schedule;
 pub mod search;
 pub mod second_order;
+pub mod segment_kinks;
+pub mod sliding;
 pub mod spec;
 pub mod stepper;
 pub mod strategies;

@@ -20,8 +20,8 @@ mod runner;
 mod summary;
 
 pub use claims::{
-    Claim, FIXED_COEF_TOL, GD_LIMIT_TOL, LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS, ORDER_SLACK,
-    PSD_TOL,
+    Claim, DECAY_OFFSET_TOL, FIXED_COEF_TOL, GD_LIMIT_TOL, LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS,
+    ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL,
 };
 pub use measure::Evaluation;
 pub use runner::{Found, Options, Progress, search};

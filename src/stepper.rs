@@ -9,7 +9,7 @@
 //! PIDController (pcoeff = 0, icoeff = 1): the code's default Lund
 //! stabilisation (beta = 0.04) took 3-9% more steps on gradient flows,
 //! short and long, without a rejection either way.
-use crate::events::Watch;
+use crate::events::{EventKind, Watch};
 use crate::tableau::{ErrorEstimator, Tableau};
 use crate::vecmath;
 use std::sync::Arc;
@@ -44,6 +44,27 @@ pub trait OdeSystem {
     /// g at (t, y), where y is the coupled part only.
     fn switches_at(&mut self, _t: f64, _y: &[f64], out: &mut [f64]) {
         self.switch_values(out)
+    }
+    /// At an event of switch j at (t, y): if both one-sided fields point
+    /// into its surface, holds j there from now on (`rhs` is then Filippov's
+    /// sliding field) and returns true.
+    fn slide(&mut self, _j: usize, _t: f64, _y: &[f64]) -> bool {
+        false
+    }
+    /// The sliding switch whose Filippov coefficient λ (at the last `rhs`)
+    /// lies farthest outside [0, 1], with its λ; None when none slides.
+    fn sliding(&self) -> Option<(usize, f64)> {
+        None
+    }
+    /// λ of sliding switch j at the last `rhs` (NaN when it does not slide).
+    fn sliding_coefficient(&self, _j: usize) -> f64 {
+        f64::NAN
+    }
+    /// Ends switch j's sliding mode, j continuing on branch `branch`.
+    fn release(&mut self, _j: usize, _branch: f64) {}
+    /// Evaluations of the field since the last call beyond one per `rhs`.
+    fn extra_evals(&mut self) -> usize {
+        0
     }
 }
 
@@ -97,7 +118,8 @@ pub enum StepFailure {
     },
     /// With events: switching function `switch` came back across its zero
     /// in the step right after its event at t, so the fields on both sides
-    /// point into the kink: a sliding mode, which events do not integrate.
+    /// point into the kink: a sliding mode that could not be integrated
+    /// (more than `sliding::MAX_SLIDING` at once, no kink rates).
     Sliding {
         t: f64,
         switch: usize,
@@ -118,6 +140,8 @@ pub struct Step<'a> {
     pub last_derivative: &'a [f64],
     /// The switching function whose zero ended this step (events only).
     pub event: Option<usize>,
+    /// What that event was.
+    pub event_kind: EventKind,
 }
 
 /// The step-size controller's constants (Hairer's DOPRI5 and DOP853 codes).
@@ -460,6 +484,7 @@ impl RungeKutta {
             y1: &self.y_new,
             last_derivative: &self.k[self.tableau.stages() - 1],
             event: None,
+            event_kind: EventKind::Crossing,
         };
         observer(sys, &step);
         y.copy_from_slice(&self.y_new);

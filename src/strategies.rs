@@ -28,6 +28,7 @@ use proptest::strategy::Union;
 use std::ops::{Range, RangeInclusive};
 
 mod layered;
+mod optimizer;
 pub use layered::MAX_CONV_SIDE;
 
 /// The architectures of SPEC §3, simplest first.
@@ -180,6 +181,8 @@ struct Shape {
     rtol_exponent: Option<u32>,
     seed: u64,
     explicit_w0: bool,
+    /// sgd/adam's options, drawn only when the space has those methods.
+    optimizer: optimizer::OptimizerShape,
 }
 
 impl Shape {
@@ -241,6 +244,9 @@ impl Shape {
 
     fn flow(&self, max_adaptive_steps: usize) -> FlowSpec {
         let h = self.t_end / self.steps as f64;
+        if self.method.is_optimizer() {
+            return self.optimizer.flow(self.method, h, self.steps, self.n);
+        }
         let mut flow = FlowSpec::new(self.t_end, self.method);
         match (self.method, self.rtol_exponent) {
             (Method::Gd, _) => flow.lr = Some(h),
@@ -326,6 +332,12 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
         [c] => Just(*c).boxed(),
         list => pick(list),
     };
+    // Likewise the optimizer's options: drawn only for sgd/adam spaces.
+    let optimizer = if space.methods.iter().any(|m| m.is_optimizer()) {
+        optimizer::optimizer_shape()
+    } else {
+        Just(optimizer::OptimizerShape::default()).boxed()
+    };
     (
         model,
         loss,
@@ -334,6 +346,7 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
         0..=u64::from(u16::MAX),
         init,
         outputs,
+        optimizer,
     )
         .prop_map(
             move |(
@@ -344,6 +357,7 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
                 seed,
                 explicit_w0,
                 outputs,
+                optimizer,
             )| Shape {
                 arch,
                 // A convolution's D is its input shape's.
@@ -370,6 +384,7 @@ fn shape(space: &Space) -> BoxedStrategy<Shape> {
                 rtol_exponent,
                 seed,
                 explicit_w0,
+                optimizer,
             },
         )
         .boxed()

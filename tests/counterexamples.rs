@@ -62,7 +62,10 @@ fn committed_counterexamples_still_fail_by_their_recorded_violation() {
 }
 
 /// Cases satisfying each claim keep satisfying it, with evidence (a run
-/// that completed and a residual above rounding), not by default.
+/// that completed and a residual above rounding), not by default; where
+/// the corpus records their violation (the optimizer claims' cases), by
+/// that violation, so that a measure changed on purpose is seen even
+/// where it still passes (the bound is the failing cases' argument).
 #[test]
 fn committed_satisfying_cases_still_hold() {
     let cases = cases();
@@ -78,6 +81,13 @@ fn committed_satisfying_cases_still_hold() {
         let eval = Claim::by_name(&case.claim).unwrap().evaluate(&spec);
         assert!(!eval.fails(), "{}: {}", case.spec, eval.detail);
         assert!(!eval.detail.starts_with("no evidence"), "{}", eval.detail);
+        if let Some(recorded) = case.violation {
+            let (got, spec) = (eval.violation, &case.spec);
+            assert!(
+                (got - recorded).abs() <= 1e-6 * recorded,
+                "{spec}: violation {got} against {recorded} recorded"
+            );
+        }
     }
 }
 
@@ -204,6 +214,21 @@ fn search_is_deterministic_and_its_spec_replays() {
     assert!(train_x.len() <= 3 && test_x.len() <= 3, "{out_a}");
 }
 
+/// `count` draws of `space` from the ChaCha seed [seed; 32]: the same
+/// specs on every run.
+pub fn draws(space: &Space, seed: u8, count: usize) -> Vec<Spec> {
+    let strategy = strategies::experiment(space);
+    let config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    (0..count)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+        .collect()
+}
+
 /// Every draw of every claim's space is a valid spec within the space's
 /// sizes, with targets the loss accepts (`Dataset::resolve` checks them).
 #[test]
@@ -211,15 +236,7 @@ fn strategies_draw_only_valid_specs_within_the_space() {
     let mut spaces = vec![Space::default(), Space::default().smooth()];
     spaces.extend(Claim::ALL.iter().map(|c| c.space()));
     for space in spaces {
-        let strategy = strategies::experiment(&space);
-        let config = Config {
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
-        let mut runner = TestRunner::new_with_rng(config, rng);
-        for _ in 0..200 {
-            let spec = strategy.new_tree(&mut runner).unwrap().current();
+        for spec in draws(&space, 7, 200) {
             let data = Dataset::resolve(&spec, Path::new("."))
                 .unwrap_or_else(|e| panic!("{e}: {}", serde_json::to_string(&spec).unwrap()));
             let (n, m, d) = (data.train_x.nrows(), data.test_x.nrows(), data.dim());
@@ -332,16 +349,8 @@ fn conditions_see_a_kernel_sign_change_between_the_ends() {
 /// an average pool, and layer_norm with and without its affine parameters.
 #[test]
 fn the_search_space_draws_conv_and_layer_norm_models() {
-    let strategy = strategies::experiment(&Space::default());
-    let config = Config {
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
-    let mut runner = TestRunner::new_with_rng(config, rng);
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..400 {
-        let spec = strategy.new_tree(&mut runner).unwrap().current();
+    for spec in draws(&Space::default(), 11, 400) {
         let ModelSpec::Layers { layers, .. } = &spec.model else {
             continue;
         };

@@ -1,4 +1,5 @@
-//! proofs.md §9 (E1–E3): kinks located as events, and chattering caught.
+//! proofs.md §9 (E1–E3, E5): kinks located as events, chattering caught,
+//! sliding modes reached.
 //! Every tolerance is derived in a comment from the bound proofs.md gives.
 use crate::common::assert_fails;
 use pathkernel::data::Dataset;
@@ -72,27 +73,30 @@ fn chattering_run_fails_fast_naming_the_kink() {
     }
 }
 
-/// E3: with events the same run stops where the sliding mode begins:
-/// the kink crossed at the event comes straight back in the next step. The
-/// onset agrees with the start of the chatter without events (both locate
-/// the same surface; the chatter's first crossing is the sample after it,
-/// within one step, < 1e-5 here).
+/// E3, E5: with events the same run reaches its sliding mode where the
+/// chatter without events begins (both locate the same surface; the
+/// chatter's first crossing is the sample after it, within one step,
+/// < 1e-5 here), and now integrates it: the first "slide" event is there,
+/// on a training point's kink.
 #[test]
-fn sliding_mode_with_events_fails_fast() {
+fn sliding_mode_with_events_starts_at_the_chatter_onset() {
     let since = match run(&issue_spec(false)) {
         Err(RunError::Chatter { since, .. }) => since,
         other => panic!("expected a chatter, got {other:?}"),
     };
-    match run(&issue_spec(true)) {
-        Err(RunError::Sliding { t, kink, .. }) => {
-            assert!(
-                (t - since).abs() < 1e-5,
-                "sliding from {t}, chatter from {since}"
-            );
-            assert!(kink.contains("training point"), "{kink}");
-        }
-        other => panic!("expected a sliding mode, got {other:?}"),
-    }
+    let out = run(&issue_spec(true)).expect("events integrate the sliding mode");
+    let slide = out
+        .conditions
+        .events
+        .iter()
+        .find(|e| e.event == Some("slide"))
+        .expect("a slide event");
+    assert!(
+        (slide.t - since).abs() < 1e-5,
+        "sliding from {}, chatter from {since}",
+        slide.t
+    );
+    assert_eq!(slide.kink.set, "train");
 }
 
 /// The command line reports the chatter as a run failure: exit 1, one line.

@@ -28,7 +28,7 @@ fn line(flow: Value) -> Value {
     })
 }
 
-fn run(spec: &Value) -> (Experiment, Outcome) {
+pub(crate) fn run(spec: &Value) -> (Experiment, Outcome) {
     let spec = Spec::parse(&spec.to_string(), Format::Json).expect("a valid spec");
     let data = Dataset::resolve(&spec, Path::new(".")).expect("inline data");
     let exp = Experiment::new(spec, data);
@@ -338,7 +338,7 @@ fn a_bad_optimizer_spec_exits_2_with_one_line() {
 }
 
 /// A random sgd/adam flow: every option of SPEC §9 drawn.
-fn optimizer_flow() -> impl Strategy<Value = Value> {
+pub(crate) fn optimizer_flow() -> impl Strategy<Value = Value> {
     flow_of(any::<bool>())
 }
 
@@ -401,7 +401,7 @@ fn smooth_model() -> impl Strategy<Value = (Value, u64)> {
 }
 
 /// small_mlp's spec with the drawn model's fields and seed.
-fn with_model(flow: Value, fields: Value, seed: u64) -> Value {
+pub(crate) fn with_model(flow: Value, fields: Value, seed: u64) -> Value {
     let mut spec = small_mlp(flow);
     for (k, v) in fields.as_object().unwrap() {
         spec[k] = v.clone();

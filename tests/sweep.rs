@@ -307,3 +307,30 @@ fn rows_are_the_same_across_jobs_shards_and_a_resumed_run() {
     assert_fails(&run, 2, &["--out", "another grid"]);
     assert_eq!(entries(&cells_dir), before);
 }
+
+/// C25 for C > 1: the C x C kernel blocks are formed in column blocks of a
+/// fixed width, however many threads share them, so a cell's report (its
+/// K^p, A, every field) and row are the same bits with --jobs 1 (both
+/// threads in one cell) and --jobs 2 (one thread per cell). iris with
+/// C = 3 makes the training kernel 5 column blocks and the query kernel 2.
+#[test]
+fn rows_and_reports_of_a_classifier_are_the_same_across_jobs() {
+    let (dir, path) = with_grid(&json!({
+        "base": {
+            "seed": 1,
+            "data": {"source": "dataset", "name": "iris", "n_train": 90, "n_test": 30},
+            "model": {"arch": "mlp", "hidden": [6], "activation": "tanh", "outputs": 3},
+            "loss": {"kind": "cross_entropy"},
+            "flow": {"t_end": 0.5, "method": "rk4", "step": 0.05}
+        },
+        "axes": [{"field": "seed", "values": [1, 2]}]
+    }));
+    let one = dir.path().join("jobs1");
+    let two = dir.path().join("jobs2");
+    sweep(&path, &one, &["--jobs", "1"]);
+    sweep(&path, &two, &["--jobs", "2"]);
+    let files = cell_files(&one);
+    assert_eq!(files.len(), 2 + 2, "2 rows and 2 reports");
+    assert!(files["cell-000001.json"].contains("\"path_kernel\""));
+    assert_eq!(timeless_files(&files), timeless_files(&cell_files(&two)));
+}

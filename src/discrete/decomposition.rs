@@ -13,7 +13,7 @@
 //! exact path kernel's segment kernel) and no per-point P-vector exists.
 //! With memory each point's buffer is a P-vector (N x P numbers), and the
 //! sums are products of the query Jacobian (or gbar_k) with G_k.
-use crate::exact::{ExactPathKernel, excess, refine, rounding_floor};
+use crate::exact::{ExactPathKernel, excess, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
 use crate::linalg::{gemm, slice_view, slice_view_mut};
@@ -221,9 +221,9 @@ impl<'m> Decomposition<'m> {
             exact_decay,
             ..
         } = self;
-        exact.end_outputs(w_next);
+        exact.begin_segment(w, w_next);
         let f0 = &flow.outputs()[n * c..(n + m) * c];
-        refine(|pieces| {
+        exact.refine_segment(w, w_next, |exact, pieces| {
             gbar.fill(0.0);
             let mut at_node = |tape: &crate::model::Tape, weight: f64| {
                 if need_gbar {

@@ -7,6 +7,7 @@ pub mod decomposition;
 
 use crate::batches;
 use crate::conditions::Tracker;
+use crate::conditions::optimizer::Watch;
 use crate::error::RunError;
 use crate::experiment::{Experiment, Outcome, snapshot};
 use crate::flow::FlowProblem;
@@ -55,6 +56,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
     tracker.sample(model, &flow, 0.0, tangent_kernel0.as_slice());
     let mut loss_trace = crate::trace::LossTrace::new();
     loss_trace.push(0.0, loss0);
+    let mut watch = Watch::new(n, m * c, n * c);
     let memory = !opt.is_memoryless();
     let mut terms = Decomposition::new(
         model,
@@ -112,6 +114,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
             .for_each(|(d, (b, a))| *d = b - a);
         second.add_step(&w, &delta);
         tracker.sample(model, &flow, t, terms.kernel());
+        watch.step(batch, terms.kernel(), opt.preconditioner());
         t += eta;
         std::mem::swap(&mut w, &mut w_next);
         progress(t);
@@ -121,14 +124,16 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
     loss_trace.push(t, loss_end);
     let path_kernel = DMatrix::from_column_slice(m * c, n * c, &terms.path_kernel);
     let coef_integral = DMatrix::from_column_slice(m * c, n, &terms.coef_integral);
-    let conditions = tracker.finish(
-        t,
-        c,
-        &path_kernel,
-        &coef_integral,
-        &tangent_kernel0,
-        &tangent_kernel_end,
-    );
+    let conditions = tracker
+        .finish(
+            t,
+            c,
+            &path_kernel,
+            &coef_integral,
+            &tangent_kernel0,
+            &tangent_kernel_end,
+        )
+        .with_optimizer(watch.finish(&terms.decay_term, &y0, &y_end));
     let outcome = Outcome {
         n_outputs: c,
         w_end: w,

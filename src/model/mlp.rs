@@ -223,4 +223,9 @@ impl Model for Mlp {
             tape.scratch[..self.hidden_layers()].iter().collect()
         }
     }
+
+    /// z_l is jet 2 l + 1 (see `taylor_tape`).
+    fn kink_jet<'t>(&self, tape: &'t TaylorTape, l: usize) -> Option<&'t Jet> {
+        (!self.is_smooth() && l < self.hidden_layers()).then(|| &tape.jets[2 * l + 1])
+    }
 }

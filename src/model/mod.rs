@@ -140,6 +140,13 @@ pub trait Model: Send + Sync {
     fn kink_preactivations<'t>(&self, _tape: &'t Tape) -> Vec<&'t DMatrix<f64>> {
         Vec::new()
     }
+    /// The jet of the l-th matrix of [`Model::kink_preactivations`] on a
+    /// Taylor tape: `first` is dz/dt along the direction, what a sliding
+    /// mode's coefficient needs (`crate::sliding`). None where a model does
+    /// not provide it; its sliding modes are then not integrated.
+    fn kink_jet<'t>(&self, _tape: &'t TaylorTape, _l: usize) -> Option<&'t taylor::Jet> {
+        None
+    }
 }
 
 /// Builds the model a spec describes, for inputs of dimension `dim`; the

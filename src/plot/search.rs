@@ -1,7 +1,10 @@
 //! The picture `search` writes beside a counterexample (`<claim>.svg`):
 //! the quantity whose claim failed, from a run of the counterexample spec.
 //! order: the residual against the step over the halvings the claim
-//! judged; gd-limit: the network against its kernel machine; weighted-
+//! judged; gd-limit, sgd-limit, adam-kernel-machine: the network against
+//! its kernel machine (decay-offset too: the nearest picture, it does not
+//! draw the machine without the decay term); second-order: the residual
+//! forms per query point; weighted-
 //! average and fixed-coefficients: the coefficients against −l'; lazy and
 //! psd: the kernels; monotone-loss: the loss along the run.
 use super::view::View;
@@ -31,7 +34,10 @@ pub fn picture(claim: Claim, spec: &Spec) -> Result<String, Error> {
     };
     let svg = match claim {
         Claim::Order => order(&exp, &outcome, &data, &named)?,
-        Claim::GdLimit => super::machine::draw(&view()?)?,
+        Claim::GdLimit | Claim::SgdLimit | Claim::AdamKernelMachine | Claim::DecayOffset => {
+            super::machine::draw(&view()?)?
+        }
+        Claim::SecondOrder => super::residuals::draw(&view()?)?,
         Claim::WeightedAverage | Claim::FixedCoefficients => super::coefficients::draw(&view()?)?,
         Claim::Lazy | Claim::Psd => super::kernels::draw(&view()?)?,
         Claim::MonotoneLoss => super::loss::draw(&view()?)?,

@@ -15,10 +15,21 @@ pub enum Claim {
     Lazy,
     MonotoneLoss,
     Psd,
+    SgdLimit,
+    AdamKernelMachine,
+    DecayOffset,
+    SecondOrder,
 }
 
-/// gd-limit: the residual may be at most this fraction of the change in predictions.
+/// gd-limit, sgd-limit and adam-kernel-machine: the Domingos residual may
+/// be at most this fraction of the change in predictions.
 pub const GD_LIMIT_TOL: f64 = 0.1;
+/// decay-offset: f(w0) + Σ_i A^e_i, the decay term dropped, may miss
+/// f(w_end) by at most this fraction of the change.
+pub const DECAY_OFFSET_TOL: f64 = 0.1;
+/// second-order: the second-order residual may be at most this fraction of
+/// the Domingos (first-order) residual.
+pub const SECOND_ORDER_TOL: f64 = 0.1;
 /// order: the observed order may fall at most this far below the method's.
 pub const ORDER_SLACK: f64 = 0.5;
 /// order: the spec runs at h, h/2, ..., h/2^this; the claim fails when the
@@ -40,7 +51,7 @@ pub const LAZY_TOL: f64 = 0.1;
 pub const PSD_TOL: f64 = 1e-10;
 
 impl Claim {
-    pub const ALL: [Claim; 7] = [
+    pub const ALL: [Claim; 11] = [
         Claim::Order,
         Claim::GdLimit,
         Claim::WeightedAverage,
@@ -48,6 +59,10 @@ impl Claim {
         Claim::Lazy,
         Claim::MonotoneLoss,
         Claim::Psd,
+        Claim::SgdLimit,
+        Claim::AdamKernelMachine,
+        Claim::DecayOffset,
+        Claim::SecondOrder,
     ];
 
     /// The claim called `name` on the command line.
@@ -65,6 +80,10 @@ impl Claim {
             Claim::Lazy => "lazy",
             Claim::MonotoneLoss => "monotone-loss",
             Claim::Psd => "psd",
+            Claim::SgdLimit => "sgd-limit",
+            Claim::AdamKernelMachine => "adam-kernel-machine",
+            Claim::DecayOffset => "decay-offset",
+            Claim::SecondOrder => "second-order",
         }
     }
 
@@ -102,6 +121,28 @@ impl Claim {
                 "the path-kernel Gram matrix on the training set is positive semidefinite: \
                  lambda_min(sym K^p) >= -1e-10 trace (violation = -lambda_min / (1e-10 trace))"
             }
+            Claim::SgdLimit => {
+                "at the spec's learning rate and batches sgd is a kernel machine up to the Domingos \
+                 residual (decay term in the offset): max|r| <= 0.1 max|y_end - y0| (violation = \
+                 max|r| / (0.1 max|y_end - y0|); residuals below 1e-10 of max(1, |y_end|, sum_i |A_i|) \
+                 are rounding and pass)"
+            }
+            Claim::AdamKernelMachine => {
+                "at the spec's learning rate and batches adam is a kernel machine up to the Domingos \
+                 residual (P_k-weighted path kernel, decay term in the offset): max|r| <= 0.1 \
+                 max|y_end - y0| (violation as for sgd-limit)"
+            }
+            Claim::DecayOffset => {
+                "the decay term may be dropped: with b(x) = f(w0; x) and the exact coefficients, \
+                 max|y_end - y0 - sum_i A^e_i| <= 0.1 max|y_end - y0| (violation = that miss / \
+                 (0.1 max|y_end - y0|); misses below 1e-10 of max(1, |y_end|, sum_i |A_i|) are \
+                 rounding and pass)"
+            }
+            Claim::SecondOrder => {
+                "the second-order term explains the Domingos residual at a small learning rate: \
+                 max|r - r2| <= 0.1 max|r| (violation = max|r - r2| / (0.1 max|r|); residuals \
+                 below 1e-10 of max(1, |y_end|, sum_i |A_i|) are rounding and pass)"
+            }
         }
     }
 
@@ -134,6 +175,29 @@ impl Claim {
                     .collect();
                 space.queries_are_training = true;
                 space.n_train = 1..=8;
+            }
+            // 2 to 32 steps at lr = T / K, every option of SPEC §9.
+            Claim::SgdLimit | Claim::AdamKernelMachine | Claim::DecayOffset => {
+                space.methods = match self {
+                    Claim::SgdLimit => vec![Method::Sgd],
+                    Claim::AdamKernelMachine => vec![Method::Adam],
+                    _ => vec![Method::Sgd, Method::Adam],
+                };
+                space.min_step_exponent = 2;
+                space.max_step_exponent = 10;
+            }
+            // The control (proofs.md C40): smooth models and losses, at
+            // least 64 steps of lr = T / K <= 1/64, T <= 1, for every
+            // discrete method. It holds once each step is small against
+            // f's curvature scale, which no fixed lr is for every model:
+            // the corpus holds what the search finds (layer_norm at √eps,
+            // and, in a narrower space, Adam's steps of length ~lr √P).
+            Claim::SecondOrder => {
+                space = space.smooth();
+                space.methods = vec![Method::Gd, Method::Sgd, Method::Adam];
+                space.t_ends = vec![1.0, 0.5, 0.25];
+                space.min_step_exponent = 12;
+                space.max_step_exponent = 14;
             }
         }
         space

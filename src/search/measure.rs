@@ -1,8 +1,8 @@
 //! Measuring a claim on one experiment: run it, and turn what was observed
 //! into a dimensionless violation and a detail in words.
 use super::claims::{
-    Claim, FIXED_COEF_TOL, GD_LIMIT_TOL, LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS, ORDER_SLACK,
-    PSD_TOL,
+    Claim, DECAY_OFFSET_TOL, FIXED_COEF_TOL, GD_LIMIT_TOL, LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS,
+    ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL,
 };
 use crate::conditions::{AVERAGE_TOL, LOSS_RISE_TOL};
 use crate::data::Dataset;
@@ -104,6 +104,9 @@ impl Claim {
                 }
             }
             Claim::Psd => psd(&outcome),
+            Claim::SgdLimit | Claim::AdamKernelMachine => optimizer_limit(&outcome),
+            Claim::DecayOffset => decay_offset(&outcome),
+            Claim::SecondOrder => second_order(&outcome),
         }
     }
 }
@@ -193,6 +196,81 @@ fn gd_limit(out: &Outcome) -> Evaluation {
             out.loss_end
         ),
     }
+}
+
+/// gd-limit's measure on an sgd/adam run, with what its conditions show
+/// (points in no batch, kernel sign flips, the decay term, Adam's spread).
+fn optimizer_limit(out: &Outcome) -> Evaluation {
+    let Some(conditions) = &out.conditions.optimizer else {
+        return Evaluation::pass("no evidence: not an sgd/adam run");
+    };
+    let mut eval = gd_limit(out);
+    for part in conditions.describe() {
+        eval.detail = format!("{}; {part}", eval.detail);
+    }
+    eval
+}
+
+/// `part` against `tol` times `whole`; where `measured` (the part, or the
+/// whole it is a share of) is below [`ORDER_FLOOR`] of the run's scale it
+/// is rounding, and the claim passes.
+fn share(
+    out: &Outcome,
+    measured: f64,
+    (part, whole): (f64, f64),
+    tol: f64,
+    detail: String,
+) -> Evaluation {
+    if measured <= ORDER_FLOOR * scale(out) {
+        return Evaluation::pass(format!("{detail}: at rounding level"));
+    }
+    Evaluation {
+        violation: part / (tol * whole),
+        detail,
+    }
+}
+
+/// The exact decomposition without its decay term: f(w0) + Σ_i A^e_i
+/// misses f(w_end) by D^e (and the exact residual, at rounding).
+fn decay_offset(out: &Outcome) -> Evaluation {
+    let (Some(a), Some(terms)) = (&out.exact_coef_integral, &out.optimizer) else {
+        return Evaluation::pass("no evidence: not an sgd/adam run");
+    };
+    let change = max_abs(out.y_end.iter().zip(&out.y0).map(|(e, b)| e - b));
+    let miss = max_abs(
+        out.y_end
+            .iter()
+            .zip(&out.y0)
+            .zip(a.row_iter())
+            .map(|((e, b), row)| e - b - row.sum()),
+    );
+    let detail = format!(
+        "max|y_end - y0 - sum_i A^e_i| = {miss:.3e} is {:.3e} of max|y_end - y0| = {change:.3e}; \
+         max|exact decay term| = {:.3e}, max|decay term| = {:.3e}",
+        miss / change,
+        max_abs(terms.exact_decay_term.iter().copied()),
+        max_abs(terms.decay_term.iter().copied())
+    );
+    share(out, miss, (miss, change), DECAY_OFFSET_TOL, detail)
+}
+
+/// The second-order residual r − r2 against the Domingos residual r.
+fn second_order(out: &Outcome) -> Evaluation {
+    let Some(r2) = out.second_order_max_abs_residual() else {
+        return Evaluation::pass("no evidence: no second-order term");
+    };
+    let r = out.max_abs_residual();
+    let detail = format!(
+        "max|r - r2| = {r2:.3e} is {:.3e} of max|r| = {r:.3e}; {} {} steps",
+        r2 / r,
+        out.stats.steps,
+        if out.optimizer.is_some() {
+            "optimizer"
+        } else {
+            "gd"
+        }
+    );
+    share(out, r, (r2, r), SECOND_ORDER_TOL, detail)
 }
 
 fn weighted_average(out: &Outcome) -> Evaluation {

@@ -18,6 +18,16 @@ fn describe(spec: &Spec) -> String {
     let model = serde_json::to_string(&spec.model).unwrap_or_default();
     let loss = serde_json::to_string(&spec.loss).unwrap_or_default();
     let step = match spec.flow.fixed_step() {
+        // The flow's options are in the spec; the text names the batches.
+        Some(lr) if spec.flow.method.is_optimizer() => format!(
+            "lr {lr}, {} steps, {}",
+            spec.flow.optimizer_steps(),
+            match (&spec.flow.batches, spec.flow.batch_size) {
+                (Some(_), _) => "explicit batches".to_owned(),
+                (None, Some(b)) => format!("batch_size {b}"),
+                (None, None) => "full batches".to_owned(),
+            }
+        ),
         Some(h) => format!("step {h}"),
         None => {
             let (rtol, atol) = spec.flow.tolerances();

@@ -5,7 +5,7 @@
 //! keeps the method's order. Fixed-step runs keep their grid: a cut step is
 //! followed by the rest of its grid interval.
 use super::{Control, Controller, OdeSystem, RungeKutta, Stats, Step, StepFailure};
-use crate::events::{Interpolant, StepData, Watch, brent, side};
+use crate::events::{EventKind, Interpolant, StepData, Watch, brent, side};
 use crate::vecmath;
 
 /// Most secant steps refining an event on the method's own solution.
@@ -73,7 +73,10 @@ impl RungeKutta {
             }
         };
         let (mut grid, mut attempts, mut last_rejected) = (0, 0, false);
+        // λ of each sliding switch at the step's start (proofs.md E5).
+        let mut lambda0 = vec![f64::NAN; n];
         while t < t_end {
+            stats.rhs_evals += sys.extra_evals();
             if self.interrupted() {
                 return Err((StepFailure::Interrupted { t }, stats));
             }
@@ -139,6 +142,21 @@ impl RungeKutta {
                         (t + he, he, Some(j))
                     }
                 };
+            // A sliding mode released inside the step (Filippov's λ left
+            // [0, 1]), when no crossing cut the step first.
+            let mut kind = EventKind::Crossing;
+            let mut release = None;
+            let (reached, used, event) = match (event, sys.sliding()) {
+                (None, Some((j, lambda))) if !(0.0..=1.0).contains(&lambda) => {
+                    let bound = if lambda > 1.0 { 1.0 } else { 0.0 };
+                    let lambdas = (lambda0[j], lambda);
+                    let he = self.cut_release(sys, t, hs, y, j, lambdas, bound, fsal, &mut stats);
+                    release = Some((j, bound));
+                    kind = EventKind::Release;
+                    (t + he, he, Some(j))
+                }
+                _ => (reached, used, event),
+            };
             // The new branches: the event's function past its zero (its
             // value there is rounding), every other by its sign.
             let index = stats.steps + 1;
@@ -164,21 +182,58 @@ impl RungeKutta {
                 switched |= g.lambda[j] != l;
                 g.lambda[j] = l;
             }
+            if let Some((j, bound)) = release {
+                sys.release(j, bound);
+                watch.place(j, bound == 1.0);
+                g.lambda[j] = bound;
+                switched = true;
+            }
             if switched {
                 // f at the step's end on the new branches: the next first stage.
                 sys.lock_switches(&g.lambda);
                 stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
                 sys.switch_values(&mut g.g1);
             }
+            // A crossing where both one-sided fields point into the kink:
+            // a sliding mode, integrated from here with Filippov's field.
+            let mut engaged = None;
+            if let (Some(j), EventKind::Crossing) = (event, kind)
+                && sys.slide(j, reached, &self.y_new[..sys.coupled_dim()])
+            {
+                watch.place(j, false);
+                g.lambda[j] = 0.0;
+                kind = EventKind::Slide;
+                engaged = Some(j);
+                stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
+            }
+            // Sliding kinks whose λ a switch at this step's end (a new
+            // sliding mode, a crossing) pushed out of [0, 1] leave now.
+            if switched || engaged.is_some() {
+                while let Some((k, l)) = sys.sliding() {
+                    if Some(k) == engaged || (0.0..=1.0).contains(&l) {
+                        break;
+                    }
+                    let bound = if l > 1.0 { 1.0 } else { 0.0 };
+                    sys.release(k, bound);
+                    watch.place(k, bound == 1.0);
+                    g.lambda[k] = bound;
+                    sys.lock_switches(&g.lambda);
+                    stats.rhs_evals += self.end_evaluation_always(sys, reached, fsal);
+                }
+                sys.switch_values(&mut g.g1);
+            }
             self.accept_at_end(
                 sys,
                 y,
                 (t, reached, used),
-                event,
+                (event, kind),
                 fsal,
                 &mut stats,
                 observer,
             );
+            for (j, l) in lambda0.iter_mut().enumerate() {
+                *l = sys.sliding_coefficient(j);
+            }
             g.g0.copy_from_slice(&g.g1);
             t = reached;
             if let Some(c) = chatter {
@@ -195,7 +250,43 @@ impl RungeKutta {
             }
             h = h_next;
         }
+        stats.rhs_evals += sys.extra_evals();
         Ok(stats)
+    }
+
+    /// Takes the step from (t, y) that ends where the sliding mode's λ
+    /// reaches `bound` (0 or 1): secant steps on θ for λ(Φ_{θh}(y)) − bound
+    /// from (λ at the start, λ at the end of the full step `hs`), each a
+    /// stage set (λ is smooth in θ on the sliding field). Returns the size.
+    #[allow(clippy::too_many_arguments)]
+    fn cut_release<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        t: f64,
+        hs: f64,
+        y: &[f64],
+        j: usize,
+        (lambda0, lambda1): (f64, f64),
+        bound: f64,
+        fsal: bool,
+        stats: &mut Stats,
+    ) -> f64 {
+        let (v0, v1) = (lambda0 - bound, lambda1 - bound);
+        let theta = if v0.is_finite() && v0 != v1 {
+            (v0 / (v0 - v1)).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        self.secant_cut(
+            sys,
+            (t, hs),
+            y,
+            (theta, (0.0, v0)),
+            1.0,
+            fsal,
+            stats,
+            |sys| sys.sliding_coefficient(j) - bound,
+        )
     }
 
     /// f at the step's end (t1, y_new): the last stage of an FSAL method,
@@ -229,16 +320,46 @@ impl RungeKutta {
         stats: &mut Stats,
     ) -> f64 {
         let scale = g.g0[j].abs().max(g.g1[j].abs());
-        let mut anchor = (0.0, g.g0[j]);
-        let mut theta = theta;
+        let anchor = (0.0, g.g0[j]);
+        self.secant_cut(
+            sys,
+            (t, hs),
+            y,
+            (theta, anchor),
+            scale,
+            fsal,
+            stats,
+            |sys| {
+                sys.switch_values(&mut g.g1);
+                g.g1[j]
+            },
+        )
+    }
+
+    /// Secant steps on θ for `value` (read from the system after the step
+    /// of size θ hs from (t, y) and its end evaluation), from `theta` with
+    /// the anchor (θ, v) at the step's start, until |v| <= 16 eps `scale`,
+    /// the secant stalls or leaves (0, 1], or MAX_SECANT_STEPS; returns the
+    /// last step's size, that step computed into `y_new`.
+    #[allow(clippy::too_many_arguments)]
+    fn secant_cut<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        (t, hs): (f64, f64),
+        y: &[f64],
+        (mut theta, mut anchor): (f64, (f64, f64)),
+        scale: f64,
+        fsal: bool,
+        stats: &mut Stats,
+        mut value: impl FnMut(&mut S) -> f64,
+    ) -> f64 {
         for round in 0.. {
             // At least a few ulps of t, so that the step advances.
             let he = (theta * hs).max(8.0 * f64::EPSILON * t.abs().max(hs));
             stats.rhs_evals += self.stages(sys, t, y, he);
             self.combine(y, he);
             stats.rhs_evals += self.end_evaluation(sys, t + he, fsal);
-            sys.switch_values(&mut g.g1);
-            let v = g.g1[j];
+            let v = value(sys);
             let next = theta - v * (theta - anchor.0) / (v - anchor.1);
             let done = v.abs() <= 16.0 * f64::EPSILON * scale
                 || round == MAX_SECANT_STEPS
@@ -274,7 +395,7 @@ impl RungeKutta {
         sys: &mut S,
         y: &mut [f64],
         (t0, t1, h): (f64, f64, f64),
-        event: Option<usize>,
+        (event, event_kind): (Option<usize>, EventKind),
         fsal: bool,
         stats: &mut Stats,
         observer: &mut dyn FnMut(&mut S, &Step<'_>),
@@ -290,6 +411,7 @@ impl RungeKutta {
             y1: &self.y_new,
             last_derivative: if fsal { &self.k[s - 1] } else { &self.k_end },
             event,
+            event_kind,
         };
         observer(sys, &step);
         y.copy_from_slice(&self.y_new);

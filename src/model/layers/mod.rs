@@ -526,4 +526,14 @@ impl Model for Layered {
             .map(|(l, _)| &tape.inputs[l])
             .collect()
     }
+
+    /// Layer l's input is jet l (jet 0 the batch).
+    fn kink_jet<'t>(&self, tape: &'t TaylorTape, l: usize) -> Option<&'t Jet> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, layer)| layer.is_kinked())
+            .nth(l)
+            .map(|(at, _)| &tape.jets[at])
+    }
 }

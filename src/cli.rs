@@ -55,6 +55,9 @@ pub enum Command {
         /// Refuse a run whose estimated memory is more than this many GiB.
         #[arg(long, value_name = "GiB", default_value_t = DEFAULT_MAX_MEMORY_GIB)]
         max_memory: f64,
+        /// Also draw the residuals against the step (log-log, SVG) into FILE.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
     },
     /// Print the built-in example spec, a starting point for your own.
     Example,
@@ -129,6 +132,16 @@ pub enum Command {
         /// The sweep's directory.
         dir: PathBuf,
     },
+    /// Draw a report's pictures into DIR (SVG): loss.svg,
+    /// kernel_machine.svg, kernels.svg, coefficients.svg, and residuals.svg
+    /// for gd, sgd and adam.
+    Plot {
+        /// The run's report (`pathkernel run --out`).
+        report: PathBuf,
+        /// The directory for the pictures (created if absent).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run bench specs K times each and report times, counts and residuals;
     /// against a baseline, exit 1 on a regression.
     Bench(crate::bench::Options),
@@ -180,9 +193,11 @@ pub fn main(cli: Cli) -> i32 {
             spec,
             halvings,
             max_memory,
+            plot,
         }) => check_limit(max_memory)
+            .and_then(|()| check_out(plot.as_deref(), Arrays::Json))
             .and_then(|()| read_spec(&spec))
-            .and_then(|(spec, base)| converge(spec, &base, halvings, max_memory)),
+            .and_then(|(spec, base)| converge(spec, &base, halvings, max_memory, plot.as_deref())),
         Some(Command::Example) => {
             emit(EXAMPLE_SPEC);
             Ok(())
@@ -234,6 +249,9 @@ pub fn main(cli: Cli) -> i32 {
             crate::sweep::command(&grid, &out, &options).map(|text| emit(&text))
         }
         Some(Command::Collect { dir }) => crate::sweep::collect::command(&dir)
+            .map(|text| emit(&text))
+            .map_err(Error::from),
+        Some(Command::Plot { report, out }) => crate::plot::command(&report, &out)
             .map(|text| emit(&text))
             .map_err(Error::from),
         Some(Command::Bench(options)) => crate::bench::command(&options, interrupt_flag()),
@@ -562,7 +580,13 @@ fn readable(v: f64) -> String {
 }
 
 /// The `converge` study: the same experiment refined k times (`converge::refine`).
-fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(), Error> {
+fn converge(
+    spec: Spec,
+    base: &Path,
+    halvings: u32,
+    max_memory: f64,
+    plot: Option<&Path>,
+) -> Result<(), Error> {
     if spec.flow.fixed_step().is_none() {
         return Err(InputError::new(
             "flow.step",
@@ -584,6 +608,7 @@ fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(
     let data = resolve(&spec, base, max_memory)?;
     let mut spec = spec;
     let mut previous: Option<Level> = None;
+    let mut levels = Vec::new();
     for k in 0..=halvings {
         let exp = interruptible(spec.clone(), data.clone());
         let outcome = run_with_progress(&exp)?;
@@ -592,10 +617,19 @@ fn converge(spec: Spec, base: &Path, halvings: u32, max_memory: f64) -> Result<(
             emit(&level.header());
         }
         emit(&level.line(previous.as_ref()));
+        levels.push(level.clone());
         previous = Some(level);
         if k < halvings {
             spec = refine(&exp.spec, &outcome);
         }
+    }
+    if let Some(path) = plot {
+        let flow = &spec.flow;
+        let discrete = matches!(flow.method, Method::Gd | Method::Sgd | Method::Adam);
+        let order = crate::experiment::integration(flow).0.order;
+        let svg = crate::plot::converge::render(&levels, flow.method.name(), order, discrete);
+        let svg = crate::plot::drawn(path, "the picture", svg)?;
+        crate::report::write_atomic(path, &svg, "the picture")?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::second_order::SecondOrder;
 use crate::spec::{FlowSpec, Method, Spec};
 use crate::stepper::{Control, RungeKutta, Stats, Step, StepFailure};
 use crate::tableau::Tableau;
+use crate::trace::LossTrace;
 use nalgebra::DMatrix;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -54,6 +55,9 @@ pub struct Outcome {
     pub second_order_term: Option<Vec<f64>>,
     /// What held along the path (sampled after each accepted step).
     pub conditions: Conditions,
+    /// L at t = 0, after each accepted step (at its last evaluation) and
+    /// at T, thinned (`crate::trace`).
+    pub loss_trace: LossTrace,
     /// sgd/adam: the batches and the decay terms (SPEC §9).
     pub optimizer: Option<crate::discrete::OptimizerTerms>,
 }
@@ -238,6 +242,8 @@ impl Experiment {
         let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &self.w0, 0.0)?;
         let mut tracker = Tracker::new(model, self.spec.loss, &flow);
         tracker.sample(model, &flow, 0.0, tangent_kernel0.as_slice());
+        let mut loss_trace = LossTrace::new();
+        loss_trace.push(0.0, loss0);
         let mut y = flow.initial_state(&self.w0);
         let mut exact = self
             .spec
@@ -259,6 +265,7 @@ impl Experiment {
             step_sizes.push(step.h);
             let kernel = layout.path_kernel(step.last_derivative);
             tracker.sample(model, flow, flow.last_time(), kernel);
+            loss_trace.push(flow.last_time(), flow.loss());
             if let Some(j) = step.event {
                 // Releases come from the flow's log, which has them all.
                 if step.event_kind != EventKind::Release {
@@ -305,6 +312,7 @@ impl Experiment {
         let w_end = layout.w(&y).to_vec();
         let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w_end, t_end)?;
         tracker.sample(model, &flow, t_end, tangent_kernel_end.as_slice());
+        loss_trace.push(t_end, loss_end);
         let (path_kernel, coef_integral) = (
             DMatrix::from_column_slice(m * c, n * c, layout.path_kernel(&y)),
             DMatrix::from_column_slice(m * c, n, layout.coef_integral(&y)),
@@ -334,6 +342,7 @@ impl Experiment {
             second_order_term: second.map(|(s, _)| s.term),
             w_end,
             conditions,
+            loss_trace: loss_trace.finish(),
             optimizer: None,
         };
         Ok(outcome.finite_second_order())

@@ -141,6 +141,9 @@ pub struct Report {
     pub generator: String,
     /// What held along the path (`crate::conditions`).
     pub conditions: Conditions,
+    /// {"t": [...], "loss": [...]}: L along the run, thinned to at most
+    /// 2048 points (`crate::trace`).
+    pub loss_trace: crate::trace::LossTrace,
 }
 
 /// The rows of a matrix, as the report lays out every matrix.
@@ -234,6 +237,7 @@ impl Report {
             }),
             generator: format!("pathkernel {}", env!("CARGO_PKG_VERSION")),
             conditions: out.conditions.clone(),
+            loss_trace: out.loss_trace.clone(),
         }
     }
 

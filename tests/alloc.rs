@@ -340,3 +340,19 @@ fn optimizer_steps_allocate_nothing_after_set_up() {
         });
     }
 }
+
+/// The loss trace a run keeps (`loss_trace`) is two preallocated buffers:
+/// recording samples, thinning included, allocates nothing however long
+/// the run.
+#[test]
+fn recording_the_loss_trace_allocates_nothing() {
+    counted(|| {
+        let mut trace = pathkernel::trace::LossTrace::new();
+        let before = allocations();
+        for j in 0..100_000 {
+            trace.push(j as f64, 1.0 / (1.0 + j as f64));
+        }
+        assert_eq!(allocations() - before, 0);
+        assert!(trace.finish().t.len() <= pathkernel::trace::MAX_POINTS);
+    });
+}

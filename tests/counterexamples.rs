@@ -179,7 +179,11 @@ fn search_is_deterministic_and_its_spec_replays() {
     ];
     let (out_a, out_b) = (search(&args, a.path()), search(&args, b.path()));
     assert_eq!(out_a, out_b);
-    for name in ["weighted-average.json", "weighted-average.txt"] {
+    for name in [
+        "weighted-average.json",
+        "weighted-average.txt",
+        "weighted-average.svg",
+    ] {
         let (fa, fb) = (
             std::fs::read(a.path().join(name)).unwrap(),
             std::fs::read(b.path().join(name)).unwrap(),

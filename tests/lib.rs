@@ -21,6 +21,7 @@ mod model;
 mod npz;
 mod optimizer;
 mod optimizer_conditions;
+mod plot;
 mod point_buffers;
 mod properties;
 mod reference;

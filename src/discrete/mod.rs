@@ -55,6 +55,8 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
     let (loss0, y0, tangent_kernel0) = snapshot(&mut flow, &exp.w0, 0.0)?;
     let mut tracker = Tracker::new(model, spec.loss, &flow);
     tracker.sample(model, &flow, 0.0, tangent_kernel0.as_slice());
+    let mut loss_trace = crate::trace::LossTrace::new();
+    loss_trace.push(0.0, loss0);
     let mut watch = Watch::new(n, m * c, n * c);
     let memory = !opt.is_memoryless();
     let mut terms = Decomposition::new(
@@ -90,6 +92,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
                 what: "the loss or an output is not finite".into(),
             });
         }
+        loss_trace.push(t, flow.loss());
         batch_lprime(&flow, batch, spec.reduction, &mut counts, &mut lprime);
         flow.plan()
             .weighted_gradient(flow.tape(), 0..n, &lprime, 1.0, &mut scratch, &mut g);
@@ -119,6 +122,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
     }
     let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w, t)?;
     tracker.sample(model, &flow, t, tangent_kernel_end.as_slice());
+    loss_trace.push(t, loss_end);
     let path_kernel = DMatrix::from_column_slice(m * c, n * c, &terms.path_kernel);
     let coef_integral = DMatrix::from_column_slice(m * c, n, &terms.coef_integral);
     let conditions = tracker
@@ -153,6 +157,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
             &terms.exact_coef_integral,
         )),
         conditions,
+        loss_trace: loss_trace.finish(),
         step_sizes: etas,
         optimizer: Some(OptimizerTerms {
             batches,

@@ -113,6 +113,13 @@ fn report(u: &mut Unstructured<'_>) -> arbitrary::Result<Report> {
             verdict: String::arbitrary(u)?,
             ..Conditions::default()
         },
+        loss_trace: {
+            let mut trace = crate::trace::LossTrace::new();
+            for (k, loss) in vector(u, 3)?.into_iter().enumerate() {
+                trace.push(k as f64, loss);
+            }
+            trace.finish()
+        },
     })
 }
 

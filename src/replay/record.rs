@@ -47,20 +47,7 @@ impl RunRecord {
     /// The record in the report at `path` (and its npz, if it has one).
     pub fn read(path: &Path) -> Result<RunRecord, InputError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError::new(&shown, format!("cannot read the report: {e}")))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
-            InputError::new(
-                format!("{shown}:{}:{}", e.line(), e.column()),
-                format!("not a JSON report: {e}"),
-            )
-        })?;
-        let Value::Object(fields) = value else {
-            return Err(InputError::new(
-                &shown,
-                "found a JSON value that is not an object, expected a pathkernel report",
-            ));
-        };
+        let fields = read_object(path)?;
         let report = Fields {
             path,
             shown: &shown,
@@ -145,19 +132,40 @@ impl RunRecord {
     }
 }
 
-/// The report's top-level fields, with the npz beside it for moved arrays.
-struct Fields<'a> {
-    path: &'a Path,
-    shown: &'a str,
-    fields: &'a Map<String, Value>,
+/// The top-level object of the JSON report at `path`.
+pub(crate) fn read_object(path: &Path) -> Result<Map<String, Value>, InputError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(&shown, format!("cannot read the report: {e}")))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        InputError::new(
+            format!("{shown}:{}:{}", e.line(), e.column()),
+            format!("not a JSON report: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(InputError::new(
+            &shown,
+            "found a JSON value that is not an object, expected a pathkernel report",
+        )),
+    }
 }
 
-impl Fields<'_> {
-    fn error(&self, field: &str, problem: impl Into<String>) -> InputError {
+/// The report's top-level fields, with the npz beside it for moved arrays
+/// (also read by `crate::plot::view`).
+pub(crate) struct Fields<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) shown: &'a str,
+    pub(crate) fields: &'a Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn error(&self, field: &str, problem: impl Into<String>) -> InputError {
         InputError::new(format!("{}: {field}", self.shown), problem)
     }
 
-    fn get(&self, field: &str) -> Result<&Value, InputError> {
+    pub(crate) fn get(&self, field: &str) -> Result<&'a Value, InputError> {
         self.fields.get(field).ok_or_else(|| {
             self.error(
                 field,
@@ -168,7 +176,7 @@ impl Fields<'_> {
     }
 
     /// A field's numbers: inline, or the npz member it names.
-    fn array(&self, field: &str) -> Result<Value, InputError> {
+    pub(crate) fn array(&self, field: &str) -> Result<Value, InputError> {
         let value = self.get(field)?;
         match value.get("npz").and_then(Value::as_str) {
             Some(member) => read_member(&npz_path(self.path), member)

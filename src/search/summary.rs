@@ -43,10 +43,17 @@ fn describe(spec: &Spec) -> String {
     )
 }
 
-/// The files a search writes into `dir`: the spec (when something was
-/// found) and the text. Both are written atomically; their contents depend
+/// The files a search writes into `dir`: the spec and its picture (when
+/// something was found, `crate::plot::search`) and the text. Both are written atomically; their contents depend
 /// only on the options.
-pub fn write(dir: &Path, options: &Options, found: &Found) -> Result<Vec<PathBuf>, InputError> {
+pub fn write(dir: &Path, options: &Options, found: &Found) -> Result<Vec<PathBuf>, Error> {
+    // Drawn before any file is written, so that a failure leaves none.
+    let picture = match found {
+        Found::Counterexample { spec, .. } => {
+            Some(crate::plot::search::picture(options.claim, spec)?)
+        }
+        Found::Nothing { .. } => None,
+    };
     std::fs::create_dir_all(dir).map_err(|e| {
         InputError::new(
             dir.display().to_string(),
@@ -61,6 +68,11 @@ pub fn write(dir: &Path, options: &Options, found: &Found) -> Result<Vec<PathBuf
         let json = serde_json::to_string_pretty(spec.as_ref()).expect("a spec always serialises");
         write_atomic(&spec_path, &format!("{json}\n"), "the counterexample")?;
         written.push(spec_path);
+    }
+    if let Some(svg) = picture {
+        let svg_path = dir.join(format!("{name}.svg"));
+        write_atomic(&svg_path, &svg, "the counterexample's picture")?;
+        written.push(svg_path);
     }
     write_atomic(&text_path, &text(options, found), "the search summary")?;
     written.push(text_path);
@@ -92,7 +104,7 @@ pub fn text(options: &Options, found: &Found) -> String {
             shrink_steps,
         } => format!(
             "{head}result: FAILS, violation {:.6e} (fails above 1), found at case {cases}, \
-             shrunk in {shrink_steps} steps\nminimal case: {}\nwhat failed: {}\nreplay: pathkernel run {name}.json{}\n",
+             shrunk in {shrink_steps} steps\nminimal case: {}\nwhat failed: {}\nreplay: pathkernel run {name}.json{}\npicture: {name}.svg\n",
             evaluation.violation,
             describe(spec),
             evaluation.detail,

@@ -15,6 +15,7 @@ pub enum Claim {
     Lazy,
     MonotoneLoss,
     Psd,
+    KernelGeneralises,
 }
 
 /// gd-limit: the residual may be at most this fraction of the change in predictions.
@@ -38,9 +39,16 @@ pub const LAZY_TOL: f64 = 0.1;
 /// sqrt(K(x,x) K(x',x')) <= trace, and with P <= 10^3 and N <= 12 the
 /// eigenvalue error is below 1e-12 trace.
 pub const PSD_TOL: f64 = 1e-10;
+/// kernel-generalises: KRR with the path kernel may miss the network's test
+/// error by this fraction of max(network's error, floor).
+pub const GENERALISES_TOL: f64 = 0.1;
+/// kernel-generalises, real targets: test MSEs below this fraction of
+/// max(1, the query targets' mean square) both count as a perfect fit (the
+/// floor of "within 10%"); with class labels the floor is 1/M, one point.
+pub const GENERALISES_MSE_FLOOR: f64 = 0.01;
 
 impl Claim {
-    pub const ALL: [Claim; 7] = [
+    pub const ALL: [Claim; 8] = [
         Claim::Order,
         Claim::GdLimit,
         Claim::WeightedAverage,
@@ -48,6 +56,7 @@ impl Claim {
         Claim::Lazy,
         Claim::MonotoneLoss,
         Claim::Psd,
+        Claim::KernelGeneralises,
     ];
 
     /// The claim called `name` on the command line.
@@ -65,6 +74,7 @@ impl Claim {
             Claim::Lazy => "lazy",
             Claim::MonotoneLoss => "monotone-loss",
             Claim::Psd => "psd",
+            Claim::KernelGeneralises => "kernel-generalises",
         }
     }
 
@@ -102,6 +112,13 @@ impl Claim {
                 "the path-kernel Gram matrix on the training set is positive semidefinite: \
                  lambda_min(sym K^p) >= -1e-10 trace (violation = -lambda_min / (1e-10 trace))"
             }
+            Claim::KernelGeneralises => {
+                "kernel ridge regression with the path kernel (pathkernel learn, ridge by exact \
+                 leave-one-out) predicts within 10% of the network's test error: |e_krr - e_net| <= \
+                 0.1 max(e_net, floor), e the MSE at the query points (floor 0.01 max(1, mean y*^2)) \
+                 or, for class labels, 1 - accuracy (floor 1/M) (violation = |e_krr - e_net| / \
+                 (0.1 max(e_net, floor)))"
+            }
         }
     }
 
@@ -135,6 +152,8 @@ impl Claim {
                 space.queries_are_training = true;
                 space.n_train = 1..=8;
             }
+            // Query points with targets, so that there is a test error.
+            Claim::KernelGeneralises => space.query_targets = true,
         }
         space
     }

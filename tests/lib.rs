@@ -22,6 +22,7 @@ mod optimizer;
 mod properties;
 mod reference;
 mod reference_layers;
+mod reference_learn;
 mod replay;
 mod reproducible;
 mod robustness;

@@ -73,8 +73,9 @@ impl Dataset {
                 train_x,
                 train_y,
                 test_x,
+                test_y,
             } => (
-                inline(train_x, train_y, test_x)?,
+                inline(train_x, train_y, test_x, test_y.as_ref())?,
                 Rows::Inline(matches!(train_y, Targets::Rows(_))),
             ),
             DataSpec::Csv { train, test } => {
@@ -209,14 +210,30 @@ impl Dataset {
             _ => return Ok(()),
         };
         let width = self.train_y.ncols();
-        let Some((i, j, y)) = (0..self.train_y.nrows())
-            .flat_map(|i| (0..width).map(move |j| (i, j)))
-            .map(|(i, j)| (i, j, self.train_y[(i, j)]))
-            .find(|&(_, _, y)| !valid(y))
-        else {
-            return Ok(());
+        let first_invalid = |y: &DMatrix<f64>| {
+            (0..y.nrows())
+                .flat_map(|i| (0..width).map(move |j| (i, j)))
+                .map(|(i, j)| (i, j, y[(i, j)]))
+                .find(|&(_, _, v)| !valid(v))
         };
         let kind = loss_kind(loss);
+        // Inline query targets (the only ones a spec writes) obey the same rule.
+        if let (Rows::Inline(rows), Some(test_y)) = (rows, &self.test_y)
+            && let Some((i, j, y)) = first_invalid(test_y)
+        {
+            let location = if *rows {
+                format!("data.test_y[{i}][{j}]")
+            } else {
+                format!("data.test_y[{i}]")
+            };
+            return Err(InputError::new(
+                location,
+                format!("the target is {y:?}, but loss `{kind}` needs {allowed}"),
+            ));
+        }
+        let Some((i, j, y)) = first_invalid(&self.train_y) else {
+            return Ok(());
+        };
         let (location, row) = match rows {
             Rows::Synthetic(name) => (
                 "loss.kind".to_owned(),
@@ -257,6 +274,7 @@ fn inline(
     train_x: &[Vec<f64>],
     train_y: &Targets,
     test_x: &[Vec<f64>],
+    test_y: Option<&Targets>,
 ) -> Result<Dataset, InputError> {
     let dim = match train_x.first() {
         None => {
@@ -284,25 +302,7 @@ fn inline(
             ),
         ));
     }
-    let targets = match train_y {
-        Targets::Numbers(y) => {
-            for (i, y) in y.iter().enumerate() {
-                finite(&format!("data.train_y[{i}]"), *y)?;
-            }
-            DMatrix::from_column_slice(y.len(), 1, y)
-        }
-        Targets::Rows(rows) => {
-            let width = rows.first().map_or(0, Vec::len);
-            if width == 0 {
-                return Err(InputError::new(
-                    "data.train_y[0]",
-                    "found an empty row, allowed: rows of C >= 1 targets",
-                ));
-            }
-            let what = format!("C = {width}, the length of data.train_y[0]");
-            matrix_of("data.train_y", rows, width, &what)?
-        }
-    };
+    let targets = target_matrix("data.train_y", train_y, None)?;
     if test_x.is_empty() {
         return Err(InputError::new(
             "data.test_x",
@@ -310,12 +310,63 @@ fn inline(
         ));
     }
     let test = matrix("data.test_x", test_x, dim)?;
+    let test_y = match test_y {
+        None => None,
+        Some(y) if y.len() != test_x.len() => {
+            return Err(InputError::new(
+                "data.test_y",
+                format!(
+                    "found {} targets, expected {}, one per row of test_x",
+                    y.len(),
+                    test_x.len()
+                ),
+            ));
+        }
+        Some(y) => Some(target_matrix("data.test_y", y, Some(targets.ncols()))?),
+    };
     Ok(Dataset {
         train_x: train,
         train_y: targets,
         test_x: test,
-        test_y: None,
+        test_y,
     })
+}
+
+/// Inline targets as a matrix, every number finite; `width`: the columns
+/// of train_y, which test_y must have.
+fn target_matrix(
+    field: &str,
+    y: &Targets,
+    width: Option<usize>,
+) -> Result<DMatrix<f64>, InputError> {
+    match y {
+        Targets::Numbers(y) => {
+            if let Some(w) = width.filter(|&w| w != 1) {
+                return Err(InputError::new(
+                    field,
+                    format!("found one target per row, expected rows of C = {w} like data.train_y"),
+                ));
+            }
+            for (i, y) in y.iter().enumerate() {
+                finite(&format!("{field}[{i}]"), *y)?;
+            }
+            Ok(DMatrix::from_column_slice(y.len(), 1, y))
+        }
+        Targets::Rows(rows) => {
+            let first = rows.first().map_or(0, Vec::len);
+            if first == 0 {
+                return Err(InputError::new(
+                    format!("{field}[0]"),
+                    "found an empty row, allowed: rows of C >= 1 targets",
+                ));
+            }
+            let (w, what) = match width {
+                Some(w) => (w, format!("{w}, the width of data.train_y")),
+                None => (first, format!("C = {first}, the length of {field}[0]")),
+            };
+            matrix_of(field, rows, w, &what)
+        }
+    }
 }
 
 /// Rows of length `dim`, all finite, as an N x dim matrix.

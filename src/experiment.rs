@@ -25,6 +25,10 @@ pub struct Experiment {
     pub w0: Vec<f64>,
     /// When set (by a Ctrl-C handler), a run stops before its next step.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// The query points are the training points followed by data.test_x
+    /// (`learn`'s replay; gradient flow and gd without the exact path
+    /// kernel or the second-order term, which it does not read).
+    pub training_queries: bool,
 }
 
 /// What a run produces. Per-output vectors are example-major (entry
@@ -199,6 +203,7 @@ impl Experiment {
             model,
             w0,
             interrupt: None,
+            training_queries: false,
         }
     }
 
@@ -233,7 +238,12 @@ impl Experiment {
         progress: &mut (dyn FnMut(f64) + Send),
     ) -> Result<Outcome, RunError> {
         let model = self.model.as_ref();
-        let mut flow = FlowProblem::new(model, self.spec.loss, self.spec.reduction, &self.data);
+        let (loss, reduction) = (self.spec.loss, self.spec.reduction);
+        let mut flow = if self.training_queries {
+            FlowProblem::with_training_queries(model, loss, reduction, &self.data)
+        } else {
+            FlowProblem::new(model, loss, reduction, &self.data)
+        };
         let layout = flow.layout();
         let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
         let t_end = self.spec.flow.t_end;
@@ -245,17 +255,15 @@ impl Experiment {
         let mut loss_trace = LossTrace::new();
         loss_trace.push(0.0, loss0);
         let mut y = flow.initial_state(&self.w0);
-        let mut exact = self
-            .spec
-            .flow
-            .exact_path_kernel
+        let mut exact = (self.spec.flow.exact_path_kernel && !self.training_queries)
             .then(|| ExactPathKernel::new(model, &self.data));
-        let mut second = (self.spec.flow.method == Method::Gd).then(|| {
-            (
-                SecondOrder::new(model, &self.data.test_x),
-                vec![0.0; model.n_params()],
-            )
-        });
+        let mut second =
+            (self.spec.flow.method == Method::Gd && !self.training_queries).then(|| {
+                (
+                    SecondOrder::new(model, &self.data.test_x),
+                    vec![0.0; model.n_params()],
+                )
+            });
         let mut step_sizes = Vec::with_capacity(match (given, control) {
             (Some(steps), _) => steps.len(),
             (None, Control::Fixed { steps, .. }) => steps,
@@ -360,7 +368,7 @@ pub(crate) fn snapshot(
     let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
     flow.evaluate(t, w);
     let loss = flow.loss();
-    let outputs = flow.outputs()[n * c..].to_vec();
+    let outputs = flow.query_outputs().to_vec();
     let mut kernel = vec![0.0; layout.kernel_len()];
     flow.tangent_kernel(&mut kernel);
     let finite = loss.is_finite() && outputs.iter().chain(&kernel).all(|v| v.is_finite());

@@ -16,6 +16,7 @@ use crate::sliding::{MAX_SLIDING, Sliding};
 use crate::spec::Reduction;
 use crate::stepper::OdeSystem;
 use nalgebra::DMatrix;
+use std::ops::Range;
 
 /// Where each part lives in the flat state: w, then K^p, column-major
 /// (M C) x (N C) (row q C + c, column i C + c'), then A, column-major
@@ -103,6 +104,9 @@ pub struct FlowProblem<'m> {
     sliding: Option<Sliding>,
     /// Switches released since the last [`FlowProblem::drain_released`].
     released: Vec<usize>,
+    /// The tape's rows that are query points: n..n + m, or 0..n + m when
+    /// the training points are queries too ([`FlowProblem::with_training_queries`]).
+    queries: Range<usize>,
 }
 
 impl<'m> FlowProblem<'m> {
@@ -112,8 +116,34 @@ impl<'m> FlowProblem<'m> {
         reduction: Reduction,
         data: &Dataset,
     ) -> FlowProblem<'m> {
-        let (n, m) = (data.train_x.nrows(), data.test_x.nrows());
-        let batch = DMatrix::from_fn(n + m, model.input_dim(), |r, c| {
+        FlowProblem::build(model, loss, reduction, data, false)
+    }
+
+    /// The flow whose query points are the training points followed by
+    /// data.test_x (`learn`'s training-by-training path kernel): the tape
+    /// holds each training point once, so its forward and backward passes
+    /// serve both the gradient and the kernel's rows, where stacking the
+    /// training points into test_x would pass them through the model twice.
+    pub fn with_training_queries(
+        model: &'m dyn Model,
+        loss: Loss,
+        reduction: Reduction,
+        data: &Dataset,
+    ) -> FlowProblem<'m> {
+        FlowProblem::build(model, loss, reduction, data, true)
+    }
+
+    fn build(
+        model: &'m dyn Model,
+        loss: Loss,
+        reduction: Reduction,
+        data: &Dataset,
+        training_queries: bool,
+    ) -> FlowProblem<'m> {
+        let (n, extra) = (data.train_x.nrows(), data.test_x.nrows());
+        let queries = if training_queries { 0 } else { n }..n + extra;
+        let m = queries.len();
+        let batch = DMatrix::from_fn(n + extra, model.input_dim(), |r, c| {
             if r < n {
                 data.train_x[(r, c)]
             } else {
@@ -123,7 +153,7 @@ impl<'m> FlowProblem<'m> {
         let tape = model.tape(&batch);
         let plan = KernelPlan::new(model);
         let scratch = plan.scratch(&tape, m * n, n);
-        let input_grams = plan.input_grams(&tape, n..n + m, &tape, 0..n);
+        let input_grams = plan.input_grams(&tape, queries.clone(), &tape, 0..n);
         let c = model.outputs();
         let kinks = KinkMap::new(model, &tape, loss, n);
         let loss_kinked = crate::kinks::loss_margin(loss, 1.0, 0.0).is_some();
@@ -154,7 +184,7 @@ impl<'m> FlowProblem<'m> {
             scratch,
             input_grams,
             lprime: vec![0.0; n * c],
-            outputs: vec![0.0; (n + m) * c],
+            outputs: vec![0.0; (n + extra) * c],
             loss_value: f64::NAN,
             last_finite_loss: None,
             last_time: f64::NAN,
@@ -162,6 +192,7 @@ impl<'m> FlowProblem<'m> {
             kinks,
             sliding,
             released: Vec::with_capacity(MAX_SLIDING),
+            queries,
         }
     }
 
@@ -262,6 +293,12 @@ impl<'m> FlowProblem<'m> {
         &self.outputs
     }
 
+    /// f at the query points at the last evaluation, example-major.
+    pub fn query_outputs(&self) -> &[f64] {
+        let c = self.layout.n_outputs;
+        &self.outputs[self.queries.start * c..self.queries.end * c]
+    }
+
     /// The training targets, row-major, [`FlowProblem::target_columns`] per point.
     pub fn targets(&self) -> &[f64] {
         &self.targets
@@ -322,14 +359,10 @@ impl<'m> FlowProblem<'m> {
 
     /// K^g(q_m, x_i) at the last evaluation, column-major (M C) x (N C), into `out`.
     pub fn tangent_kernel(&mut self, out: &mut [f64]) {
-        let Layout {
-            n_train: n,
-            n_query: m,
-            ..
-        } = self.layout;
+        let n = self.layout.n_train;
         self.plan.tangent_kernel(
             &self.tape,
-            n..n + m,
+            self.queries.clone(),
             &self.tape,
             0..n,
             &mut self.scratch,

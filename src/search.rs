@@ -11,18 +11,21 @@
 //! counts as a pass.
 //!
 //! One concept per file: `claims` (what each claim says and where it is
-//! drawn), `measure` (a claim on one experiment), `runner` (drawing and
+//! drawn), `measure` (a claim on one experiment; `generalises` for the
+//! claim that needs `learn`), `runner` (drawing and
 //! shrinking), `summary` (the text and files a search leaves).
 
 mod claims;
+mod generalises;
 mod measure;
 mod runner;
 mod summary;
 
 pub use claims::{
-    Claim, DECAY_OFFSET_TOL, FIXED_COEF_TOL, GD_LIMIT_TOL, LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS,
-    ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL,
+    Claim, DECAY_OFFSET_TOL, FIXED_COEF_TOL, GD_LIMIT_TOL, GENERALISES_MSE_FLOOR, GENERALISES_TOL,
+    LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS, ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL,
 };
+pub use generalises::{TestErrors, test_errors};
 pub use measure::Evaluation;
 pub use runner::{Found, Options, Progress, search};
 pub use summary::{command, text, write};

@@ -86,6 +86,11 @@ tagged_enum! {
             /// One number per row, or (C > 1, SPEC §8) a row of C numbers.
             train_y: Targets,
             test_x: Vec<Vec<f64>>,
+            /// The query points' targets, in train_y's form (optional): a
+            /// report then has test_y and test_error, and `learn` and the
+            /// claim kernel-generalises measure test errors with them.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            test_y: Option<Targets>,
         },
         /// Paths relative to the spec file's directory.
         Csv {

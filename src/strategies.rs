@@ -86,6 +86,8 @@ pub struct Space {
     /// The query points are the training points (M = N): the path kernel
     /// is then the Gram matrix of the training set.
     pub queries_are_training: bool,
+    /// The query points get targets (data.test_y), drawn as train_y's.
+    pub query_targets: bool,
     /// T is drawn from these (first = where shrinking goes).
     pub t_ends: Vec<f64>,
     /// A fixed-step run takes K = round(2^(j/2)) steps, j in
@@ -133,6 +135,7 @@ impl Default for Space {
             n_query: 1..=6,
             dim: 1..=4,
             queries_are_training: false,
+            query_targets: false,
             t_ends: vec![1.0, 0.5, 2.0, 0.25, 4.0],
             min_step_exponent: 0,
             max_step_exponent: 16,
@@ -431,9 +434,12 @@ pub fn experiment(space: &Space) -> BoxedStrategy<Spec> {
             let columns = shape.loss().target_columns(shape.outputs());
             let max_steps = space.max_adaptive_steps;
             let queries_are_training = space.queries_are_training;
+            // The query targets (when drawn) follow the training targets in
+            // one vector, so that a space without them draws as before.
+            let query_targets = if space.query_targets { m * columns } else { 0 };
             (
                 vec(-4i32..=4, n * d),
-                vec(-4i32..=4, n * columns),
+                vec(-4i32..=4, (n * columns) + query_targets),
                 vec(-4i32..=4, test),
                 vec(-8i32..=8, p),
             )
@@ -447,17 +453,23 @@ pub fn experiment(space: &Space) -> BoxedStrategy<Spec> {
                     let (loss, c) = (shape.loss(), shape.outputs());
                     let kind = loss.target_kind();
                     let y: Vec<f64> = y.iter().map(|&k| target(kind, k, c)).collect();
-                    let train_y = if columns == 1 {
-                        Targets::Numbers(y)
-                    } else {
-                        Targets::Rows(y.chunks(columns).map(<[f64]>::to_vec).collect())
+                    let (y, y_query) = y.split_at(n * columns);
+                    let targets = |y: &[f64]| {
+                        if columns == 1 {
+                            Targets::Numbers(y.to_vec())
+                        } else {
+                            Targets::Rows(y.chunks(columns).map(<[f64]>::to_vec).collect())
+                        }
                     };
+                    let train_y = targets(y);
+                    let test_y = (query_targets > 0).then(|| targets(y_query));
                     Spec {
                         seed: shape.seed,
                         data: DataSpec::Inline {
                             train_x,
                             train_y,
                             test_x,
+                            test_y,
                         },
                         model: shape.model(),
                         init: shape.explicit_w0.then(|| InitSpec {

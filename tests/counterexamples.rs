@@ -255,6 +255,10 @@ fn strategies_draw_only_valid_specs_within_the_space() {
                 assert!(space.n_query.contains(&m));
             }
             assert!(space.methods.contains(&spec.flow.method));
+            assert_eq!(
+                data.test_y.as_ref().map(|y| y.nrows()),
+                space.query_targets.then_some(m)
+            );
             assert!(space.losses.iter().any(|l| l.name() == spec.loss.name()));
         }
     }
@@ -380,4 +384,45 @@ fn the_search_space_draws_conv_and_layer_norm_models() {
     for what in all {
         assert!(seen.contains(what), "no {what} drawn; saw {seen:?}");
     }
+}
+
+/// kernel-generalises (proofs.md C41): the search finds a failure at once
+/// and shrinks it to one training and one query point, where KRR on the
+/// labels lacks the network's offset f(w0; x); the committed case is what
+/// `pathkernel learn` shows on its report, and its violation is the
+/// claim's formula on those numbers.
+#[test]
+fn kernel_generalises_fails_and_shrinks_to_the_offset() {
+    use pathkernel::search::{Found, Options, search};
+    let options = Options {
+        claim: Claim::KernelGeneralises,
+        cases: 20,
+        seed: 1,
+        max_shrink_iters: 10_000,
+        smooth: false,
+        interrupt: None,
+    };
+    let Found::Counterexample {
+        spec,
+        evaluation: eval,
+        ..
+    } = search(&options, &|_| {}).unwrap()
+    else {
+        panic!("no failure found")
+    };
+    assert!(eval.fails(), "{}", eval.detail);
+    let DataSpec::Inline {
+        train_x, test_x, ..
+    } = &spec.data
+    else {
+        unreachable!()
+    };
+    assert!(train_x.len() <= 2 && test_x.len() <= 2, "{}", eval.detail);
+    // The committed case by hand: f = w x + b from w0 = (-1/4, 0), one
+    // training point (0, 0) where f(w0) = 0 already (no training), and a
+    // query point (-1/4, 0): the network says 1/16, KRR on the label 0
+    // says 0; test MSEs 1/256 and 0, floor 0.01, violation (1/256) / 1e-3.
+    let spec = Spec::from_path(&corpus().join("kernel-generalises.json")).unwrap();
+    let eval = Claim::KernelGeneralises.evaluate(&spec);
+    assert_relative_eq!(eval.violation, 1.0 / 256.0 / 1e-3, max_relative = 1e-12);
 }

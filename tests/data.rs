@@ -202,6 +202,21 @@ fn inline_rows_are_checked() {
             "data.test_x",
             "found no rows",
         ),
+        (
+            json!({"train_x": [[1]], "train_y": [1], "test_x": [[0], [2]], "test_y": [1]}),
+            "data.test_y",
+            "found 1 targets, expected 2, one per row of test_x",
+        ),
+        (
+            json!({"train_x": [[1]], "train_y": [[1, 2]], "test_x": [[0]], "test_y": [1]}),
+            "data.test_y",
+            "found one target per row, expected rows of C = 2 like data.train_y",
+        ),
+        (
+            json!({"train_x": [[1]], "train_y": [[1, 2]], "test_x": [[0]], "test_y": [[1, 2, 3]]}),
+            "data.test_y[0]",
+            "found 3 numbers, expected 2, the width of data.train_y",
+        ),
     ];
     for (mut data, location, fragment) in cases {
         data["source"] = json!("inline");
@@ -261,6 +276,17 @@ fn labels_must_fit_the_loss() {
         "data.train_y[2]",
         &["is -1.0", "loss `bce`", "0 or 1"],
     );
+    // Inline query targets obey the same rule.
+    let with_test_y = json!({"source": "inline", "train_x": [[1]], "train_y": [1], "test_x": [[0], [2]], "test_y": [1, 0.5]});
+    let error = Dataset::resolve(&spec_with(with_test_y, "logistic"), Path::new(".")).unwrap_err();
+    assert_error(
+        &error,
+        "data.test_y[1]",
+        &["is 0.5", "loss `logistic`", "-1 or +1"],
+    );
+    let fine = json!({"source": "inline", "train_x": [[1]], "train_y": [1], "test_x": [[0], [2]], "test_y": [1, -1]});
+    let resolved = Dataset::resolve(&spec_with(fine, "logistic"), Path::new(".")).unwrap();
+    assert_eq!(resolved.test_y.unwrap().as_slice(), &[1.0, -1.0]);
     // Regression losses take any target.
     assert!(
         Dataset::resolve(

@@ -328,3 +328,74 @@ fn learn_command_prints_the_table_and_writes_the_json() {
         .unwrap();
     assert_fails(&out, 2, &["r.json: train_y", "missing"]);
 }
+
+/// `learn`'s replay keeps each training point once on the tape and reads
+/// the kernel's training rows from it (`Experiment::training_queries`);
+/// it must give what the plain replay with the training points stacked
+/// into the query points gives, bit for bit: the same products over the
+/// same rows (w never reads the query points; each kernel entry is its own
+/// dot product of the same factors). Adaptive dopri5 and gd, C = 1 and 3.
+#[test]
+fn training_queries_equal_stacking_the_training_points() {
+    let sine =
+        json!({"source": "synthetic", "function": "sine", "n_train": 7, "n_test": 3, "dim": 2});
+    let iris =
+        json!({"source": "dataset", "name": "iris", "n_train": 7, "n_test": 3, "labels": "index"});
+    for (flow, data, outputs, loss) in [
+        (
+            json!({"t_end": 1.0, "method": "dopri5", "rtol": 1e-6, "atol": 1e-8}),
+            sine,
+            1,
+            "squared",
+        ),
+        (
+            json!({"t_end": 0.5, "method": "gd", "lr": 0.05}),
+            iris,
+            3,
+            "cross_entropy",
+        ),
+    ] {
+        let spec = json!({"seed": 4, "data": data,
+            "model": {"arch": "mlp", "hidden": [5, 4], "activation": "tanh", "outputs": outputs},
+            "loss": {"kind": loss}, "flow": flow});
+        let spec = Spec::parse(&spec.to_string(), Format::Json).unwrap();
+        let data = Dataset::resolve(&spec, Path::new(".")).unwrap();
+        let run = Experiment::new(spec.clone(), data.clone());
+        let steps = run.run(&mut |_| {}).unwrap().step_sizes;
+        let mut shared = Experiment::new(spec.clone(), data.clone());
+        shared.training_queries = true;
+        let mut stacked_data = data.clone();
+        stacked_data.test_x = DMatrix::from_fn(10, data.dim(), |r, c| {
+            if r < 7 {
+                data.train_x[(r, c)]
+            } else {
+                data.test_x[(r - 7, c)]
+            }
+        });
+        let stacked = Experiment::new(spec, stacked_data);
+        let (a, b) = (
+            shared.replay(&steps, &mut |_| {}).unwrap(),
+            stacked.replay(&steps, &mut |_| {}).unwrap(),
+        );
+        let bits = |m: &[f64]| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.w_end), bits(&b.w_end));
+        assert_eq!(bits(&a.y0), bits(&b.y0));
+        assert_eq!(bits(&a.y_end), bits(&b.y_end));
+        assert_eq!(
+            bits(a.path_kernel.as_slice()),
+            bits(b.path_kernel.as_slice())
+        );
+        assert_eq!(
+            bits(a.coef_integral.as_slice()),
+            bits(b.coef_integral.as_slice())
+        );
+        assert_eq!(
+            bits(a.tangent_kernel0.as_slice()),
+            bits(b.tangent_kernel0.as_slice())
+        );
+        assert_eq!(
+            bits(a.tangent_kernel_end.as_slice()),
+            bits(b.tangent_kernel_end.as_slice())
+        );
+    }
+}

@@ -26,6 +26,7 @@ mod point_buffers;
 mod properties;
 mod reference;
 mod reference_layers;
+mod reference_learn;
 mod replay;
 mod reproducible;
 mod robustness;

@@ -236,6 +236,22 @@ fn kernel_reads_a_report_and_reproduces_its_own_points() {
     }
 }
 
+/// On an sgd report the summary says what the replay did (reran the
+/// batches and steps), not that an error control chose the steps.
+#[test]
+fn kernel_on_sgd_says_it_replayed_the_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = sine(json!({"method": "sgd", "lr": 0.02, "steps": 6, "batch_size": 5}));
+    report(dir.path(), &spec, "json");
+    std::fs::write(dir.path().join("q.json"), "[[0.5, -0.5]]").unwrap();
+    let out = kernel(dir.path(), "q.json", &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("replayed batches and steps eta_k"), "{text}");
+    assert!(!text.contains("error control"), "{text}");
+    assert!(!text.contains("halved steps change"), "{text}");
+}
+
 #[test]
 fn kernel_reads_arrays_from_the_npz() {
     let dir = tempfile::tempdir().unwrap();

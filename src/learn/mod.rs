@@ -125,10 +125,23 @@ fn targets(record: &RunRecord, c: usize) -> Targets {
 /// query points.
 pub fn learn(record: &RunRecord, interrupt: Option<Arc<AtomicBool>>) -> Result<LearnReport, Error> {
     let (n, m) = (record.train_x.nrows(), record.test_x.nrows());
-    let mut stacked = DMatrix::zeros(n + m, record.train_x.ncols());
-    stacked.rows_mut(0, n).copy_from(&record.train_x);
-    stacked.rows_mut(n, m).copy_from(&record.test_x);
-    let mut exp = experiment(record, stacked, None)?;
+    // sgd and adam rerun their own loop, which takes query points as given:
+    // the training points are stacked into them.
+    let mut exp = if record.spec.flow.method.is_optimizer() {
+        let mut stacked = DMatrix::zeros(n + m, record.train_x.ncols());
+        stacked.rows_mut(0, n).copy_from(&record.train_x);
+        stacked.rows_mut(n, m).copy_from(&record.test_x);
+        experiment(record, stacked, None)?
+    } else {
+        // The memory estimate counts the n + m query points.
+        let d = record.train_x.ncols();
+        record
+            .spec
+            .check_size(d, n, n + m, crate::spec::DEFAULT_MAX_MEMORY_GIB)?;
+        let mut exp = experiment(record, record.test_x.clone(), None)?;
+        exp.training_queries = true;
+        exp
+    };
     exp.interrupt = interrupt;
     let out = replay(&exp, &record.step_sizes)?;
     let c = out.n_outputs;

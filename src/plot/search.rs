@@ -3,7 +3,8 @@
 //! order: the residual against the step over the halvings the claim
 //! judged; gd-limit, sgd-limit, adam-kernel-machine: the network against
 //! its kernel machine (decay-offset too: the nearest picture, it does not
-//! draw the machine without the decay term); second-order: the residual
+//! draw the machine without the decay term; kernel-generalises too: the
+//! KRR learners' predictions are `pathkernel learn`'s); second-order: the residual
 //! forms per query point; weighted-
 //! average and fixed-coefficients: the coefficients against −l'; lazy and
 //! psd: the kernels; monotone-loss: the loss along the run.
@@ -34,9 +35,11 @@ pub fn picture(claim: Claim, spec: &Spec) -> Result<String, Error> {
     };
     let svg = match claim {
         Claim::Order => order(&exp, &outcome, &data, &named)?,
-        Claim::GdLimit | Claim::SgdLimit | Claim::AdamKernelMachine | Claim::DecayOffset => {
-            super::machine::draw(&view()?)?
-        }
+        Claim::GdLimit
+        | Claim::SgdLimit
+        | Claim::AdamKernelMachine
+        | Claim::DecayOffset
+        | Claim::KernelGeneralises => super::machine::draw(&view()?)?,
         Claim::SecondOrder => super::residuals::draw(&view()?)?,
         Claim::WeightedAverage | Claim::FixedCoefficients => super::coefficients::draw(&view()?)?,
         Claim::Lazy | Claim::Psd => super::kernels::draw(&view()?)?,

@@ -216,18 +216,26 @@ fn summary(k: &KernelReport) -> String {
         },
         info.w_end_max_abs_difference
     );
-    let _ = writeln!(
-        s,
-        "  K^p and A on the run's steps (chosen for its own query points); \
-         halved steps change them by at most"
-    );
-    let _ = writeln!(
-        s,
-        "    K^p {:.3e}, A {:.3e}, kernel machine {:.3e}",
-        info.max_abs_path_kernel_error,
-        info.max_abs_coef_integral_error,
-        info.max_abs_kernel_machine_error
-    );
+    if info.steps_from == STEPS_FROM_OPTIMIZER {
+        let _ = writeln!(
+            s,
+            "  K^p and A summed over the run's replayed batches and steps eta_k (sgd/adam): \
+             exact by definition, no halved-step estimate"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  K^p and A on the run's steps (chosen by its error control for its own query \
+             points); halved steps change them by at most"
+        );
+        let _ = writeln!(
+            s,
+            "    K^p {:.3e}, A {:.3e}, kernel machine {:.3e}",
+            info.max_abs_path_kernel_error,
+            info.max_abs_coef_integral_error,
+            info.max_abs_kernel_machine_error
+        );
+    }
     let _ = writeln!(s, "  max |residual| {:.3e}", r.max_abs_residual);
     let _ = writeln!(
         s,

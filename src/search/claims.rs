@@ -19,6 +19,7 @@ pub enum Claim {
     AdamKernelMachine,
     DecayOffset,
     SecondOrder,
+    KernelGeneralises,
 }
 
 /// gd-limit, sgd-limit and adam-kernel-machine: the Domingos residual may
@@ -49,9 +50,16 @@ pub const LAZY_TOL: f64 = 0.1;
 /// sqrt(K(x,x) K(x',x')) <= trace, and with P <= 10^3 and N <= 12 the
 /// eigenvalue error is below 1e-12 trace.
 pub const PSD_TOL: f64 = 1e-10;
+/// kernel-generalises: KRR with the path kernel may miss the network's test
+/// error by this fraction of max(network's error, floor).
+pub const GENERALISES_TOL: f64 = 0.1;
+/// kernel-generalises, real targets: test MSEs below this fraction of
+/// max(1, the query targets' mean square) both count as a perfect fit (the
+/// floor of "within 10%"); with class labels the floor is 1/M, one point.
+pub const GENERALISES_MSE_FLOOR: f64 = 0.01;
 
 impl Claim {
-    pub const ALL: [Claim; 11] = [
+    pub const ALL: [Claim; 12] = [
         Claim::Order,
         Claim::GdLimit,
         Claim::WeightedAverage,
@@ -63,6 +71,7 @@ impl Claim {
         Claim::AdamKernelMachine,
         Claim::DecayOffset,
         Claim::SecondOrder,
+        Claim::KernelGeneralises,
     ];
 
     /// The claim called `name` on the command line.
@@ -84,6 +93,7 @@ impl Claim {
             Claim::AdamKernelMachine => "adam-kernel-machine",
             Claim::DecayOffset => "decay-offset",
             Claim::SecondOrder => "second-order",
+            Claim::KernelGeneralises => "kernel-generalises",
         }
     }
 
@@ -143,6 +153,13 @@ impl Claim {
                  max|r - r2| <= 0.1 max|r| (violation = max|r - r2| / (0.1 max|r|); residuals \
                  below 1e-10 of max(1, |y_end|, sum_i |A_i|) are rounding and pass)"
             }
+            Claim::KernelGeneralises => {
+                "kernel ridge regression with the path kernel (pathkernel learn, ridge by exact \
+                 leave-one-out) predicts within 10% of the network's test error: |e_krr - e_net| <= \
+                 0.1 max(e_net, floor), e the MSE at the query points (floor 0.01 max(1, mean y*^2)) \
+                 or, for class labels, 1 - accuracy (floor 1/M) (violation = |e_krr - e_net| / \
+                 (0.1 max(e_net, floor)))"
+            }
         }
     }
 
@@ -199,6 +216,8 @@ impl Claim {
                 space.min_step_exponent = 12;
                 space.max_step_exponent = 14;
             }
+            // Query points with targets, so that there is a test error.
+            Claim::KernelGeneralises => space.query_targets = true,
         }
         space
     }

@@ -4,6 +4,7 @@ use super::claims::{
     Claim, DECAY_OFFSET_TOL, FIXED_COEF_TOL, GD_LIMIT_TOL, LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS,
     ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL,
 };
+use super::generalises::generalises;
 use crate::conditions::{AVERAGE_TOL, LOSS_RISE_TOL};
 use crate::data::Dataset;
 use crate::error::Error;
@@ -27,7 +28,7 @@ impl Evaluation {
     pub fn fails(&self) -> bool {
         self.violation > 1.0
     }
-    fn pass(detail: impl Into<String>) -> Evaluation {
+    pub(super) fn pass(detail: impl Into<String>) -> Evaluation {
         Evaluation {
             violation: 0.0,
             detail: detail.into(),
@@ -63,6 +64,9 @@ impl Claim {
     }
 
     fn measure(self, spec: &Spec, interrupt: Option<&Arc<AtomicBool>>) -> Evaluation {
+        if self == Claim::KernelGeneralises {
+            return generalises(spec, interrupt);
+        }
         let outcome = match run(spec, interrupt) {
             Ok(o) => o,
             Err(e) => return Evaluation::pass(format!("no evidence: {e}")),
@@ -107,6 +111,7 @@ impl Claim {
             Claim::SgdLimit | Claim::AdamKernelMachine => optimizer_limit(&outcome),
             Claim::DecayOffset => decay_offset(&outcome),
             Claim::SecondOrder => second_order(&outcome),
+            Claim::KernelGeneralises => unreachable!("measured above"),
         }
     }
 }

@@ -52,12 +52,7 @@ pub fn gemm(
     let (m, n) = (dst.nrows(), dst.ncols());
     let work = m * n * lhs.ncols();
     if work < 2 * PARALLEL_MIN_FMA || m.max(n) < 2 * MIN_SIDE {
-        let accum = if accumulate {
-            Accum::Add
-        } else {
-            Accum::Replace
-        };
-        faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
+        faer::linalg::matmul::matmul(dst, accum(accumulate), lhs, rhs, alpha, Par::Seq);
     } else if n >= m {
         let (left, right) = dst.split_at_col_mut(n / 2);
         let (rl, rr) = rhs.split_at_col(n / 2);
@@ -72,6 +67,15 @@ pub fn gemm(
             || gemm(top, accumulate, lt, rhs, alpha),
             || gemm(bottom, accumulate, lb, rhs, alpha),
         );
+    }
+}
+
+/// dst += product when `accumulate`, else dst = product.
+fn accum(accumulate: bool) -> Accum {
+    if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
     }
 }
 
@@ -90,11 +94,7 @@ pub fn gemm_deep(
     alpha: f64,
 ) {
     let (m, n) = (dst.nrows(), dst.ncols());
-    let accum = if accumulate {
-        Accum::Add
-    } else {
-        Accum::Replace
-    };
+    let accum = accum(accumulate);
     let seq = |dst, lhs, rhs| faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
     if m * n * lhs.ncols() < 2 * PARALLEL_MIN_FMA || m.max(n) < 2 * MIN_SIDE {
         seq(dst, lhs, rhs);

@@ -3,7 +3,7 @@
 //! failure while running, 130 interrupted by Ctrl-C.
 use crate::converge::{Level, refine};
 use crate::data::Dataset;
-use crate::error::{Error, InputError, RunError};
+use crate::error::{Error, InputError};
 use crate::experiment::{Experiment, Outcome};
 use crate::report::npz::{Arrays, npz_path};
 use crate::report::{Report, between_writes};
@@ -384,16 +384,7 @@ fn run_spec(
     let outcome = run_with_progress(&exp)?;
     let seconds = started.elapsed().as_secs_f64();
     // A Ctrl-C after the last step still leaves no report.
-    if exp
-        .interrupt
-        .as_ref()
-        .is_some_and(|f| f.load(Ordering::SeqCst))
-    {
-        return Err(RunError::Interrupted {
-            t: exp.spec.flow.t_end,
-        }
-        .into());
-    }
+    exp.check_interrupt()?;
     if let Some(path) = out {
         Report::new(&exp, &outcome).write_with_arrays(path, arrays)?;
     }

@@ -184,6 +184,19 @@ pub fn integration(flow: &FlowSpec) -> (Tableau, Control) {
 }
 
 impl Experiment {
+    /// Err(Interrupted) when the Ctrl-C flag is up: checked after a run
+    /// too, so a Ctrl-C after its last step still writes nothing.
+    pub fn check_interrupt(&self) -> Result<(), RunError> {
+        match &self.interrupt {
+            Some(flag) if flag.load(std::sync::atomic::Ordering::SeqCst) => {
+                Err(RunError::Interrupted {
+                    t: self.spec.flow.t_end,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The experiment of a validated spec and its data; w0 is init.w0 when
     /// given, else drawn from the seed.
     pub fn new(spec: Spec, data: Dataset) -> Experiment {

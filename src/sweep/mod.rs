@@ -207,16 +207,7 @@ fn run_cell(grid: &Grid, dir: &Path, cell: usize, options: &Options) -> Result<S
     let started = std::time::Instant::now();
     let outcome = exp.run(&mut |_| {});
     let seconds = started.elapsed().as_secs_f64();
-    if options
-        .interrupt
-        .as_ref()
-        .is_some_and(|f| f.load(Ordering::SeqCst))
-    {
-        return Err(RunError::Interrupted {
-            t: exp.spec.flow.t_end,
-        }
-        .into());
-    }
+    exp.check_interrupt()?;
     let values: Vec<String> = grid.values(cell).into_iter().map(grid::cell_text).collect();
     let (record, line) = match outcome {
         Ok(outcome) => {

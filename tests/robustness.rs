@@ -397,3 +397,27 @@ fn a_failed_atomic_write_leaves_no_file() {
     );
     assert!(entries(dir.path()).is_empty());
 }
+
+/// A Ctrl-C that lands after a run's last step (between the run and the
+/// report's write, in `run` and in each sweep cell) is still an interrupt:
+/// the check says Interrupted at t_end once the flag is up, and nothing
+/// otherwise. (The signal's timing cannot be forced from a test, so the
+/// check itself is tested.)
+#[test]
+fn the_after_the_run_check_sees_a_late_ctrl_c() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/example.json")).unwrap();
+    let spec = Spec::parse(&text, Format::Json).unwrap();
+    let data = pathkernel::data::Dataset::resolve(&spec, std::path::Path::new(".")).unwrap();
+    let mut exp = pathkernel::experiment::Experiment::new(spec, data);
+    assert!(exp.check_interrupt().is_ok(), "no handler");
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    exp.interrupt = Some(flag.clone());
+    exp.run(&mut |_| {}).unwrap();
+    assert!(exp.check_interrupt().is_ok(), "the flag is down");
+    flag.store(true, Ordering::SeqCst);
+    match exp.check_interrupt() {
+        Err(RunError::Interrupted { t }) => assert_eq!(t, exp.spec.flow.t_end),
+        other => panic!("expected Interrupted, got {other:?}"),
+    }
+}

@@ -15,6 +15,7 @@
 //! row q C + c and column x C + c', so that C = 1 is the scalar layout.
 use crate::linalg::{gemm, slice_view, slice_view_mut, view};
 use crate::model::{Block, Model, Tape};
+use crate::symmetric;
 use nalgebra::DMatrix;
 use std::ops::Range;
 
@@ -114,7 +115,8 @@ impl KernelPlan {
     }
 }
 
-/// s2 = Σ s² U_a U_bᵀ over the dense blocks of a δ group.
+/// s2 = Σ s² U_a U_bᵀ over the dense blocks of a δ group (a symmetric
+/// leading block's upper triangle only, `crate::symmetric`).
 fn input_gram(
     group: &Group,
     (ta, ra): (&Tape, Range<usize>),
@@ -122,15 +124,17 @@ fn input_gram(
     s2: &mut [f64],
 ) {
     let (na, nb) = (ra.len(), rb.len());
+    let sym = symmetric::prefix(ta, &ra, tb, &rb);
     for (k, &(input, scale2)) in group.dense.iter().enumerate() {
         let ua = view(&ta.inputs[input]).subrows(ra.start, na);
         let ub = view(&tb.inputs[input]).subrows(rb.start, nb);
-        gemm(
+        symmetric::product(
             slice_view_mut(s2, na, nb),
             k > 0,
             ua,
             ub.transpose(),
             scale2,
+            sym,
         );
     }
 }
@@ -236,6 +240,9 @@ impl KernelPlan {
             return self.tangent_kernel_blocks((ta, ra), (tb, rb), scratch, constant, out);
         }
         let n = na * nb;
+        // The leading rows that are the leading columns' examples: their
+        // block is formed as its upper triangle and mirrored.
+        let sym = symmetric::prefix(ta, &ra, tb, &rb);
         out.fill(0.0);
         let s1 = &mut scratch.s1[..n];
         for (index, group) in self.groups.iter().enumerate() {
@@ -243,12 +250,13 @@ impl KernelPlan {
                 for &(input, scale2) in &group.dense {
                     let ua = view(&ta.inputs[input]).subrows(ra.start, na);
                     let ub = view(&tb.inputs[input]).subrows(rb.start, nb);
-                    gemm(
+                    symmetric::product(
                         slice_view_mut(out, na, nb),
                         true,
                         ua,
                         ub.transpose(),
                         scale2,
+                        sym,
                     );
                 }
                 if group.bias {
@@ -258,7 +266,8 @@ impl KernelPlan {
             }
             let da = view(&ta.deltas[group.delta]).subrows(ra.start, na);
             let db = view(&tb.deltas[group.delta]).subrows(rb.start, nb);
-            gemm(slice_view_mut(s1, na, nb), false, da, db.transpose(), 1.0);
+            let s1_view = slice_view_mut(s1, na, nb);
+            symmetric::product(s1_view, false, da, db.transpose(), 1.0, sym);
             if group.dense.is_empty() {
                 crate::vecmath::add_assign(out, s1);
                 continue;
@@ -272,13 +281,19 @@ impl KernelPlan {
                 }
             };
             let bias = if group.bias { 1.0 } else { 0.0 };
-            hadamard_accumulate(out, s1, s2, bias);
+            if sym > 0 {
+                symmetric::hadamard_accumulate(out, s1, s2, bias, na, sym);
+            } else {
+                hadamard_accumulate(out, s1, s2, bias);
+            }
         }
         for &(_, jac) in &self.explicit {
             let ja = view(&ta.explicit[jac]).subrows(ra.start, na);
             let jb = view(&tb.explicit[jac]).subrows(rb.start, nb);
-            gemm(slice_view_mut(out, na, nb), true, ja, jb.transpose(), 1.0);
+            let out_view = slice_view_mut(out, na, nb);
+            symmetric::product(out_view, true, ja, jb.transpose(), 1.0, sym);
         }
+        symmetric::mirror(out, na, sym);
     }
 
     /// [`KernelPlan::tangent_kernel`] for C > 1, by column blocks of

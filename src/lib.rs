@@ -42,6 +42,7 @@ pub mod spec;
 pub mod stepper;
 pub mod strategies;
 pub mod sweep;
+pub mod symmetric;
 pub mod tableau;
 pub mod trace;
 pub mod vecmath;

@@ -36,6 +36,7 @@ mod spec;
 mod stepper;
 mod study;
 mod sweep;
+mod symmetric;
 mod tableau;
 mod vecmath;
 mod vector;

@@ -6,7 +6,7 @@ mod common;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use pathkernel::data::Dataset;
 use pathkernel::experiment::Experiment;
-use pathkernel::replay::{RunRecord, experiment, kernel_report};
+use pathkernel::replay::{ErrorEstimate, RunRecord, experiment, kernel_report};
 use pathkernel::spec::{Format, Spec};
 use std::time::Duration;
 
@@ -37,8 +37,13 @@ fn bench_learn(c: &mut Criterion) {
         // New points: the run's own M query points (the replay is the
         // same work for any M points).
         let replay = experiment(&record, record.test_x.clone(), None).unwrap();
+        // SPEC §13's default (a second replay on halved steps) and the
+        // single replay of `--error-estimate none`.
         g.bench_function(BenchmarkId::new("kernel", name), |b| {
-            b.iter(|| kernel_report(&record, &replay).unwrap())
+            b.iter(|| kernel_report(&record, &replay, ErrorEstimate::Halved).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("kernel_no_estimate", name), |b| {
+            b.iter(|| kernel_report(&record, &replay, ErrorEstimate::None).unwrap())
         });
         g.bench_function(BenchmarkId::new("learn", name), |b| {
             b.iter(|| pathkernel::learn::learn(&record, None).unwrap())

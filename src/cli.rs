@@ -75,6 +75,11 @@ pub enum Command {
         /// Where arrays of more than 4096 numbers go (as for `run`).
         #[arg(long, value_enum, default_value_t = Arrays::Json)]
         arrays: Arrays,
+        /// How to estimate the error of the new points' K^p and A:
+        /// `halved` (SPEC §13: the difference from a second replay on
+        /// halved steps, about twice the run's work) or `none` (one replay).
+        #[arg(long, value_enum, default_value_t = crate::replay::ErrorEstimate::Halved)]
+        error_estimate: crate::replay::ErrorEstimate,
     },
     /// Fit kernel learners on a run's training set (kernel ridge regression
     /// with K^p, K^g(w0), K^g(w_end); the best fixed coefficients) and
@@ -207,9 +212,17 @@ pub fn main(cli: Cli) -> i32 {
             query,
             out,
             arrays,
+            error_estimate,
         }) => check_out(out.as_deref(), arrays)
             .and_then(|()| {
-                crate::replay::command(&report, &query, out.as_deref(), arrays, interrupt_flag())
+                crate::replay::command(
+                    &report,
+                    &query,
+                    out.as_deref(),
+                    arrays,
+                    error_estimate,
+                    interrupt_flag(),
+                )
             })
             .map(|text| emit(&text)),
         Some(Command::Learn { report, out }) => check_out(out.as_deref(), Arrays::Json)

@@ -236,6 +236,89 @@ fn kernel_reads_a_report_and_reproduces_its_own_points() {
     }
 }
 
+/// `--error-estimate none` replays once: the same K^p, A and kernel machine
+/// as the default, bit for bit, and no *_error fields or halved-step
+/// numbers; the summary says there is no estimate. A bad value is one
+/// message naming the option, exit 2, nothing written.
+#[test]
+fn kernel_without_an_error_estimate_replays_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = sine(json!({"t_end": 1.0, "method": "dopri5", "rtol": 1e-6, "atol": 1e-8}));
+    report(dir.path(), &spec, "json");
+    std::fs::write(dir.path().join("q.json"), "[[0.5, -0.5], [0.1, 0.2]]").unwrap();
+    let read = |name: &str, extra: &[&str]| -> (Value, String) {
+        let k = dir.path().join(name);
+        let mut args = vec!["--out", k.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = kernel(dir.path(), "q.json", &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = serde_json::from_str(&std::fs::read_to_string(&k).unwrap()).unwrap();
+        (got, String::from_utf8(out.stdout).unwrap())
+    };
+    let (halved, halved_text) = read("h.json", &[]);
+    let (explicit, _) = read("e.json", &["--error-estimate", "halved"]);
+    let (none, none_text) = read("n.json", &["--error-estimate", "none"]);
+    assert_eq!(halved, explicit);
+    let estimate = [
+        "path_kernel_error",
+        "coef_integral_error",
+        "kernel_machine_error",
+    ];
+    let replay_estimate = [
+        "halved_rhs_evals",
+        "max_abs_path_kernel_error",
+        "max_abs_coef_integral_error",
+        "max_abs_kernel_machine_error",
+    ];
+    for field in estimate {
+        assert!(halved.get(field).is_some(), "{field}");
+        assert!(none.get(field).is_none(), "{field}");
+    }
+    for field in replay_estimate {
+        assert!(halved["replay"].get(field).is_some(), "{field}");
+        assert!(none["replay"].get(field).is_none(), "{field}");
+    }
+    let (mut h, mut n) = (halved.clone(), none.clone());
+    for v in [&mut h, &mut n] {
+        let fields = v.as_object_mut().unwrap();
+        for field in estimate.iter().chain(&["replay"]) {
+            fields.remove(*field);
+        }
+    }
+    assert_eq!(h, n, "the replay's own numbers depend on the estimate");
+    assert_eq!(halved["replay"]["rhs_evals"], none["replay"]["rhs_evals"]);
+    assert!(
+        halved_text.contains("halved steps change them"),
+        "{halved_text}"
+    );
+    assert!(none_text.contains("no error estimate"), "{none_text}");
+    assert!(!none_text.contains("halved steps change"), "{none_text}");
+    let bad = dir.path().join("bad.json");
+    let out = kernel(
+        dir.path(),
+        "q.json",
+        &[
+            "--out",
+            bad.to_str().unwrap(),
+            "--error-estimate",
+            "quarter",
+        ],
+    );
+    // clap's usage error: exit 2, the option, the value and what is allowed.
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    for fragment in ["--error-estimate", "quarter", "halved", "none"] {
+        assert!(err.contains(fragment), "`{fragment}` not in: {err}");
+    }
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(!bad.exists());
+}
+
 /// On an sgd report the summary says what the replay did (reran the
 /// batches and steps), not that an error control chose the steps.
 #[test]

@@ -74,6 +74,18 @@ pub fn replay(exp: &Experiment, steps: &[f64]) -> Result<Outcome, RunError> {
     }
 }
 
+/// How `kernel` estimates the error of the new points' K^p and A
+/// (`--error-estimate`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ErrorEstimate {
+    /// SPEC §13's: the difference from a second replay on halved steps
+    /// (twice the steps, so about twice the run's work on top of the replay).
+    #[default]
+    Halved,
+    /// No estimate: one replay; the *_error fields are left out.
+    None,
+}
+
 /// Each step split into two halves: the replay whose difference from the
 /// run's steps estimates the error of the new points' K^p and A.
 pub fn halved(steps: &[f64]) -> Vec<f64> {
@@ -81,18 +93,21 @@ pub fn halved(steps: &[f64]) -> Vec<f64> {
 }
 
 /// `kernel`'s output: the report of the run with the new query points,
-/// the halved-step differences beside K^p, A and the kernel machine, and
-/// how the replay went.
+/// the halved-step differences beside K^p, A and the kernel machine (absent
+/// with `--error-estimate none`), and how the replay went.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelReport {
     #[serde(flatten)]
     pub report: Report,
     /// K^p on halved steps minus K^p on the run's steps (path_kernel's layout).
-    pub path_kernel_error: Shaped<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_kernel_error: Option<Shaped<f64>>,
     /// The same for A (coef_integral's layout).
-    pub coef_integral_error: Shaped<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coef_integral_error: Option<Shaped<f64>>,
     /// The same for the kernel machine.
-    pub kernel_machine_error: Shaped<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_machine_error: Option<Shaped<f64>>,
     pub replay: ReplayInfo,
 }
 
@@ -105,6 +120,17 @@ pub struct ReplayInfo {
     /// Whether the replay's w_end equals the report's in every bit.
     pub w_end_identical: bool,
     pub w_end_max_abs_difference: f64,
+    /// Right-hand-side evaluations of the replay on the run's steps.
+    pub rhs_evals: usize,
+    /// The largest halved-step differences; absent with `--error-estimate
+    /// none`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<EstimateInfo>,
+}
+
+/// The halved-step replay's size and the largest differences it found.
+#[derive(Clone, Debug, Serialize)]
+pub struct EstimateInfo {
     /// Right-hand-side evaluations of the replay on halved steps.
     pub halved_rhs_evals: usize,
     pub max_abs_path_kernel_error: f64,
@@ -116,33 +142,26 @@ const STEPS_FROM: &str = "the run's accepted steps (step_sizes), chosen by its e
                           its own query points; the *_error fields are the differences from a \
                           replay on halved steps";
 
+/// What `steps_from` says without an estimate (`--error-estimate none`).
+const STEPS_FROM_UNESTIMATED: &str = "the run's accepted steps (step_sizes), chosen by its error \
+                                      control for its own query points; no error estimate for the \
+                                      new points (--error-estimate none)";
+
 /// What `steps_from` says for sgd and adam, whose replay is a rerun.
 const STEPS_FROM_OPTIMIZER: &str = "the run's batches and step sizes eta_k (sgd/adam): K^p, A \
                                     and the decompositions are sums over those steps, exact by \
                                     definition, so the *_error fields are 0";
 
-/// Replays `record` at `query` (twice: on its steps and on halved steps;
-/// once for sgd and adam, whose K^p and A are defined by their steps).
-pub fn kernel_report(record: &RunRecord, exp: &Experiment) -> Result<KernelReport, RunError> {
+/// Replays `record` at `query`: once, and with [`ErrorEstimate::Halved`]
+/// again on halved steps (sgd and adam: once, their K^p and A being
+/// defined by their steps, so the differences are 0).
+pub fn kernel_report(
+    record: &RunRecord,
+    exp: &Experiment,
+    estimate: ErrorEstimate,
+) -> Result<KernelReport, RunError> {
     let out = replay(exp, &record.step_sizes)?;
     let discrete = exp.spec.flow.method.is_optimizer();
-    let fine = if discrete {
-        out.clone()
-    } else {
-        replay(exp, &halved(&record.step_sizes))?
-    };
-    let c = out.n_outputs;
-    let diff = |a: &DMatrix<f64>, b: &DMatrix<f64>| b - a;
-    let (dk, da) = (
-        diff(&out.path_kernel, &fine.path_kernel),
-        diff(&out.coef_integral, &fine.coef_integral),
-    );
-    let dm: Vec<f64> = fine
-        .kernel_machine()
-        .iter()
-        .zip(out.kernel_machine())
-        .map(|(f, o)| f - o)
-        .collect();
     let w_diff = out
         .w_end
         .iter()
@@ -153,42 +172,72 @@ pub fn kernel_report(record: &RunRecord, exp: &Experiment) -> Result<KernelRepor
         .iter()
         .zip(&record.w_end)
         .all(|(a, b)| a.to_bits() == b.to_bits());
-    Ok(KernelReport {
+    let steps_from = match (discrete, estimate) {
+        (true, _) => STEPS_FROM_OPTIMIZER,
+        (false, ErrorEstimate::Halved) => STEPS_FROM,
+        (false, ErrorEstimate::None) => STEPS_FROM_UNESTIMATED,
+    };
+    let mut kernel = KernelReport {
         report: Report::new(exp, &out),
         replay: ReplayInfo {
             source: record.path.display().to_string(),
-            steps_from: if discrete {
-                STEPS_FROM_OPTIMIZER
-            } else {
-                STEPS_FROM
-            },
+            steps_from,
             w_end_identical: identical,
             w_end_max_abs_difference: w_diff,
-            halved_rhs_evals: fine.stats.rhs_evals,
-            max_abs_path_kernel_error: dk.amax(),
-            max_abs_coef_integral_error: da.amax(),
-            max_abs_kernel_machine_error: dm.iter().fold(0.0_f64, |m, v| m.max(v.abs())),
+            rhs_evals: out.stats.rhs_evals,
+            estimate: None,
         },
-        path_kernel_error: per_block(&dk, c),
-        coef_integral_error: per_pair(&da, c),
-        kernel_machine_error: per_output(&dm, c),
-    })
+        path_kernel_error: None,
+        coef_integral_error: None,
+        kernel_machine_error: None,
+    };
+    if estimate == ErrorEstimate::None {
+        return Ok(kernel);
+    }
+    let fine = if discrete {
+        out.clone()
+    } else {
+        replay(exp, &halved(&record.step_sizes))?
+    };
+    let c = out.n_outputs;
+    let (dk, da) = (
+        &fine.path_kernel - &out.path_kernel,
+        &fine.coef_integral - &out.coef_integral,
+    );
+    let dm: Vec<f64> = fine
+        .kernel_machine()
+        .iter()
+        .zip(out.kernel_machine())
+        .map(|(f, o)| f - o)
+        .collect();
+    kernel.replay.estimate = Some(EstimateInfo {
+        halved_rhs_evals: fine.stats.rhs_evals,
+        max_abs_path_kernel_error: dk.amax(),
+        max_abs_coef_integral_error: da.amax(),
+        max_abs_kernel_machine_error: dm.iter().fold(0.0_f64, |m, v| m.max(v.abs())),
+    });
+    kernel.path_kernel_error = Some(per_block(&dk, c));
+    kernel.coef_integral_error = Some(per_pair(&da, c));
+    kernel.kernel_machine_error = Some(per_output(&dm, c));
+    Ok(kernel)
 }
 
-/// `pathkernel kernel REPORT --query FILE [--out OUT] [--arrays npz]`;
+/// `pathkernel kernel REPORT --query FILE [--out OUT] [--arrays npz]
+/// [--error-estimate halved|none]`;
 /// returns the summary to print.
 pub fn command(
     report: &Path,
     query: &Path,
     out: Option<&Path>,
     arrays: Arrays,
+    estimate: ErrorEstimate,
     interrupt: Option<Arc<AtomicBool>>,
 ) -> Result<String, Error> {
     let record = RunRecord::read(report)?;
     let points = query::read_query(query, record.train_x.ncols())?;
     let mut exp = experiment(&record, points, None)?;
     exp.interrupt = interrupt;
-    let kernel = kernel_report(&record, &exp)?;
+    let kernel = kernel_report(&record, &exp, estimate)?;
     if let Some(path) = out {
         write_with_arrays(&kernel, path, arrays)?;
     }
@@ -216,25 +265,36 @@ fn summary(k: &KernelReport) -> String {
         },
         info.w_end_max_abs_difference
     );
-    if info.steps_from == STEPS_FROM_OPTIMIZER {
-        let _ = writeln!(
-            s,
-            "  K^p and A summed over the run's replayed batches and steps eta_k (sgd/adam): \
-             exact by definition, no halved-step estimate"
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "  K^p and A on the run's steps (chosen by its error control for its own query \
-             points); halved steps change them by at most"
-        );
-        let _ = writeln!(
-            s,
-            "    K^p {:.3e}, A {:.3e}, kernel machine {:.3e}",
-            info.max_abs_path_kernel_error,
-            info.max_abs_coef_integral_error,
-            info.max_abs_kernel_machine_error
-        );
+    match (info.steps_from, &info.estimate) {
+        (STEPS_FROM_OPTIMIZER, _) => {
+            let _ = writeln!(
+                s,
+                "  K^p and A summed over the run's replayed batches and steps eta_k (sgd/adam): \
+                 exact by definition, no halved-step estimate"
+            );
+        }
+        (_, Some(e)) => {
+            let _ = writeln!(
+                s,
+                "  K^p and A on the run's steps (chosen by its error control for its own query \
+                 points); halved steps change them by at most"
+            );
+            let _ = writeln!(
+                s,
+                "    K^p {:.3e}, A {:.3e}, kernel machine {:.3e}",
+                e.max_abs_path_kernel_error,
+                e.max_abs_coef_integral_error,
+                e.max_abs_kernel_machine_error
+            );
+        }
+        (_, None) => {
+            let _ = writeln!(
+                s,
+                "  K^p and A on the run's steps (chosen by its error control for its own query \
+                 points); no error estimate for them (--error-estimate none; `halved` replays \
+                 again on halved steps)"
+            );
+        }
     }
     let _ = writeln!(s, "  max |residual| {:.3e}", r.max_abs_residual);
     let _ = writeln!(

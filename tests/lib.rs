@@ -7,6 +7,7 @@ mod common;
 mod counterexamples;
 mod data;
 mod datasets;
+mod dense_output;
 mod events;
 mod fuzz_replay;
 mod golden;

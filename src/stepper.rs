@@ -224,12 +224,14 @@ pub struct RungeKutta {
     k_end: Vec<f64>,
     /// The stages only the dense output uses (dop853's k14..k16; events only).
     k_dense: Vec<Vec<f64>>,
+    /// The dense output events are located on.
+    dense: Interpolant,
 }
 
 impl RungeKutta {
     pub fn new(tableau: Tableau, dim: usize) -> RungeKutta {
         let s = tableau.stages();
-        let dense = Interpolant::for_method(tableau.name).extra_stages();
+        let dense = Interpolant::for_method(tableau.name);
         RungeKutta {
             tableau,
             k: vec![vec![0.0; dim]; s],
@@ -240,7 +242,8 @@ impl RungeKutta {
             interrupt: None,
             events: false,
             k_end: vec![0.0; dim],
-            k_dense: vec![vec![0.0; dim]; dense],
+            k_dense: vec![vec![0.0; dim]; dense.extra_stages()],
+            dense,
         }
     }
 
@@ -249,6 +252,12 @@ impl RungeKutta {
     /// (proofs.md §9); a system without switching functions is unaffected.
     pub fn locate_events(&mut self, on: bool) {
         self.events = on;
+    }
+
+    /// Locates events on cubic Hermite interpolation instead of the
+    /// method's own dense output (to compare the two: tests, benches).
+    pub fn interpolate_by_hermite(&mut self) {
+        self.dense = Interpolant::Hermite;
     }
 
     /// Stops every later integration before its next step once `flag` is

@@ -38,7 +38,7 @@ impl RungeKutta {
     ) -> Result<Stats, (StepFailure, Stats)> {
         let n = sys.switches();
         let fsal = self.tableau.is_fsal();
-        let dense = Interpolant::for_method(self.tableau.name);
+        let dense = self.dense;
         let mut g = Values {
             g0: vec![0.0; n],
             g1: vec![0.0; n],

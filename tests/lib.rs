@@ -33,6 +33,7 @@ mod reproducible;
 mod robustness;
 mod second_order;
 mod sliding;
+mod sliding_claim;
 mod spec;
 mod stepper;
 mod study;

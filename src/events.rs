@@ -10,6 +10,8 @@
 //! a g_j whose sign flips back and forth step after step, the signature of a
 //! Filippov sliding mode that an explicit method cannot leave.
 
+use crate::tableau::dop853_dense::{DENSE_STAGES, dense_weights};
+
 /// Crossings of one switching function, each within [`CHATTER_GAP`]
 /// accepted steps of the previous one, that make a chatter (proofs.md §9).
 pub const CHATTER_CROSSINGS: u32 = 32;
@@ -128,6 +130,11 @@ pub enum Interpolant {
     /// 1986), as in Hairer's `dopri5.f`, subroutine CONTD5: coefficients
     /// d1..d7 of [`DOPRI5_DENSE`].
     Dopri5,
+    /// DOP853's continuous extension of order 7 (Hairer, `dop853.f`,
+    /// CONTD8): the step's 12 stages, f1 = k13 and the three more stages
+    /// of [`StepData::extra`], weighted by
+    /// [`crate::tableau::dop853_dense::dense_weights`].
+    Dop853,
 }
 
 /// The d_i of `dopri5.f` (DENSE OUTPUT OF SHAMPINE (1986)), d2 = 0.
@@ -150,11 +157,33 @@ pub struct StepData<'a> {
     pub f0: &'a [f64],
     /// f(t0 + h, y1).
     pub f1: &'a [f64],
-    /// The stages k_1..k_s (for [`Interpolant::Dopri5`]).
+    /// The stages k_1..k_s (for [`Interpolant::Dopri5`] and
+    /// [`Interpolant::Dop853`]).
     pub k: &'a [Vec<f64>],
+    /// Stages evaluated for the dense output alone (k14..k16 of
+    /// [`Interpolant::Dop853`]; empty otherwise).
+    pub extra: &'a [Vec<f64>],
 }
 
 impl Interpolant {
+    /// The dense output of the method called `name` (a tableau's name).
+    pub fn for_method(name: &str) -> Interpolant {
+        match name {
+            "dopri5" => Interpolant::Dopri5,
+            "dop853" => Interpolant::Dop853,
+            _ => Interpolant::Hermite,
+        }
+    }
+
+    /// Evaluations of f beyond the step's own that the interpolant needs
+    /// (each counted in rhs_evals, SPEC §4).
+    pub fn extra_stages(self) -> usize {
+        match self {
+            Interpolant::Dop853 => DENSE_STAGES,
+            _ => 0,
+        }
+    }
+
     /// u(θ) into `out` (as long as the coupled part): u(0) = y0, u(1) = y1.
     pub fn eval(&self, d: &StepData<'_>, theta: f64, out: &mut [f64]) {
         let (h, s) = (d.h, 1.0 - theta);
@@ -185,6 +214,20 @@ impl Interpolant {
                         .map(|(k, c)| c * k[i])
                         .sum::<f64>();
                     *o = d.y0[i] + theta * (r2 + s * (r3 + theta * (r4 + s * r5)));
+                }
+            }
+            Interpolant::Dop853 => {
+                let w = dense_weights(theta);
+                let (k, f1, extra) = (&d.k[..12], d.f1, &d.extra[..DENSE_STAGES]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    let sum = k.iter().zip(&w).map(|(k, w)| w * k[i]).sum::<f64>()
+                        + w[12] * f1[i]
+                        + extra
+                            .iter()
+                            .zip(&w[13..])
+                            .map(|(k, w)| w * k[i])
+                            .sum::<f64>();
+                    *o = d.y0[i] + h * sum;
                 }
             }
         }

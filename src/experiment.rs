@@ -29,6 +29,9 @@ pub struct Experiment {
     /// (`learn`'s replay; gradient flow and gd without the exact path
     /// kernel or the second-order term, which it does not read).
     pub training_queries: bool,
+    /// K^p and A on sliding segments by SPEC §1's conventions instead of
+    /// Filippov's weights (`FlowProblem::read_kernels_by_convention`).
+    pub convention_kernel: bool,
 }
 
 /// What a run produces. Per-output vectors are example-major (entry
@@ -217,6 +220,7 @@ impl Experiment {
             w0,
             interrupt: None,
             training_queries: false,
+            convention_kernel: false,
         }
     }
 
@@ -257,6 +261,9 @@ impl Experiment {
         } else {
             FlowProblem::new(model, loss, reduction, &self.data)
         };
+        if self.convention_kernel {
+            flow.read_kernels_by_convention();
+        }
         let layout = flow.layout();
         let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);
         let t_end = self.spec.flow.t_end;

@@ -102,6 +102,10 @@ pub struct FlowProblem<'m> {
     locks: Vec<f64>,
     /// The sliding mode, for a kinked flow (`crate::sliding`).
     sliding: Option<Sliding>,
+    /// On a sliding segment, integrate K^p and A with the kinks' derivative
+    /// conventions (relu'(0) = 0: the lower branch G_0) instead of
+    /// Filippov's combination; w still follows Filippov (proofs.md E13).
+    convention: bool,
     /// Switches released since the last [`FlowProblem::drain_released`].
     released: Vec<usize>,
     /// The tape's rows that are query points: n..n + m, or 0..n + m when
@@ -191,9 +195,19 @@ impl<'m> FlowProblem<'m> {
             locks: vec![f64::NAN; kinks.len()],
             kinks,
             sliding,
+            convention: false,
             released: Vec::with_capacity(MAX_SLIDING),
             queries,
         }
+    }
+
+    /// Integrates K^p and A on sliding segments with the derivative
+    /// conventions of SPEC §1 (relu'(0) = 0) rather than Filippov's
+    /// weights: the identity then carries E6's residual (the `sliding`
+    /// claim). For relu-type kinks only: a loss kink's convention (l' = 0)
+    /// is neither branch.
+    pub fn read_kernels_by_convention(&mut self) {
+        self.convention = true;
     }
 
     /// Calls `each` with every kink whose sliding mode was released since
@@ -531,7 +545,8 @@ impl FlowProblem<'_> {
         }
         ok = ok && s.solve();
         if ok {
-            for (d, k) in dy.iter_mut().enumerate() {
+            let combined = if self.convention { p } else { dy.len() };
+            for (d, k) in dy[..combined].iter_mut().enumerate() {
                 let base = *k;
                 *k = base
                     + s.lambda

@@ -12,20 +12,23 @@
 //!
 //! One concept per file: `claims` (what each claim says and where it is
 //! drawn), `measure` (a claim on one experiment; `generalises` for the
-//! claim that needs `learn`), `runner` (drawing and
+//! claim that needs `learn`, `sliding` for the one that runs with
+//! events), `runner` (drawing and
 //! shrinking), `summary` (the text and files a search leaves).
 
 mod claims;
 mod generalises;
 mod measure;
 mod runner;
+mod sliding;
 mod summary;
 
 pub use claims::{
     Claim, DECAY_OFFSET_TOL, FIXED_COEF_TOL, GD_LIMIT_TOL, GENERALISES_MSE_FLOOR, GENERALISES_TOL,
-    LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS, ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL,
+    LAZY_TOL, ORDER_FLOOR, ORDER_HALVINGS, ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL, SLIDING_TOL,
 };
 pub use generalises::{TestErrors, test_errors};
 pub use measure::Evaluation;
 pub use runner::{Found, Options, Progress, search};
+pub use sliding::sliding_flow;
 pub use summary::{command, text, write};

@@ -9,7 +9,7 @@
 //! PIDController (pcoeff = 0, icoeff = 1): the code's default Lund
 //! stabilisation (beta = 0.04) took 3-9% more steps on gradient flows,
 //! short and long, without a rejection either way.
-use crate::events::{EventKind, Watch};
+use crate::events::{EventKind, Interpolant, Watch};
 use crate::tableau::{ErrorEstimator, Tableau};
 use crate::vecmath;
 use std::sync::Arc;
@@ -222,11 +222,16 @@ pub struct RungeKutta {
     events: bool,
     /// f at a step's end, for methods that are not FSAL (events only).
     k_end: Vec<f64>,
+    /// The stages only the dense output uses (dop853's k14..k16; events only).
+    k_dense: Vec<Vec<f64>>,
+    /// The dense output events are located on.
+    dense: Interpolant,
 }
 
 impl RungeKutta {
     pub fn new(tableau: Tableau, dim: usize) -> RungeKutta {
         let s = tableau.stages();
+        let dense = Interpolant::for_method(tableau.name);
         RungeKutta {
             tableau,
             k: vec![vec![0.0; dim]; s],
@@ -237,6 +242,8 @@ impl RungeKutta {
             interrupt: None,
             events: false,
             k_end: vec![0.0; dim],
+            k_dense: vec![vec![0.0; dim]; dense.extra_stages()],
+            dense,
         }
     }
 
@@ -245,6 +252,12 @@ impl RungeKutta {
     /// (proofs.md §9); a system without switching functions is unaffected.
     pub fn locate_events(&mut self, on: bool) {
         self.events = on;
+    }
+
+    /// Locates events on cubic Hermite interpolation instead of the
+    /// method's own dense output (to compare the two: tests, benches).
+    pub fn interpolate_by_hermite(&mut self) {
+        self.dense = Interpolant::Hermite;
     }
 
     /// Stops every later integration before its next step once `flag` is

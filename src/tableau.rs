@@ -6,6 +6,11 @@
 mod dop853;
 mod verner98;
 
+/// DOP853's dense output of order 7 (Hairer's CONTD8).
+pub mod dop853_dense {
+    pub use super::dop853::{DENSE_A, DENSE_C, DENSE_STAGES, dense_weights};
+}
+
 /// How a method estimates its local error.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ErrorEstimator {

@@ -308,6 +308,7 @@ fn dense_outputs_have_their_orders() {
             f0: &k[0].clone(),
             f1: &[y1],
             k: &k,
+            extra: &[],
         };
         let mut out = [0.0];
         dense.eval(&data, 0.3, &mut out);

@@ -39,7 +39,8 @@ pub fn picture(claim: Claim, spec: &Spec) -> Result<String, Error> {
         | Claim::SgdLimit
         | Claim::AdamKernelMachine
         | Claim::DecayOffset
-        | Claim::KernelGeneralises => super::machine::draw(&view()?)?,
+        | Claim::KernelGeneralises
+        | Claim::Sliding => super::machine::draw(&view()?)?,
         Claim::SecondOrder => super::residuals::draw(&view()?)?,
         Claim::WeightedAverage | Claim::FixedCoefficients => super::coefficients::draw(&view()?)?,
         Claim::Lazy | Claim::Psd => super::kernels::draw(&view()?)?,

@@ -1,9 +1,11 @@
 //! The claims `pathkernel search` tests: what each says, its threshold, and
 //! the part of the spec space it is about. How a claim is measured on one
 //! experiment is in `measure`.
+use crate::activation::Activation;
 use crate::experiment::integration;
+use crate::loss::Loss;
 use crate::spec::Method;
-use crate::strategies::Space;
+use crate::strategies::{Arch, Space};
 
 /// The claims the search knows, each with its threshold (see [`Claim::statement`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +22,7 @@ pub enum Claim {
     DecayOffset,
     SecondOrder,
     KernelGeneralises,
+    Sliding,
 }
 
 /// gd-limit, sgd-limit and adam-kernel-machine: the Domingos residual may
@@ -57,9 +60,13 @@ pub const GENERALISES_TOL: f64 = 0.1;
 /// max(1, the query targets' mean square) both count as a perfect fit (the
 /// floor of "within 10%"); with class labels the floor is 1/M, one point.
 pub const GENERALISES_MSE_FLOOR: f64 = 0.01;
+/// sliding: the identity residual read with SPEC §1's conventions may be
+/// this fraction of max|y_end − y0|: C12's bound for dop853 at rtol 1e-12
+/// (proofs.md E2), which the Filippov-weighted residual meets (E5, E6).
+pub const SLIDING_TOL: f64 = 1e-10;
 
 impl Claim {
-    pub const ALL: [Claim; 12] = [
+    pub const ALL: [Claim; 13] = [
         Claim::Order,
         Claim::GdLimit,
         Claim::WeightedAverage,
@@ -72,6 +79,7 @@ impl Claim {
         Claim::DecayOffset,
         Claim::SecondOrder,
         Claim::KernelGeneralises,
+        Claim::Sliding,
     ];
 
     /// The claim called `name` on the command line.
@@ -94,6 +102,7 @@ impl Claim {
             Claim::DecayOffset => "decay-offset",
             Claim::SecondOrder => "second-order",
             Claim::KernelGeneralises => "kernel-generalises",
+            Claim::Sliding => "sliding",
         }
     }
 
@@ -160,6 +169,13 @@ impl Claim {
                  or, for class labels, 1 - accuracy (floor 1/M) (violation = |e_krr - e_net| / \
                  (0.1 max(e_net, floor)))"
             }
+            Claim::Sliding => {
+                "the Domingos identity holds on a sliding segment to the method's order, with the \
+                 path kernel of SPEC section 1 (relu'(0) = 0): run with events by dop853 at rtol \
+                 1e-12, K^p and A integrated with the kinks' conventions on sliding segments, \
+                 max|r| <= 1e-10 max|y_end - y0| (violation = max|r| / (1e-10 max|y_end - y0|); \
+                 a run that reaches no sliding mode is no evidence)"
+            }
         }
     }
 
@@ -218,6 +234,23 @@ impl Claim {
             }
             // Query points with targets, so that there is a test error.
             Claim::KernelGeneralises => space.query_targets = true,
+            // relu-type mlps under smooth losses reach sliding modes of
+            // their units (squared loss: the flow pushes a unit's
+            // pre-activation at a point to its kink from both sides);
+            // a loss kink's convention is neither branch, so none here.
+            // One hidden layer, where a query point lies on a training
+            // point's kink surface exactly when their inputs are parallel.
+            // dop853 at rtol 1e-12, the tolerance the threshold is for.
+            Claim::Sliding => {
+                space.archs = vec![Arch::Mlp];
+                space.max_depth = 1;
+                space.activations = vec![Activation::Relu, Activation::LeakyRelu];
+                space.losses = vec![Loss::Squared];
+                space.methods = vec![Method::Dop853];
+                space.adaptive = true;
+                space.rtol_exponents = 12..=12;
+                space.outputs = vec![1];
+            }
         }
         space
     }

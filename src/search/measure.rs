@@ -5,6 +5,7 @@ use super::claims::{
     ORDER_SLACK, PSD_TOL, SECOND_ORDER_TOL,
 };
 use super::generalises::generalises;
+use super::sliding::sliding;
 use crate::conditions::{AVERAGE_TOL, LOSS_RISE_TOL};
 use crate::data::Dataset;
 use crate::error::Error;
@@ -67,6 +68,9 @@ impl Claim {
         if self == Claim::KernelGeneralises {
             return generalises(spec, interrupt);
         }
+        if self == Claim::Sliding {
+            return sliding(spec, interrupt);
+        }
         let outcome = match run(spec, interrupt) {
             Ok(o) => o,
             Err(e) => return Evaluation::pass(format!("no evidence: {e}")),
@@ -111,17 +115,25 @@ impl Claim {
             Claim::SgdLimit | Claim::AdamKernelMachine => optimizer_limit(&outcome),
             Claim::DecayOffset => decay_offset(&outcome),
             Claim::SecondOrder => second_order(&outcome),
-            Claim::KernelGeneralises => unreachable!("measured above"),
+            Claim::KernelGeneralises | Claim::Sliding => unreachable!("measured above"),
         }
     }
 }
 
 /// The experiment of a spec with inline data, run until `interrupt` is set.
 fn run(spec: &Spec, interrupt: Option<&Arc<AtomicBool>>) -> Result<Outcome, Error> {
+    Ok(experiment(spec, interrupt)?.run(&mut |_| {})?)
+}
+
+/// The experiment of a spec with inline data, stopped once `interrupt` is set.
+pub(super) fn experiment(
+    spec: &Spec,
+    interrupt: Option<&Arc<AtomicBool>>,
+) -> Result<Experiment, Error> {
     let data = Dataset::resolve(spec, Path::new("."))?;
     let mut exp = Experiment::new(spec.clone(), data);
     exp.interrupt = interrupt.cloned();
-    Ok(exp.run(&mut |_| {})?)
+    Ok(exp)
 }
 
 fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {

@@ -4,8 +4,11 @@
 //! from there. Between events the right-hand side is smooth, so each step
 //! keeps the method's order. Fixed-step runs keep their grid: a cut step is
 //! followed by the rest of its grid interval.
-use super::{Control, Controller, OdeSystem, RungeKutta, Stats, Step, StepFailure};
+use super::{
+    Control, Controller, OdeSystem, RungeKutta, Stats, Step, StepFailure, axpy, combine_into,
+};
 use crate::events::{EventKind, Interpolant, StepData, Watch, brent, side};
+use crate::tableau::dop853_dense::{DENSE_A, DENSE_C};
 use crate::vecmath;
 
 /// Most secant steps refining an event on the method's own solution.
@@ -35,11 +38,7 @@ impl RungeKutta {
     ) -> Result<Stats, (StepFailure, Stats)> {
         let n = sys.switches();
         let fsal = self.tableau.is_fsal();
-        let dense = if self.tableau.name == "dopri5" {
-            Interpolant::Dopri5
-        } else {
-            Interpolant::Hermite
-        };
+        let dense = self.dense;
         let mut g = Values {
             g0: vec![0.0; n],
             g1: vec![0.0; n],
@@ -134,6 +133,10 @@ impl RungeKutta {
             }
             stats.rhs_evals += self.end_evaluation(sys, t1, fsal);
             sys.switch_values(&mut g.g1);
+            // The dense output's own stages, only for a step with a crossing.
+            if dense.extra_stages() > 0 && (0..n).any(|j| crossed(&watch, j, g.g0[j], g.g1[j])) {
+                stats.rhs_evals += self.dense_stages(sys, t, y, hs, fsal);
+            }
             let (reached, used, event) =
                 match self.first_event(sys, t, hs, y, &watch, &mut g, dense, fsal) {
                     None => (t1, hs, None),
@@ -287,6 +290,34 @@ impl RungeKutta {
             stats,
             |sys| sys.sliding_coefficient(j) - bound,
         )
+    }
+
+    /// The stages k14..k16 of dop853's dense output for the step of size h
+    /// from (t, y) just computed (stages in `k`, f at its end in `k_end`),
+    /// coupled part only, into `k_dense`. Returns the evaluations made.
+    fn dense_stages<S: OdeSystem>(
+        &mut self,
+        sys: &mut S,
+        t: f64,
+        y: &[f64],
+        h: f64,
+        fsal: bool,
+    ) -> usize {
+        let coupled = sys.coupled_dim();
+        let s = self.tableau.stages();
+        for (m, (row, c)) in DENSE_A.iter().zip(DENSE_C).enumerate() {
+            self.coefs.clear();
+            self.coefs.extend(row[..s].iter().map(|a| h * a));
+            let stage = &mut self.stage[..coupled];
+            combine_into(stage, &y[..coupled], &self.coefs, &self.k);
+            let end = if fsal { &self.k[s - 1] } else { &self.k_end };
+            let later = std::iter::once(end).chain(&self.k_dense[..m]);
+            for (&a, k) in row[s..].iter().zip(later) {
+                axpy(h * a, &k[..coupled], stage);
+            }
+            sys.rhs(t + c * h, &self.stage, &mut self.k_dense[m]);
+        }
+        DENSE_A.len()
     }
 
     /// f at the step's end (t1, y_new): the last stage of an FSAL method,
@@ -448,6 +479,7 @@ impl RungeKutta {
             k_end,
             y_new,
             stage,
+            k_dense,
             ..
         } = self;
         let data = StepData {
@@ -461,6 +493,7 @@ impl RungeKutta {
                 &k_end[..coupled]
             },
             k,
+            extra: k_dense,
         };
         let point = &mut stage[..coupled];
         g.upper.copy_from_slice(&g.g1);
@@ -469,8 +502,7 @@ impl RungeKutta {
             // The candidate whose zero a linear model of g puts first.
             let mut best: Option<(usize, f64)> = None;
             for (j, (&a, &b)) in g.g0.iter().zip(&g.upper).enumerate() {
-                let s0 = watch.side(j);
-                if side(b) != s0 && side(a) == s0 {
+                if crossed(watch, j, a, b) {
                     let guess = upper * a / (a - b);
                     if best.is_none_or(|(_, e)| guess < e) {
                         best = Some((j, guess));
@@ -494,10 +526,12 @@ impl RungeKutta {
             // Did another function change side before this zero?
             dense.eval(&data, before, point);
             sys.switches_at(t + before * h, point, &mut g.probe);
-            let earlier = g.probe.iter().zip(&g.g0).enumerate().any(|(i, (&v, &a))| {
-                let s0 = watch.side(i);
-                i != j && side(v) != s0 && side(a) == s0
-            });
+            let earlier = g
+                .probe
+                .iter()
+                .zip(&g.g0)
+                .enumerate()
+                .any(|(i, (&v, &a))| i != j && crossed(watch, i, a, v));
             if earlier && before > 0.0 {
                 upper = before;
                 g.upper.copy_from_slice(&g.probe);
@@ -506,4 +540,11 @@ impl RungeKutta {
             return Some((j, after));
         }
     }
+}
+
+/// Switch j went from its recorded side (its value `a` at the step's start
+/// on it: a bracket) to the other (`b`).
+fn crossed(watch: &Watch, j: usize, a: f64, b: f64) -> bool {
+    let s0 = watch.side(j);
+    side(b) != s0 && side(a) == s0
 }

@@ -195,6 +195,42 @@ fn issue_spec_integrates_its_sliding_modes() {
     );
 }
 
+/// E5 on a relu resmlp (width 3, two blocks): the unit 0 of the second
+/// block's pre-activation at training point 2 slides from t = 0.3196
+/// (found by scanning seeds: before resmlp had kink jets, this run stopped
+/// with exit 1 there). The resmlp's Taylor pass carries dh_k/dt of each
+/// block, so λ is exact and the sliding kink is a first integral (E5 (i)):
+/// with dop853 at rtol 1e-12 it stays within its drift bound and within
+/// 1e-12 of its surface (issue 12's requirement), and the residual meets
+/// C12's 1e-10 of max |y_end − y0|.
+#[test]
+fn resmlp_integrates_its_sliding_modes() {
+    let (spec, out) = run(&json!({"seed": 6,
+        "data": {"source": "synthetic", "function": "sine", "n_train": 6, "n_test": 3, "dim": 2},
+        "model": {"arch": "resmlp", "width": 3, "blocks": 2, "activation": "relu"},
+        "loss": {"kind": "squared"}, "reduction": "mean",
+        "flow": {"t_end": 1.0, "method": "dop853", "rtol": 1e-12, "atol": 1e-14, "events": true}}));
+    let slide = out
+        .conditions
+        .events
+        .iter()
+        .find(|e| e.event == Some("slide"))
+        .expect("a slide event");
+    assert_eq!(slide.kink.layer, Some(1), "the second block's kink slides");
+    assert!((slide.t - 0.3196).abs() < 1e-4, "t = {}", slide.t);
+    let dy = spread(&out);
+    assert!(
+        out.max_abs_residual() <= 1e-10 * dy,
+        "{:e}",
+        out.max_abs_residual()
+    );
+    let held = sliding_kinks(&spec, &out, (1e-12, 1e-14));
+    assert!(
+        !held.is_empty() && held.iter().all(|(g, b)| g <= b && *g <= 1e-12),
+        "{held:?}"
+    );
+}
+
 /// E7: releases. On issue 12's spec to t = 3 one sliding kink is released
 /// when a third one's sliding mode pushes its λ out of [0, 1] (t = 1.48)
 /// and another at t = 1.93 (its λ leaves [0, 1] within a step); the run

@@ -85,8 +85,8 @@ pub enum RunError {
     #[error(
         "the flow reaches a sliding mode at t = {t}: {kink} crossed its zero and came straight \
          back, so the vector fields on both sides point into this kink (a Filippov sliding \
-         mode), which `flow.events` could not integrate here (at most 4 kinks slide at once; \
-         resmlp's kinks are not integrated) ({loss})"
+         mode), which `flow.events` could not integrate here (at most 4 kinks slide at once) \
+         ({loss})"
     )]
     Sliding {
         t: f64,

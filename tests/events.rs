@@ -189,7 +189,7 @@ fn residual(spec: &Spec, t_end: f64, k: usize) -> f64 {
 }
 
 /// Observed orders over K, 2K, 4K steps.
-fn orders(spec: &Spec, t_end: f64, k: usize) -> Vec<f64> {
+pub(crate) fn orders(spec: &Spec, t_end: f64, k: usize) -> Vec<f64> {
     let r: Vec<f64> = [k, 2 * k, 4 * k]
         .iter()
         .map(|&k| residual(spec, t_end, k))

@@ -30,11 +30,11 @@ fn smooth(flow: Value) -> Spec {
     }))
 }
 
-fn parse(value: Value) -> Spec {
+pub(crate) fn parse(value: Value) -> Spec {
     Spec::parse(&value.to_string(), Format::Json).expect("a valid spec")
 }
 
-fn data_of(spec: &Spec) -> Dataset {
+pub(crate) fn data_of(spec: &Spec) -> Dataset {
     Dataset::resolve(spec, Path::new(".")).expect("data resolve")
 }
 
@@ -875,7 +875,7 @@ fn coefficient_leaves_the_range_where_the_tangent_kernel_changes_sign() {
 /// The parameters at each step's end of a fine rk4 run (step `h`) of an
 /// experiment, starting with (0, w0): a reference path for locating kink
 /// crossings.
-fn fine_path(exp: &Experiment, t_end: f64, h: f64) -> Vec<(f64, Vec<f64>)> {
+pub(crate) fn fine_path(exp: &Experiment, t_end: f64, h: f64) -> Vec<(f64, Vec<f64>)> {
     let spec = &exp.spec;
     let mut flow = FlowProblem::new(exp.model.as_ref(), spec.loss, spec.reduction, &exp.data);
     let mut y = flow.initial_state(&exp.w0);
@@ -896,7 +896,7 @@ fn fine_path(exp: &Experiment, t_end: f64, h: f64) -> Vec<(f64, Vec<f64>)> {
 
 /// The first time s(w(t)) crosses 0 upwards on a reference path, and w
 /// there, both interpolated linearly within the step (error O(h²)).
-fn crossing(path: &[(f64, Vec<f64>)], s: impl Fn(&[f64]) -> f64) -> (f64, Vec<f64>) {
+pub(crate) fn crossing(path: &[(f64, Vec<f64>)], s: impl Fn(&[f64]) -> f64) -> (f64, Vec<f64>) {
     path.windows(2)
         .find_map(|pair| {
             let ((t0, w0), (t1, w1)) = (&pair[0], &pair[1]);
@@ -937,7 +937,7 @@ fn curvature(spec: &Spec, w: &[f64], d: &[f64], q: &[f64]) -> f64 {
 }
 
 /// A fixed-step run of `spec` with step h over ⌈t_end / h⌉ steps; its residuals.
-fn residual_at(spec: &Spec, method: &str, h: f64, t_end: f64) -> Vec<f64> {
+pub(crate) fn residual_at(spec: &Spec, method: &str, h: f64, t_end: f64) -> Vec<f64> {
     let steps = (t_end / h).ceil();
     let key = if method == "gd" { "lr" } else { "step" };
     run(&with_flow(

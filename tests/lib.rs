@@ -13,6 +13,7 @@ mod fuzz_replay;
 mod golden;
 mod identity;
 mod kinked_segments;
+mod kinks_cnn;
 mod layers;
 mod learn;
 mod linalg;

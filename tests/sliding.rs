@@ -195,6 +195,42 @@ fn issue_spec_integrates_its_sliding_modes() {
     );
 }
 
+/// E5 on a relu resmlp (width 3, two blocks): the unit 0 of the second
+/// block's pre-activation at training point 2 slides from t = 0.3196
+/// (found by scanning seeds: before resmlp had kink jets, this run stopped
+/// with exit 1 there). The resmlp's Taylor pass carries dh_k/dt of each
+/// block, so λ is exact and the sliding kink is a first integral (E5 (i)):
+/// with dop853 at rtol 1e-12 it stays within its drift bound and within
+/// 1e-12 of its surface (issue 12's requirement), and the residual meets
+/// C12's 1e-10 of max |y_end − y0|.
+#[test]
+fn resmlp_integrates_its_sliding_modes() {
+    let (spec, out) = run(&json!({"seed": 6,
+        "data": {"source": "synthetic", "function": "sine", "n_train": 6, "n_test": 3, "dim": 2},
+        "model": {"arch": "resmlp", "width": 3, "blocks": 2, "activation": "relu"},
+        "loss": {"kind": "squared"}, "reduction": "mean",
+        "flow": {"t_end": 1.0, "method": "dop853", "rtol": 1e-12, "atol": 1e-14, "events": true}}));
+    let slide = out
+        .conditions
+        .events
+        .iter()
+        .find(|e| e.event == Some("slide"))
+        .expect("a slide event");
+    assert_eq!(slide.kink.layer, Some(1), "the second block's kink slides");
+    assert!((slide.t - 0.3196).abs() < 1e-4, "t = {}", slide.t);
+    let dy = spread(&out);
+    assert!(
+        out.max_abs_residual() <= 1e-10 * dy,
+        "{:e}",
+        out.max_abs_residual()
+    );
+    let held = sliding_kinks(&spec, &out, (1e-12, 1e-14));
+    assert!(
+        !held.is_empty() && held.iter().all(|(g, b)| g <= b && *g <= 1e-12),
+        "{held:?}"
+    );
+}
+
 /// E7: releases. On issue 12's spec to t = 3 one sliding kink is released
 /// when a third one's sliding mode pushes its λ out of [0, 1] (t = 1.48)
 /// and another at t = 1.93 (its λ leaves [0, 1] within a step); the run
@@ -255,5 +291,133 @@ fn sliding_modes_are_released_where_their_coefficient_leaves_the_unit_interval()
     assert!(
         !left.is_empty() && left.iter().all(|g| *g > drift),
         "{left:?} vs {drift:e}"
+    );
+}
+
+/// The one-unit relu model of [`within_step_release`]: f(x) = a relu(W x +
+/// b) + c, w = (W, b, a, c), on x_1 = 1 (y* = −1) and x_2 = 1.5 (y* = 1),
+/// squared loss summed.
+const ONE_UNIT: ([f64; 2], [f64; 2]) = ([1.0, 1.5], [-1.0, 1.0]);
+
+/// The gradient flow of that model written out by hand (the reference):
+/// off the kink −Σ_k l'_k ∇f(x_k), ∇f(x) = (a x, a, z, 1) (the unit
+/// active at both points); sliding on z_1 = W x_1 + b = 0 (x_2 active), Filippov's
+/// field −l'_2 ∇f(x_2) − l'_1 (λ a x_1, λ a, 0, 1) with
+/// λ = −l'_2 a (x_1 x_2 + 1) / (l'_1 a (x_1² + 1)) (∇z_1 · F = 0).
+/// Returns the field and λ (NaN off the kink).
+fn one_unit_field(w: &[f64; 4], sliding: bool) -> ([f64; 4], f64) {
+    let ([x1, x2], [y1, y2]) = ONE_UNIT;
+    let z = |x: f64| w[0] * x + w[1];
+    assert!(z(x2) > 0.0, "x_2 stays active");
+    // Off the kink, the branch with the unit active at both points (as
+    // E2's locked branches, continued past z_1 = 0 within a step).
+    let grad = |x: f64| [w[2] * x, w[2], z(x), 1.0];
+    let f = |x: f64| w[2] * z(x) + w[3];
+    // On the surface f(x_1) = c.
+    let l1 = if sliding { w[3] - y1 } else { f(x1) - y1 };
+    let l2 = f(x2) - y2;
+    let g2 = grad(x2);
+    let (g1, lambda) = if sliding {
+        let lambda = -l2 * (x1 * x2 + 1.0) / (l1 * (x1 * x1 + 1.0));
+        ([lambda * w[2] * x1, lambda * w[2], 0.0, 1.0], lambda)
+    } else {
+        (grad(x1), f64::NAN)
+    };
+    (std::array::from_fn(|p| -l1 * g1[p] - l2 * g2[p]), lambda)
+}
+
+/// One classical rk4 step of [`one_unit_field`].
+fn one_unit_step(w: &[f64; 4], h: f64, sliding: bool) -> [f64; 4] {
+    let at = |w: &[f64; 4], k: &[f64; 4], s: f64| std::array::from_fn(|p| w[p] + s * k[p]);
+    let k1 = one_unit_field(w, sliding).0;
+    let k2 = one_unit_field(&at(w, &k1, h / 2.0), sliding).0;
+    let k3 = one_unit_field(&at(w, &k2, h / 2.0), sliding).0;
+    let k4 = one_unit_field(&at(w, &k3, h), sliding).0;
+    std::array::from_fn(|p| w[p] + h / 6.0 * (k1[p] + 2.0 * k2[p] + 2.0 * k3[p] + k4[p]))
+}
+
+/// Integrates from (t, w) with rk4 steps of 1e-4 until `stop` turns true
+/// within a step, then bisects the length of the last step's sub-step (60
+/// halvings: to rounding); returns the time and state there.
+fn one_unit_until(
+    (mut t, mut w): (f64, [f64; 4]),
+    sliding: bool,
+    stop: impl Fn(&[f64; 4]) -> bool,
+) -> (f64, [f64; 4]) {
+    let h = 1e-4;
+    loop {
+        let next = one_unit_step(&w, h, sliding);
+        if stop(&next) {
+            let (mut lo, mut hi) = (0.0, h);
+            for _ in 0..60 {
+                let mid = (lo + hi) / 2.0;
+                if stop(&one_unit_step(&w, mid, sliding)) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            return (t + hi, one_unit_step(&w, hi, sliding));
+        }
+        (t, w) = (t + h, next);
+    }
+}
+
+/// E7 (i), a release inside a step. The one-unit model from w0 = (1,
+/// −0.5, 0.5, 1): z_1 falls to 0 and slides (both one-sided fields point
+/// in), and along the slide λ = −l'_2 (x_1 x_2 + 1)/(l'_1 (x_1² + 1))
+/// drifts (l'_1, l'_2 change as c and a move) until it leaves [0, 1]: the
+/// flow releases the kink there, with no other event near, so only the
+/// within-step cut (`cut_release`) can place it. Reference: the hand-written
+/// field above, rk4 at h = 1e-4 (global error ~ h⁴ = 1e-16 per unit of
+/// scale) with the slide and the release bisected to rounding. The tool
+/// (dop853, rtol 1e-12) carries a state error of about K tol |w| ~ 1e-11
+/// (K ≈ 30 steps), which moves λ by |∇λ| 1e-11 and the release time by
+/// that over |dλ/dt| (both O(1) here): 1e-9 allows a factor 100. After the
+/// release the identity holds to C12's 1e-10 max |y_end − y0| and z_1 has
+/// left its surface to the side λ left through (beyond 1e-6; a held kink
+/// stays within 1e-12).
+#[test]
+fn within_step_release() {
+    let w0 = [1.0, -0.5, 0.5, 1.0];
+    let z1 = |w: &[f64; 4]| w[0] * ONE_UNIT.0[0] + w[1];
+    let slide = one_unit_until((0.0, w0), false, |w| z1(w) <= 0.0);
+    let leaves = |w: &[f64; 4]| !(0.0..=1.0).contains(&one_unit_field(w, true).1);
+    let (t_release, w_release) = one_unit_until(slide, true, leaves);
+    let upper = one_unit_field(&w_release, true).1 > 1.0;
+    let (_, out) = run(&json!({
+        "data": {"source": "inline", "train_x": [[1.0], [1.5]], "train_y": [-1.0, 1.0],
+                 "test_x": [[0.0], [2.0]]},
+        "model": {"arch": "mlp", "hidden": [1], "activation": "relu"},
+        "init": {"w0": w0}, "loss": {"kind": "squared"},
+        "flow": {"t_end": 2.0, "method": "dop853", "rtol": 1e-12, "atol": 1e-14, "events": true}}));
+    let events: Vec<(Option<&str>, f64)> = out
+        .conditions
+        .events
+        .iter()
+        .map(|e| (e.event, e.t))
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].0, Some("slide"));
+    assert!(
+        (events[0].1 - slide.0).abs() <= 1e-9,
+        "{events:?} vs {}",
+        slide.0
+    );
+    assert_eq!(events[1].0, Some("release"));
+    assert!(
+        (events[1].1 - t_release).abs() <= 1e-9,
+        "{events:?} vs {t_release}"
+    );
+    assert!(
+        out.max_abs_residual() <= 1e-10 * spread(&out),
+        "{:e}",
+        out.max_abs_residual()
+    );
+    let z_end = out.w_end[0] + out.w_end[1];
+    assert!(
+        if upper { z_end > 1e-6 } else { z_end < -1e-6 },
+        "z_1(T) = {z_end:e}, released to the {} side",
+        if upper { "upper" } else { "lower" }
     );
 }

@@ -288,4 +288,9 @@ impl Model for ResMlp {
             tape.scratch[..self.n_blocks].iter().collect()
         }
     }
+
+    /// h_k, block k's pre-activation, is jet 2 + 3 k (see `taylor_tape`).
+    fn kink_jet<'t>(&self, tape: &'t TaylorTape, l: usize) -> Option<&'t Jet> {
+        (!self.is_smooth() && l < self.n_blocks).then(|| &tape.jets[2 + 3 * l])
+    }
 }

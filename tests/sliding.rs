@@ -421,3 +421,48 @@ fn within_step_release() {
         if upper { "upper" } else { "lower" }
     );
 }
+
+/// A kink met inside the first step, and a sliding mode that starts at
+/// t = 0. Both used to stop the run with "slides" at the first step: the
+/// "back across right after its event" rule read the first step's
+/// predecessor (index 0) as an event. The problem of `closed_form`: (i)
+/// with rk4 at h = 1/2 the crossing at t* = 1/3 lies in the first step;
+/// (ii) from w0 = (1/3, 2/3), on the kink at t = 0, it slides at once with
+/// the constant field (−1/2, 1/2), so w(1) = (−1/6, 7/6). The fields are
+/// constant, so rk4 is exact up to rounding: 64 ε as in E5's test.
+#[test]
+fn kinks_at_the_first_step_and_at_t0_are_handled() {
+    let mut first_step = closed_form("rk4");
+    first_step["flow"] = json!({"t_end": 1.0, "method": "rk4", "step": 0.5, "events": true});
+    let mut at_start = first_step.clone();
+    at_start["init"]["w0"] = json!([1.0 / 3.0, 2.0 / 3.0]);
+    for (name, spec, want, t_slide) in [
+        (
+            "crossing in the first step",
+            first_step,
+            [0.0, 1.0],
+            1.0 / 3.0,
+        ),
+        ("sliding from t = 0", at_start, [-1.0 / 6.0, 7.0 / 6.0], 0.0),
+    ] {
+        let (_, out) = run(&spec);
+        for (got, want) in out.w_end.iter().zip(want) {
+            assert!(
+                (got - want).abs() <= 64.0 * EPS,
+                "{name}: w_end {:?}",
+                out.w_end
+            );
+        }
+        let slide = out
+            .conditions
+            .events
+            .iter()
+            .find(|e| e.event == Some("slide"));
+        let slide = slide.unwrap_or_else(|| panic!("{name}: no slide event"));
+        assert!(
+            (slide.t - t_slide).abs() <= 64.0 * EPS,
+            "{name}: slide at {}",
+            slide.t
+        );
+    }
+}

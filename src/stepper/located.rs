@@ -23,9 +23,14 @@ struct Values {
     upper: Vec<f64>,
     /// The branch each function is locked to: 1 for g > 0, else 0.
     lambda: Vec<f64>,
-    /// The accepted step that ended at each function's last event (0: none).
+    /// The accepted step that ended at each function's last event
+    /// (`NO_EVENT`: none yet; not 0, which is the step before the first).
     event_step: Vec<usize>,
 }
+
+/// No event yet: a crossing in the first step must not read as "back
+/// across right after its event" (index − 1 = 0 there).
+const NO_EVENT: usize = usize::MAX;
 
 impl RungeKutta {
     pub(super) fn with_events<S: OdeSystem>(
@@ -45,7 +50,7 @@ impl RungeKutta {
             probe: vec![0.0; n],
             upper: vec![0.0; n],
             lambda: vec![0.0; n],
-            event_step: vec![0; n],
+            event_step: vec![NO_EVENT; n],
         };
         let mut stats = Stats::default();
         let mut t = 0.0;

@@ -11,11 +11,13 @@
 //! Without memory (plain sgd) G_{k,i} = −eta_k l'_{k,i} ∇f(w_k; x_i), so
 //! both sums over i are kernels in factored form (`crate::kernel`, and the
 //! exact path kernel's segment kernel) and no per-point P-vector exists.
-//! With memory each point's buffer is a P-vector (N x P numbers, held as
-//! vectors times scales by `buffers`), and the sums are products of the
-//! query Jacobian (or gbar_k) with them.
+//! With memory each point's buffer is a P-vector (N x P numbers), and the
+//! sums are products of the query Jacobian (or gbar_k) with them, deferred
+//! to each point's draws by `buffers`; each step's exact closing check
+//! then uses the shares' sum Σ_i G_{k,i}, carried through a buffer of its
+//! own as the decay's D_k is.
 use super::buffers::PointBuffers;
-use crate::exact::{ExactPathKernel, NODES, excess, rounding_floor};
+use crate::exact::{ExactPathKernel, NODES, closing_sums, excess, excess_by, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
 use crate::linalg::{gemm_deep as gemm, slice_view, slice_view_mut};
@@ -45,8 +47,17 @@ pub struct Decomposition<'m> {
     /// gbar_k and P_k gbar_k: P x (M C).
     gbar: Vec<f64>,
     gbar_pre: Vec<f64>,
-    /// Memory: each point's buffer (`PointBuffers`).
+    /// Memory: each point's buffer and the deferred sums (`PointBuffers`).
     buffers: Option<PointBuffers>,
+    /// Memory: the batch's summed shares Σ_i x_{k,i}, their buffer,
+    /// direction and Σ_i G_{k,i}; and per query entry gbar_k · Σ_i G_{k,i}
+    /// with its magnitude |gbar_k| · |Σ_i G_{k,i}|.
+    share_input: Vec<f64>,
+    share_buffer: Vec<f64>,
+    share_direction: Vec<f64>,
+    share_step: Vec<f64>,
+    share_sum: Vec<f64>,
+    share_size: Vec<f64>,
     /// The decay's input λ_c w_k, buffer, direction and D_k.
     decay_input: Vec<f64>,
     decay_buffer: Vec<f64>,
@@ -93,7 +104,13 @@ impl<'m> Decomposition<'m> {
             jtr: sized(preconditioned, p * n * c),
             gbar: vec![0.0; p * m * c],
             gbar_pre: sized(preconditioned && memory, p * m * c),
-            buffers: memory.then(|| PointBuffers::new(p, n, m * c)),
+            buffers: memory.then(|| PointBuffers::new(p, n, &[(m * c, false), (m * c, true)])),
+            share_input: sized(memory, p),
+            share_buffer: sized(memory, p),
+            share_direction: sized(memory, p),
+            share_step: sized(memory, p),
+            share_sum: sized(memory, m * c),
+            share_size: sized(memory, m * c),
             decay_input: vec![0.0; p],
             decay_buffer: vec![0.0; p],
             decay_direction: vec![0.0; p],
@@ -187,18 +204,30 @@ impl<'m> Decomposition<'m> {
             let batch = (0..n).filter(|&i| lprime[i * c..(i + 1) * c].iter().any(|&v| v != 0.0));
             let (rows, inputs) = buffers.batch_inputs(batch);
             self.jac.gradients(flow.tape(), rows, lprime, inputs);
+            // Σ_i G_{k,i}, for the exact form's closing check.
+            self.share_input.fill(0.0);
+            for x in inputs.chunks_exact(p) {
+                crate::vecmath::add_assign(&mut self.share_input, x);
+            }
+            opt.carry(
+                &mut self.share_buffer,
+                &self.share_input,
+                &mut self.share_direction,
+            );
+            self.share_step.copy_from_slice(&self.share_direction);
+            scale_share(&mut self.share_step, pre, eta);
             buffers.advance(linear);
             let pl = if pre.is_some() {
                 &self.jq_pre
             } else {
                 &self.jq
             };
-            buffers.contract(pl, mc, eta, linear, &mut self.increment);
+            buffers.add(DOMINGOS, pl, eta, linear);
         } else {
             coefficient_rates(&mut self.increment, &self.kernel, lprime, c);
             self.increment.iter_mut().for_each(|v| *v *= eta);
+            crate::vecmath::add_assign(&mut self.coef_integral, &self.increment);
         }
-        crate::vecmath::add_assign(&mut self.coef_integral, &self.increment);
         self.add_exact(flow, (pre, linear), lprime, eta, w, w_next);
     }
 
@@ -223,9 +252,10 @@ impl<'m> Decomposition<'m> {
             node_sum,
             segment_rows,
             gbar,
-            gbar_pre,
-            buffers,
             decay_step,
+            share_step,
+            share_sum,
+            share_size,
             exact_increment,
             exact_decay,
             ..
@@ -242,38 +272,99 @@ impl<'m> Decomposition<'m> {
             exact.integrate_segment(flow.tape(), n, w, w_next, pieces, !memory, &mut at_node);
             if need_gbar {
                 node_sum.finish(gbar);
-            }
-            if let Some(buffers) = buffers.as_mut() {
-                let pl = match pre {
-                    Some(pk) => {
-                        for (dst, src) in gbar_pre.chunks_exact_mut(p).zip(gbar.chunks_exact(p)) {
-                            crate::vecmath::product_into(dst, src, pk);
-                        }
-                        &gbar_pre[..]
-                    }
-                    None => &gbar[..],
-                };
-                buffers.contract(pl, mc, eta, linear, exact_increment);
-            } else {
-                exact.increments(lprime, eta, c);
-                exact_increment.copy_from_slice(exact.increment());
-            }
-            if need_gbar {
                 let gb = slice_view(gbar, p, mc).transpose();
                 let d = slice_view(decay_step, p, 1);
                 gemm(slice_view_mut(exact_decay, mc, 1), false, gb, d, 1.0);
             } else {
                 exact_decay.fill(0.0);
             }
-            excess(f0, exact.f_end(), exact_increment, exact_decay)
+            if memory {
+                // Σ_i gbar_k · G_{k,i} = gbar_k · Σ_i G_{k,i}: the points'
+                // own sums are deferred (`buffers`).
+                for (q, column) in gbar.chunks_exact(p).enumerate() {
+                    let (sum, size) = dot_and_size(column, share_step);
+                    share_sum[q] = sum + exact_decay[q];
+                    share_size[q] = size + exact_decay[q].abs();
+                }
+                let f1 = exact.f_end();
+                excess_by(mc, |q| {
+                    closing_sums(f0[q], f1[q], share_sum[q], share_size[q])
+                })
+            } else {
+                exact.increments(lprime, eta, c);
+                exact_increment.copy_from_slice(exact.increment());
+                excess(f0, exact.f_end(), exact_increment, exact_decay)
+            }
         });
         let f1 = self.exact.f_end();
         for (q, floor) in self.exact_floor.iter_mut().enumerate() {
-            *floor += rounding_floor(f0, f1, &self.exact_increment, &self.exact_decay, q);
+            *floor += if memory {
+                closing_sums(f0[q], f1[q], self.share_sum[q], self.share_size[q]).1
+            } else {
+                rounding_floor(f0, f1, &self.exact_increment, &self.exact_decay, q)
+            };
         }
-        crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
         crate::vecmath::add_assign(&mut self.exact_decay_term, &self.exact_decay);
+        let Some(buffers) = self.buffers.as_mut() else {
+            crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
+            return;
+        };
+        let pl = match pre {
+            Some(pk) => {
+                let pairs = self
+                    .gbar_pre
+                    .chunks_exact_mut(p)
+                    .zip(self.gbar.chunks_exact(p));
+                for (dst, src) in pairs {
+                    crate::vecmath::product_into(dst, src, pk);
+                }
+                &self.gbar_pre[..]
+            }
+            None => &self.gbar[..],
+        };
+        buffers.add(EXACT, pl, eta, linear);
     }
+
+    /// Completes the deferred sums after the run's `steps` steps: A and
+    /// A^e of every point, and the exact floor's share of their rounding
+    /// (γ_n of the pairs' magnitudes, n = P + 6 K + 8: proofs.md §12, 8.5).
+    pub fn finish(&mut self, steps: usize) {
+        let Some(buffers) = self.buffers.as_mut() else {
+            return;
+        };
+        buffers.finish();
+        self.coef_integral.copy_from_slice(buffers.total(DOMINGOS));
+        self.exact_coef_integral
+            .copy_from_slice(buffers.total(EXACT));
+        let roundings = (self.dims.0 + 6 * steps + 8) as f64;
+        let gamma = roundings * f64::EPSILON / (1.0 - roundings * f64::EPSILON);
+        for (floor, size) in self.exact_floor.iter_mut().zip(buffers.magnitude(EXACT)) {
+            *floor += gamma * size;
+        }
+    }
+}
+
+/// The deferred streams of `PointBuffers`: the Domingos form's query
+/// Jacobian and the exact form's gbar_k.
+const DOMINGOS: usize = 0;
+const EXACT: usize = 1;
+
+/// (a · b, |a| · |b|), in 8 lanes so that the loop vectorises.
+fn dot_and_size(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (mut sum, mut size) = ([0.0; 8], [0.0; 8]);
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = a8.remainder().iter().zip(b8.remainder());
+    for (a, b) in a8.zip(b8) {
+        for l in 0..8 {
+            let v = a[l] * b[l];
+            sum[l] += v;
+            size[l] += v.abs();
+        }
+    }
+    let (s, m) = tail.fold((0.0, 0.0), |(s, m), (&a, &b)| {
+        (s + a * b, m + (a * b).abs())
+    });
+    (s + sum.iter().sum::<f64>(), m + size.iter().sum::<f64>())
 }
 
 /// d ← −eta P_k d in place.

@@ -185,8 +185,8 @@ proptest! {
 
     /// C48: after every settle and at the end, |deferred − eager| ≤ 3 γ_n
     /// Σ|terms| with n = P + 6K + 8 (proofs.md §12, 8.5), and the bound the
-    /// buffers report is twice the magnitudes' sum over the points (plus
-    /// the pass terms once).
+    /// buffers report is at least twice the magnitudes' sum over the points
+    /// (plus the pass terms once).
     #[test]
     fn deferred_sums_give_the_eager_sums(c in case()) {
         let (p, n, w) = (c.p, c.n, c.width);
@@ -232,7 +232,7 @@ proptest! {
         }
         for ((got, pair), pass) in buffers.magnitude(0).iter().zip(&pairs).zip(&passes) {
             let want = 2.0 * pair + pass;
-            prop_assert!((got - want).abs() <= 1e-12 * want, "bound {got} vs {want}");
+            prop_assert!(*got >= want * (1.0 - 1e-12), "bound {got} below {want}");
         }
     }
 }

@@ -47,7 +47,8 @@ struct Stream {
     width: usize,
     /// R, P x width (as L).
     running: Vec<f64>,
-    /// Σ_j |c_j Π_j| |L_j|, P x width, when the stream keeps a bound.
+    /// Σ_j |c_j Π_j| ‖L_j(·, q)‖₁ since the rebase (width), when the
+    /// stream keeps a bound.
     running_size: Option<Vec<f64>>,
     /// Z, width x N.
     opened: Vec<f64>,
@@ -79,7 +80,7 @@ impl PointBuffers {
                 .map(|&(width, bounded)| Stream {
                     width,
                     running: vec![0.0; p * width],
-                    running_size: bounded.then(|| vec![0.0; p * width]),
+                    running_size: bounded.then(|| vec![0.0; width]),
                     opened: vec![0.0; width * n],
                     total: vec![0.0; width * n],
                     product: vec![0.0; width * n],
@@ -113,11 +114,10 @@ impl PointBuffers {
             return;
         }
         let f = l.gain / self.scale;
-        let x = slice_view(&self.inputs[..p * b], p, b);
+        let x = &self.inputs[..p * b];
         for s in self.streams.iter_mut().filter(|s| !s.empty) {
             let (w, product) = (s.width, &mut s.product[..s.width * b]);
-            let r = slice_view(&s.running, p, w).transpose();
-            gemm(slice_view_mut(product, w, b), false, r, x, 1.0);
+            transposed_product(product, &s.running, w, x, b);
             for (&i, column) in self.batch.iter().zip(product.chunks_exact(w)) {
                 axpy(&mut s.opened[i * w..(i + 1) * w], f, column);
             }
@@ -136,11 +136,14 @@ impl PointBuffers {
         let s = &mut self.streams[stream];
         let w = s.width;
         let c = -eta * l.keep * self.scale;
-        axpy(&mut s.running, c, pl);
-        if let Some(size) = s.running_size.as_mut() {
-            size.iter_mut()
-                .zip(pl)
-                .for_each(|(m, &v)| *m += c.abs() * v.abs());
+        let columns = s.running.chunks_exact_mut(p).zip(pl.chunks_exact(p));
+        match s.running_size.as_mut() {
+            Some(size) => {
+                for ((r, l), size) in columns.zip(size.iter_mut()) {
+                    *size += c.abs() * crate::vecmath::axpy_norm(r, c, l);
+                }
+            }
+            None => axpy(&mut s.running, c, pl),
         }
         s.empty = false;
         if l.pass == 0.0 || b == 0 {
@@ -148,19 +151,19 @@ impl PointBuffers {
         }
         // The direction's pass · x_{k,i}: −eta pass L_kᵀ x_{k,i} now.
         let product = &mut s.product[..w * b];
-        let lhs = slice_view(pl, p, w).transpose();
-        let x = slice_view(&self.inputs[..p * b], p, b);
-        gemm(slice_view_mut(product, w, b), false, lhs, x, 1.0);
+        transposed_product(product, pl, w, &self.inputs[..p * b], b);
         for (&i, add) in self.batch.iter().zip(product.chunks_exact(w)) {
             axpy(&mut s.total[i * w..(i + 1) * w], -eta * l.pass, add);
         }
         if s.running_size.is_some() {
-            let pass = (eta * l.pass).abs();
+            // Σ_i |L(·, q)|ᵀ|x_i| ≤ ‖L(·, q)‖₁ max_p Σ_i |x_i(p)|.
+            let x = &self.inputs[..p * b];
+            let most = (0..p)
+                .map(|j| x.iter().skip(j).step_by(p).map(|v| v.abs()).sum::<f64>())
+                .fold(0.0, f64::max);
+            let pass = (eta * l.pass).abs() * most;
             for (bound, column) in s.bound.iter_mut().zip(pl.chunks_exact(p)) {
-                for x in self.inputs[..p * b].chunks_exact(p) {
-                    let dot: f64 = column.iter().zip(x).map(|(a, b)| (a * b).abs()).sum();
-                    *bound += pass * dot;
-                }
+                *bound += pass * column.iter().map(|v| v.abs()).sum::<f64>();
             }
         }
     }
@@ -176,10 +179,13 @@ impl PointBuffers {
         &self.streams[stream].total
     }
 
-    /// Σ_i of the stream's magnitudes Σ|c_j Π_j / Π_d gain_d L_j(q) x_{d,i}|
-    /// over the pairs its sums formed (width; complete after `finish`):
-    /// the forward error of Σ_i total_i is within γ_n of twice this
-    /// (proofs.md §12, 8.5). Zero for a stream without a bound.
+    /// An upper bound of twice Σ_i of the stream's magnitudes Σ|c_j Π_j /
+    /// Π_d gain_d L_j(q) x_{d,i}| over the pairs its sums formed, plus the
+    /// pass terms' (width; complete after `finish`): the forward error of
+    /// Σ_i total_i is within γ_n of this (proofs.md §12, 8.5). Each L_j's
+    /// column enters by its 1-norm times the largest Σ_i |Y_i|(p), so that
+    /// keeping it costs no pass over an (M C) x P matrix of its own. Zero
+    /// for a stream without a bound.
     pub fn magnitude(&self, stream: usize) -> &[f64] {
         &self.streams[stream].bound
     }
@@ -187,23 +193,22 @@ impl PointBuffers {
     /// total += Rᵀ Y − Z for every stream; then Y ← folded · Y (the buffers
     /// at the current step's decay), Π = 1 and the sums restart.
     fn rebase(&mut self, folded: f64) {
-        let (p, n) = (self.p, self.n);
-        let y = slice_view(&self.vectors, p, n);
+        let n = self.n;
         for s in self.streams.iter_mut().filter(|s| !s.empty) {
             let w = s.width;
-            let r = slice_view(&s.running, p, w).transpose();
-            gemm(slice_view_mut(&mut s.product, w, n), false, r, y, 1.0);
+            transposed_product(&mut s.product, &s.running, w, &self.vectors, n);
             for ((t, &v), z) in s.total.iter_mut().zip(&s.product).zip(&mut s.opened) {
                 *t += v - *z;
                 *z = 0.0;
             }
             s.running.fill(0.0);
             if let Some(size) = s.running_size.as_mut() {
-                for (bound, column) in s.bound.iter_mut().zip(size.chunks_exact(p)) {
-                    let dot: f64 = column.iter().zip(&self.magnitude).map(|(a, b)| a * b).sum();
-                    *bound += 2.0 * dot;
+                // Σ_p |R|(p, q) Σ_i |Y_i|(p) ≤ Σ_j |c_j Π_j| ‖L_j(·, q)‖₁ max_p Σ_i |Y_i|(p).
+                let most = self.magnitude.iter().copied().fold(0.0, f64::max);
+                for (bound, size) in s.bound.iter_mut().zip(size.iter_mut()) {
+                    *bound += 2.0 * *size * most;
+                    *size = 0.0;
                 }
-                size.fill(0.0);
             }
             s.empty = true;
         }
@@ -211,4 +216,14 @@ impl PointBuffers {
         crate::vecmath::scale(&mut self.magnitude, folded.abs());
         self.scale = 1.0;
     }
+}
+
+/// out = Lᵀ X, (width x cols), for L (P x width) and X (P x cols): formed
+/// as its transpose Xᵀ L, so that the P-deep product packs the narrow X
+/// rather than the whole of L.
+fn transposed_product(out: &mut [f64], l: &[f64], width: usize, x: &[f64], cols: usize) {
+    let p = x.len() / cols.max(1);
+    let dst = slice_view_mut(out, width, cols).transpose_mut();
+    let lhs = slice_view(x, p, cols).transpose();
+    gemm(dst, false, lhs, slice_view(l, p, width), 1.0);
 }

@@ -246,7 +246,8 @@ impl<'m> Decomposition<'m> {
         let mc = m * c;
         // gbar is needed for the shares with memory, and for a decay.
         let memory = self.buffers.is_some();
-        let need_gbar = memory || self.decay_step.iter().any(|&d| d != 0.0);
+        let decays = self.decay_step.iter().any(|&d| d != 0.0);
+        let need_gbar = memory || decays;
         let Decomposition {
             exact,
             node_sum,
@@ -272,6 +273,8 @@ impl<'m> Decomposition<'m> {
             exact.integrate_segment(flow.tape(), n, w, w_next, pieces, !memory, &mut at_node);
             if need_gbar {
                 node_sum.finish(gbar);
+            }
+            if decays {
                 let gb = slice_view(gbar, p, mc).transpose();
                 let d = slice_view(decay_step, p, 1);
                 gemm(slice_view_mut(exact_decay, mc, 1), false, gb, d, 1.0);
@@ -282,7 +285,7 @@ impl<'m> Decomposition<'m> {
                 // Σ_i gbar_k · G_{k,i} = gbar_k · Σ_i G_{k,i}: the points'
                 // own sums are deferred (`buffers`).
                 for (q, column) in gbar.chunks_exact(p).enumerate() {
-                    let (sum, size) = dot_and_size(column, share_step);
+                    let (sum, size) = crate::vecmath::dot_and_size(column, share_step);
                     share_sum[q] = sum + exact_decay[q];
                     share_size[q] = size + exact_decay[q].abs();
                 }
@@ -348,24 +351,6 @@ impl<'m> Decomposition<'m> {
 /// Jacobian and the exact form's gbar_k.
 const DOMINGOS: usize = 0;
 const EXACT: usize = 1;
-
-/// (a · b, |a| · |b|), in 8 lanes so that the loop vectorises.
-fn dot_and_size(a: &[f64], b: &[f64]) -> (f64, f64) {
-    let (mut sum, mut size) = ([0.0; 8], [0.0; 8]);
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = a8.remainder().iter().zip(b8.remainder());
-    for (a, b) in a8.zip(b8) {
-        for l in 0..8 {
-            let v = a[l] * b[l];
-            sum[l] += v;
-            size[l] += v.abs();
-        }
-    }
-    let (s, m) = tail.fold((0.0, 0.0), |(s, m), (&a, &b)| {
-        (s + a * b, m + (a * b).abs())
-    });
-    (s + sum.iter().sum::<f64>(), m + size.iter().sum::<f64>())
-}
 
 /// d ← −eta P_k d in place.
 fn scale_share(d: &mut [f64], pre: Option<&[f64]>, eta: f64) {

@@ -464,6 +464,33 @@ pub fn axpy_norm(y: &mut [f64], a: f64, x: &[f64]) -> f64 {
     tail + size.iter().sum::<f64>()
 }
 
+/// y += a (d ∘ x) elementwise, returning Σ|d ∘ x| (a preconditioned
+/// running sum without forming d ∘ x).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn axpy_product_norm(y: &mut [f64], a: f64, d: &[f64], x: &[f64]) -> f64 {
+    let mut size = [0.0; 8];
+    let (y8, d8, x8) = (y.chunks_exact_mut(8), d.chunks_exact(8), x.chunks_exact(8));
+    let (yt, dt, xt) = (y8.into_remainder(), d8.remainder(), x8.remainder());
+    let mut tail = 0.0;
+    for ((y, &d), &x) in yt.iter_mut().zip(dt).zip(xt) {
+        *y += a * (d * x);
+        tail += (d * x).abs();
+    }
+    let chunks = y.chunks_exact_mut(8).zip(d.chunks_exact(8));
+    for ((y, d), x) in chunks.zip(x.chunks_exact(8)) {
+        for l in 0..8 {
+            let v = d[l] * x[l];
+            y[l] += a * v;
+            size[l] += v.abs();
+        }
+    }
+    tail + size.iter().sum::<f64>()
+}
+
 /// (a · b, Σ|a_j b_j|), in 8 lanes.
 #[multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512dq",

@@ -132,20 +132,48 @@ impl PointBuffers {
     /// Adds this step's query matrix `pl` = P_k L_k (P x width) to
     /// stream `stream`: Σ_i L_kᵀ G_{k,i} enters every point's total.
     pub fn add(&mut self, stream: usize, pl: &[f64], eta: f64, l: Linear) {
+        self.add_preconditioned(stream, pl, None, eta, l);
+    }
+
+    /// As [`PointBuffers::add`] with P_k L_k = diag(`pre`) `lq` formed
+    /// column by column inside the running sum, when the map has no pass
+    /// term (Adam); `pre` None: `lq` is P_k L_k.
+    pub fn add_preconditioned(
+        &mut self,
+        stream: usize,
+        pl: &[f64],
+        pre: Option<&[f64]>,
+        eta: f64,
+        l: Linear,
+    ) {
         let (p, b) = (self.p, self.batch.len());
         let s = &mut self.streams[stream];
         let w = s.width;
         let c = -eta * l.keep * self.scale;
         let columns = s.running.chunks_exact_mut(p).zip(pl.chunks_exact(p));
-        match s.running_size.as_mut() {
-            Some(size) => {
+        match (s.running_size.as_mut(), pre) {
+            (Some(size), None) => {
                 for ((r, l), size) in columns.zip(size.iter_mut()) {
                     *size += c.abs() * crate::vecmath::axpy_norm(r, c, l);
                 }
             }
-            None => axpy(&mut s.running, c, pl),
+            (Some(size), Some(d)) => {
+                for ((r, l), size) in columns.zip(size.iter_mut()) {
+                    *size += c.abs() * crate::vecmath::axpy_product_norm(r, c, d, l);
+                }
+            }
+            (None, None) => axpy(&mut s.running, c, pl),
+            (None, Some(d)) => {
+                for (r, l) in columns {
+                    crate::vecmath::axpy_product_norm(r, c, d, l);
+                }
+            }
         }
         s.empty = false;
+        assert!(
+            pre.is_none() || l.pass == 0.0,
+            "a pass term needs P_k L_k formed"
+        );
         if l.pass == 0.0 || b == 0 {
             return;
         }
@@ -166,6 +194,22 @@ impl PointBuffers {
                 *bound += pass * column.iter().map(|v| v.abs()).sum::<f64>();
             }
         }
+    }
+
+    /// As [`PointBuffers::add`] for a stream without a bound and a map
+    /// without a pass term, with `add_to(R, c)` adding c P_k L_k to R
+    /// itself (so that P_k L_k need not be formed).
+    pub fn add_with(
+        &mut self,
+        stream: usize,
+        eta: f64,
+        l: Linear,
+        add_to: impl FnOnce(&mut [f64], f64),
+    ) {
+        let s = &mut self.streams[stream];
+        debug_assert!(l.pass == 0.0 && s.running_size.is_none());
+        add_to(&mut s.running, -eta * l.keep * self.scale);
+        s.empty = false;
     }
 
     /// Contracts every point (all streams' totals complete), as at a rebase.

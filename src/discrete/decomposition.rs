@@ -161,8 +161,11 @@ impl<'m> Decomposition<'m> {
         scale_share(&mut self.decay_step, pre, eta);
         axpy(&mut self.decay_step, -eta * lambda_d, w);
         let decays = self.decay_step.iter().any(|&d| d != 0.0);
-        // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's kernel.
-        if self.buffers.is_some() || pre.is_some() || decays {
+        let linear = opt.linear();
+        // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's
+        // kernel; for the buffers' sum alone it is added to it directly.
+        let direct = pre.is_none() && !decays && linear.pass == 0.0;
+        if (self.buffers.is_some() && !direct) || pre.is_some() || decays {
             self.jac
                 .jacobian(flow.tape(), &self.query_rows, &mut self.jq);
         }
@@ -198,7 +201,6 @@ impl<'m> Decomposition<'m> {
                 1.0,
             );
         }
-        let linear = opt.linear();
         if let Some(buffers) = self.buffers.as_mut() {
             // The batch: the points with a gradient this step.
             let batch = (0..n).filter(|&i| lprime[i * c..(i + 1) * c].iter().any(|&v| v != 0.0));
@@ -217,12 +219,19 @@ impl<'m> Decomposition<'m> {
             self.share_step.copy_from_slice(&self.share_direction);
             scale_share(&mut self.share_step, pre, eta);
             buffers.advance(linear);
-            let pl = if pre.is_some() {
-                &self.jq_pre
+            if direct {
+                let (jac, rows, tape) = (&mut self.jac, &self.query_rows, flow.tape());
+                buffers.add_with(DOMINGOS, eta, linear, |r, c| {
+                    jac.add_jacobian(tape, rows, c, r)
+                });
             } else {
-                &self.jq
-            };
-            buffers.add(DOMINGOS, pl, eta, linear);
+                let pl = if pre.is_some() {
+                    &self.jq_pre
+                } else {
+                    &self.jq
+                };
+                buffers.add(DOMINGOS, pl, eta, linear);
+            }
         } else {
             coefficient_rates(&mut self.increment, &self.kernel, lprime, c);
             self.increment.iter_mut().for_each(|v| *v *= eta);
@@ -312,8 +321,8 @@ impl<'m> Decomposition<'m> {
             crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
             return;
         };
-        let pl = match pre {
-            Some(pk) => {
+        match pre {
+            Some(pk) if linear.pass != 0.0 => {
                 let pairs = self
                     .gbar_pre
                     .chunks_exact_mut(p)
@@ -321,11 +330,10 @@ impl<'m> Decomposition<'m> {
                 for (dst, src) in pairs {
                     crate::vecmath::product_into(dst, src, pk);
                 }
-                &self.gbar_pre[..]
+                buffers.add(EXACT, &self.gbar_pre, eta, linear);
             }
-            None => &self.gbar[..],
-        };
-        buffers.add(EXACT, pl, eta, linear);
+            _ => buffers.add_preconditioned(EXACT, &self.gbar, pre, eta, linear),
+        }
     }
 
     /// Completes the deferred sums after the run's `steps` steps: A and

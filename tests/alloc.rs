@@ -308,7 +308,7 @@ fn second_order_steps_allocate_nothing_after_set_up() {
 /// The discrete optimizers' loop (SPEC §9) allocates nothing per step
 /// either: sgd with Nesterov momentum and decay (per-point buffers, the
 /// exact form's Jacobians and segment splits), momentum 0.5 (whose
-/// deferred sums rebase at the seventh step) and plain sgd with decay
+/// deferred sums rebase every fourth step) and plain sgd with decay
 /// (factored kernels), counted from the second step's end to the last.
 #[test]
 fn optimizer_steps_allocate_nothing_after_set_up() {

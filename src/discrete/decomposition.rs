@@ -49,20 +49,14 @@ pub struct Decomposition<'m> {
     gbar_pre: Vec<f64>,
     /// Memory: each point's buffer and the deferred sums (`PointBuffers`).
     buffers: Option<PointBuffers>,
-    /// Memory: the batch's summed shares Σ_i x_{k,i}, their buffer,
-    /// direction and Σ_i G_{k,i}; and per query entry gbar_k · Σ_i G_{k,i}
-    /// with its magnitude |gbar_k| · |Σ_i G_{k,i}|.
-    share_input: Vec<f64>,
-    share_buffer: Vec<f64>,
-    share_direction: Vec<f64>,
-    share_step: Vec<f64>,
+    /// Memory: the batch's summed shares Σ_i x_{k,i} carried to Σ_i
+    /// G_{k,i}; and per query entry gbar_k · Σ_i G_{k,i} with its
+    /// magnitude |gbar_k| · |Σ_i G_{k,i}|.
+    shares: Carried,
     share_sum: Vec<f64>,
     share_size: Vec<f64>,
-    /// The decay's input λ_c w_k, buffer, direction and D_k.
-    decay_input: Vec<f64>,
-    decay_buffer: Vec<f64>,
-    decay_direction: Vec<f64>,
-    decay_step: Vec<f64>,
+    /// The decay's input λ_c w_k carried to D_k (before λ_d's part).
+    decay: Carried,
     /// K^g (P_k-weighted) at w_k, and this step's increments.
     kernel: Vec<f64>,
     increment: Vec<f64>,
@@ -105,16 +99,10 @@ impl<'m> Decomposition<'m> {
             gbar: vec![0.0; p * m * c],
             gbar_pre: sized(preconditioned && memory, p * m * c),
             buffers: memory.then(|| PointBuffers::new(p, n, &[(m * c, false), (m * c, true)])),
-            share_input: sized(memory, p),
-            share_buffer: sized(memory, p),
-            share_direction: sized(memory, p),
-            share_step: sized(memory, p),
+            shares: Carried::new(if memory { p } else { 0 }),
             share_sum: sized(memory, m * c),
             share_size: sized(memory, m * c),
-            decay_input: vec![0.0; p],
-            decay_buffer: vec![0.0; p],
-            decay_direction: vec![0.0; p],
-            decay_step: vec![0.0; p],
+            decay: Carried::new(p),
             kernel: vec![0.0; l.kernel_len()],
             increment: vec![0.0; l.coef_len()],
             exact_increment: vec![0.0; l.coef_len()],
@@ -151,16 +139,10 @@ impl<'m> Decomposition<'m> {
         let mc = m * c;
         let pre = opt.preconditioner();
         // D_k = −eta_k P_k d(λ_c w) − eta_k λ_d w.
-        crate::vecmath::scaled_copy(&mut self.decay_input, w, lambda_c);
-        opt.carry(
-            &mut self.decay_buffer,
-            &self.decay_input,
-            &mut self.decay_direction,
-        );
-        self.decay_step.copy_from_slice(&self.decay_direction);
-        scale_share(&mut self.decay_step, pre, eta);
-        axpy(&mut self.decay_step, -eta * lambda_d, w);
-        let decays = self.decay_step.iter().any(|&d| d != 0.0);
+        crate::vecmath::scaled_copy(&mut self.decay.input, w, lambda_c);
+        self.decay.carry(opt, eta);
+        axpy(&mut self.decay.step, -eta * lambda_d, w);
+        let decays = self.decay.step.iter().any(|&d| d != 0.0);
         let linear = opt.linear();
         // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's
         // kernel; for the buffers' sum alone it is added to it directly.
@@ -197,7 +179,7 @@ impl<'m> Decomposition<'m> {
                 slice_view_mut(&mut self.decay_term, mc, 1),
                 true,
                 jq,
-                slice_view(&self.decay_step, p, 1),
+                slice_view(&self.decay.step, p, 1),
                 1.0,
             );
         }
@@ -207,17 +189,11 @@ impl<'m> Decomposition<'m> {
             let (rows, inputs) = buffers.batch_inputs(batch);
             self.jac.gradients(flow.tape(), rows, lprime, inputs);
             // Σ_i G_{k,i}, for the exact form's closing check.
-            self.share_input.fill(0.0);
+            self.shares.input.fill(0.0);
             for x in inputs.chunks_exact(p) {
-                crate::vecmath::add_assign(&mut self.share_input, x);
+                crate::vecmath::add_assign(&mut self.shares.input, x);
             }
-            opt.carry(
-                &mut self.share_buffer,
-                &self.share_input,
-                &mut self.share_direction,
-            );
-            self.share_step.copy_from_slice(&self.share_direction);
-            scale_share(&mut self.share_step, pre, eta);
+            self.shares.carry(opt, eta);
             buffers.advance(linear);
             if direct {
                 let (jac, rows, tape) = (&mut self.jac, &self.query_rows, flow.tape());
@@ -255,15 +231,15 @@ impl<'m> Decomposition<'m> {
         let mc = m * c;
         // gbar is needed for the shares with memory, and for a decay.
         let memory = self.buffers.is_some();
-        let decays = self.decay_step.iter().any(|&d| d != 0.0);
+        let decays = self.decay.step.iter().any(|&d| d != 0.0);
         let need_gbar = memory || decays;
         let Decomposition {
             exact,
             node_sum,
             segment_rows,
             gbar,
-            decay_step,
-            share_step,
+            decay,
+            shares,
             share_sum,
             share_size,
             exact_increment,
@@ -285,7 +261,7 @@ impl<'m> Decomposition<'m> {
             }
             if decays {
                 let gb = slice_view(gbar, p, mc).transpose();
-                let d = slice_view(decay_step, p, 1);
+                let d = slice_view(&decay.step, p, 1);
                 gemm(slice_view_mut(exact_decay, mc, 1), false, gb, d, 1.0);
             } else {
                 exact_decay.fill(0.0);
@@ -294,7 +270,7 @@ impl<'m> Decomposition<'m> {
                 // Σ_i gbar_k · G_{k,i} = gbar_k · Σ_i G_{k,i}: the points'
                 // own sums are deferred (`buffers`).
                 for (q, column) in gbar.chunks_exact(p).enumerate() {
-                    let (sum, size) = crate::vecmath::dot_and_size(column, share_step);
+                    let (sum, size) = crate::vecmath::dot_and_size(column, &shares.step);
                     share_sum[q] = sum + exact_decay[q];
                     share_size[q] = size + exact_decay[q].abs();
                 }
@@ -359,6 +335,34 @@ impl<'m> Decomposition<'m> {
 /// Jacobian and the exact form's gbar_k.
 const DOMINGOS: usize = 0;
 const EXACT: usize = 1;
+
+/// A stream of gradients carried through a buffer of its own
+/// (`Optimizer::carry`) to its step −eta_k P_k d: the coupled decay's
+/// λ_c w_k (to D_k), and the batch's summed shares (to Σ_i G_{k,i}).
+struct Carried {
+    input: Vec<f64>,
+    buffer: Vec<f64>,
+    direction: Vec<f64>,
+    step: Vec<f64>,
+}
+
+impl Carried {
+    fn new(p: usize) -> Carried {
+        Carried {
+            input: vec![0.0; p],
+            buffer: vec![0.0; p],
+            direction: vec![0.0; p],
+            step: vec![0.0; p],
+        }
+    }
+
+    /// One step of `input` (set by the caller): step = −eta P_k d.
+    fn carry(&mut self, opt: &dyn Optimizer, eta: f64) {
+        opt.carry(&mut self.buffer, &self.input, &mut self.direction);
+        self.step.copy_from_slice(&self.direction);
+        scale_share(&mut self.step, opt.preconditioner(), eta);
+    }
+}
 
 /// d ← −eta P_k d in place.
 fn scale_share(d: &mut [f64], pre: Option<&[f64]>, eta: f64) {

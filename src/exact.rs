@@ -235,9 +235,14 @@ pub fn refine(mut attempt: impl FnMut(usize) -> f64) {
 /// − decay(q)| over its [`rounding_floor`]: `increment` column-major
 /// (M C) x N, `decay` (M C) or empty for none.
 pub fn excess(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64]) -> f64 {
-    (0..f0.len())
+    excess_by(f0.len(), |q| closing(f0, f1, increment, decay, q))
+}
+
+/// max over the `entries` of gap / floor, from each entry's (gap, floor).
+pub fn excess_by(entries: usize, closing: impl Fn(usize) -> (f64, f64)) -> f64 {
+    (0..entries)
         .map(|q| {
-            let (gap, floor) = closing(f0, f1, increment, decay, q);
+            let (gap, floor) = closing(q);
             gap / floor.max(f64::MIN_POSITIVE)
         })
         .fold(0.0, f64::max)
@@ -253,10 +258,15 @@ pub fn rounding_floor(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64], 
 /// (|f1 − f0 − Σ_i increment − decay|, its rounding floor) at entry q.
 fn closing(f0: &[f64], f1: &[f64], increment: &[f64], decay: &[f64], q: usize) -> (f64, f64) {
     let m = f0.len();
-    let (f1, f0) = (f1[q], f0[q]);
     let d = decay.get(q).copied().unwrap_or(0.0);
     let row = increment.iter().skip(q).step_by(m);
     let (sum, size) = row.fold((d, d.abs()), |(s, a), &v| (s + v, a + v.abs()));
+    closing_sums(f0[q], f1[q], sum, size)
+}
+
+/// (|f1 − f0 − sum|, 64 ε (|f0| + |f1| + size)): one entry's closing gap
+/// and rounding floor, given the step's summed terms and their magnitude.
+pub fn closing_sums(f0: f64, f1: f64, sum: f64, size: f64) -> (f64, f64) {
     let floor = 64.0 * f64::EPSILON * (f0.abs() + f1.abs() + size);
     (((f1 - f0) - sum).abs(), floor)
 }

@@ -439,6 +439,81 @@ pub fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
     }
 }
 
+/// y += a x elementwise, returning Σ|x| (one pass for a running sum and
+/// its terms' magnitude).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn axpy_norm(y: &mut [f64], a: f64, x: &[f64]) -> f64 {
+    let mut size = [0.0; 8];
+    let (y8, x8) = (y.chunks_exact_mut(8), x.chunks_exact(8));
+    let (yt, xt) = (y8.into_remainder(), x8.remainder());
+    let mut tail = 0.0;
+    for (y, &x) in yt.iter_mut().zip(xt) {
+        *y += a * x;
+        tail += x.abs();
+    }
+    for (y, x) in y.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+        for l in 0..8 {
+            y[l] += a * x[l];
+            size[l] += x[l].abs();
+        }
+    }
+    tail + size.iter().sum::<f64>()
+}
+
+/// y += a (d ∘ x) elementwise, returning Σ|d ∘ x| (a preconditioned
+/// running sum without forming d ∘ x).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn axpy_product_norm(y: &mut [f64], a: f64, d: &[f64], x: &[f64]) -> f64 {
+    let mut size = [0.0; 8];
+    let (y8, d8, x8) = (y.chunks_exact_mut(8), d.chunks_exact(8), x.chunks_exact(8));
+    let (yt, dt, xt) = (y8.into_remainder(), d8.remainder(), x8.remainder());
+    let mut tail = 0.0;
+    for ((y, &d), &x) in yt.iter_mut().zip(dt).zip(xt) {
+        *y += a * (d * x);
+        tail += (d * x).abs();
+    }
+    let chunks = y.chunks_exact_mut(8).zip(d.chunks_exact(8));
+    for ((y, d), x) in chunks.zip(x.chunks_exact(8)) {
+        for l in 0..8 {
+            let v = d[l] * x[l];
+            y[l] += a * v;
+            size[l] += v.abs();
+        }
+    }
+    tail + size.iter().sum::<f64>()
+}
+
+/// (a · b, Σ|a_j b_j|), in 8 lanes.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+avx+fma",
+    "x86_64+sse4.1"
+))]
+pub fn dot_and_size(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (mut sum, mut size) = ([0.0; 8], [0.0; 8]);
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = a8.remainder().iter().zip(b8.remainder());
+    let (s, m) = tail.fold((0.0, 0.0), |(s, m), (&a, &b)| {
+        (s + a * b, m + (a * b).abs())
+    });
+    for (a, b) in a8.zip(b8) {
+        for l in 0..8 {
+            let v = a[l] * b[l];
+            sum[l] += v;
+            size[l] += v.abs();
+        }
+    }
+    (s + sum.iter().sum::<f64>(), m + size.iter().sum::<f64>())
+}
+
 /// A batch's activation jet (`crate::model::taylor`): from z and its first
 /// two derivatives along a direction, u = σ(z), u' = σ'(z) z' and u'' =
 /// σ''(z) z'² + σ'(z) z'', with (σ, σ', σ'') from `sigma`.

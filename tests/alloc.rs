@@ -307,12 +307,14 @@ fn second_order_steps_allocate_nothing_after_set_up() {
 
 /// The discrete optimizers' loop (SPEC §9) allocates nothing per step
 /// either: sgd with Nesterov momentum and decay (per-point buffers, the
-/// exact form's Jacobians and segment splits) and plain sgd with decay
+/// exact form's Jacobians and segment splits), momentum 0.5 (whose
+/// deferred sums rebase every fourth step) and plain sgd with decay
 /// (factored kernels), counted from the second step's end to the last.
 #[test]
 fn optimizer_steps_allocate_nothing_after_set_up() {
     for flow in [
         r#"{"method": "sgd", "lr": 0.05, "steps": 12, "batch_size": 5, "momentum": 0.9, "nesterov": true, "weight_decay": 0.01}"#,
+        r#"{"method": "sgd", "lr": 0.05, "steps": 12, "batch_size": 5, "momentum": 0.5}"#,
         r#"{"method": "sgd", "lr": 0.05, "steps": 12, "batch_size": 5, "weight_decay": 0.01, "schedule": {"kind": "cosine"}}"#,
         r#"{"method": "adam", "lr": 0.01, "steps": 12, "batch_size": 5, "weight_decay": 0.01}"#,
     ] {

@@ -11,11 +11,13 @@
 //! Without memory (plain sgd) G_{k,i} = −eta_k l'_{k,i} ∇f(w_k; x_i), so
 //! both sums over i are kernels in factored form (`crate::kernel`, and the
 //! exact path kernel's segment kernel) and no per-point P-vector exists.
-//! With memory each point's buffer is a P-vector (N x P numbers, held as
-//! vectors times scales by `buffers`), and the sums are products of the
-//! query Jacobian (or gbar_k) with them.
+//! With memory each point's buffer is a P-vector (N x P numbers), and the
+//! sums are products of the query Jacobian (or gbar_k) with them, deferred
+//! to each point's draws by `buffers`; each step's exact closing check
+//! then uses the shares' sum Σ_i G_{k,i}, carried through a buffer of its
+//! own as the decay's D_k is.
 use super::buffers::PointBuffers;
-use crate::exact::{ExactPathKernel, NODES, excess, rounding_floor};
+use crate::exact::{ExactPathKernel, NODES, closing_sums, excess, excess_by, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
 use crate::linalg::{gemm_deep as gemm, slice_view, slice_view_mut};
@@ -45,13 +47,16 @@ pub struct Decomposition<'m> {
     /// gbar_k and P_k gbar_k: P x (M C).
     gbar: Vec<f64>,
     gbar_pre: Vec<f64>,
-    /// Memory: each point's buffer (`PointBuffers`).
+    /// Memory: each point's buffer and the deferred sums (`PointBuffers`).
     buffers: Option<PointBuffers>,
-    /// The decay's input λ_c w_k, buffer, direction and D_k.
-    decay_input: Vec<f64>,
-    decay_buffer: Vec<f64>,
-    decay_direction: Vec<f64>,
-    decay_step: Vec<f64>,
+    /// Memory: the batch's summed shares Σ_i x_{k,i} carried to Σ_i
+    /// G_{k,i}; and per query entry gbar_k · Σ_i G_{k,i} with its
+    /// magnitude |gbar_k| · |Σ_i G_{k,i}|.
+    shares: Carried,
+    share_sum: Vec<f64>,
+    share_size: Vec<f64>,
+    /// The decay's input λ_c w_k carried to D_k (before λ_d's part).
+    decay: Carried,
     /// K^g (P_k-weighted) at w_k, and this step's increments.
     kernel: Vec<f64>,
     increment: Vec<f64>,
@@ -93,11 +98,11 @@ impl<'m> Decomposition<'m> {
             jtr: sized(preconditioned, p * n * c),
             gbar: vec![0.0; p * m * c],
             gbar_pre: sized(preconditioned && memory, p * m * c),
-            buffers: memory.then(|| PointBuffers::new(p, n, m * c)),
-            decay_input: vec![0.0; p],
-            decay_buffer: vec![0.0; p],
-            decay_direction: vec![0.0; p],
-            decay_step: vec![0.0; p],
+            buffers: memory.then(|| PointBuffers::new(p, n, &[(m * c, false), (m * c, true)])),
+            shares: Carried::new(if memory { p } else { 0 }),
+            share_sum: sized(memory, m * c),
+            share_size: sized(memory, m * c),
+            decay: Carried::new(p),
             kernel: vec![0.0; l.kernel_len()],
             increment: vec![0.0; l.coef_len()],
             exact_increment: vec![0.0; l.coef_len()],
@@ -134,18 +139,15 @@ impl<'m> Decomposition<'m> {
         let mc = m * c;
         let pre = opt.preconditioner();
         // D_k = −eta_k P_k d(λ_c w) − eta_k λ_d w.
-        crate::vecmath::scaled_copy(&mut self.decay_input, w, lambda_c);
-        opt.carry(
-            &mut self.decay_buffer,
-            &self.decay_input,
-            &mut self.decay_direction,
-        );
-        self.decay_step.copy_from_slice(&self.decay_direction);
-        scale_share(&mut self.decay_step, pre, eta);
-        axpy(&mut self.decay_step, -eta * lambda_d, w);
-        let decays = self.decay_step.iter().any(|&d| d != 0.0);
-        // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's kernel.
-        if self.buffers.is_some() || pre.is_some() || decays {
+        crate::vecmath::scaled_copy(&mut self.decay.input, w, lambda_c);
+        self.decay.carry(opt, eta);
+        axpy(&mut self.decay.step, -eta * lambda_d, w);
+        let decays = self.decay.step.iter().any(|&d| d != 0.0);
+        let linear = opt.linear();
+        // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's
+        // kernel; for the buffers' sum alone it is added to it directly.
+        let direct = pre.is_none() && !decays && linear.pass == 0.0;
+        if (self.buffers.is_some() && !direct) || pre.is_some() || decays {
             self.jac
                 .jacobian(flow.tape(), &self.query_rows, &mut self.jq);
         }
@@ -177,28 +179,40 @@ impl<'m> Decomposition<'m> {
                 slice_view_mut(&mut self.decay_term, mc, 1),
                 true,
                 jq,
-                slice_view(&self.decay_step, p, 1),
+                slice_view(&self.decay.step, p, 1),
                 1.0,
             );
         }
-        let linear = opt.linear();
         if let Some(buffers) = self.buffers.as_mut() {
             // The batch: the points with a gradient this step.
             let batch = (0..n).filter(|&i| lprime[i * c..(i + 1) * c].iter().any(|&v| v != 0.0));
             let (rows, inputs) = buffers.batch_inputs(batch);
             self.jac.gradients(flow.tape(), rows, lprime, inputs);
+            // Σ_i G_{k,i}, for the exact form's closing check.
+            self.shares.input.fill(0.0);
+            for x in inputs.chunks_exact(p) {
+                crate::vecmath::add_assign(&mut self.shares.input, x);
+            }
+            self.shares.carry(opt, eta);
             buffers.advance(linear);
-            let pl = if pre.is_some() {
-                &self.jq_pre
+            if direct {
+                let (jac, rows, tape) = (&mut self.jac, &self.query_rows, flow.tape());
+                buffers.add_with(DOMINGOS, eta, linear, |r, c| {
+                    jac.add_jacobian(tape, rows, c, r)
+                });
             } else {
-                &self.jq
-            };
-            buffers.contract(pl, mc, eta, linear, &mut self.increment);
+                let pl = if pre.is_some() {
+                    &self.jq_pre
+                } else {
+                    &self.jq
+                };
+                buffers.add(DOMINGOS, pl, eta, linear);
+            }
         } else {
             coefficient_rates(&mut self.increment, &self.kernel, lprime, c);
             self.increment.iter_mut().for_each(|v| *v *= eta);
+            crate::vecmath::add_assign(&mut self.coef_integral, &self.increment);
         }
-        crate::vecmath::add_assign(&mut self.coef_integral, &self.increment);
         self.add_exact(flow, (pre, linear), lprime, eta, w, w_next);
     }
 
@@ -217,15 +231,17 @@ impl<'m> Decomposition<'m> {
         let mc = m * c;
         // gbar is needed for the shares with memory, and for a decay.
         let memory = self.buffers.is_some();
-        let need_gbar = memory || self.decay_step.iter().any(|&d| d != 0.0);
+        let decays = self.decay.step.iter().any(|&d| d != 0.0);
+        let need_gbar = memory || decays;
         let Decomposition {
             exact,
             node_sum,
             segment_rows,
             gbar,
-            gbar_pre,
-            buffers,
-            decay_step,
+            decay,
+            shares,
+            share_sum,
+            share_size,
             exact_increment,
             exact_decay,
             ..
@@ -243,36 +259,108 @@ impl<'m> Decomposition<'m> {
             if need_gbar {
                 node_sum.finish(gbar);
             }
-            if let Some(buffers) = buffers.as_mut() {
-                let pl = match pre {
-                    Some(pk) => {
-                        for (dst, src) in gbar_pre.chunks_exact_mut(p).zip(gbar.chunks_exact(p)) {
-                            crate::vecmath::product_into(dst, src, pk);
-                        }
-                        &gbar_pre[..]
-                    }
-                    None => &gbar[..],
-                };
-                buffers.contract(pl, mc, eta, linear, exact_increment);
-            } else {
-                exact.increments(lprime, eta, c);
-                exact_increment.copy_from_slice(exact.increment());
-            }
-            if need_gbar {
+            if decays {
                 let gb = slice_view(gbar, p, mc).transpose();
-                let d = slice_view(decay_step, p, 1);
+                let d = slice_view(&decay.step, p, 1);
                 gemm(slice_view_mut(exact_decay, mc, 1), false, gb, d, 1.0);
             } else {
                 exact_decay.fill(0.0);
             }
-            excess(f0, exact.f_end(), exact_increment, exact_decay)
+            if memory {
+                // Σ_i gbar_k · G_{k,i} = gbar_k · Σ_i G_{k,i}: the points'
+                // own sums are deferred (`buffers`).
+                for (q, column) in gbar.chunks_exact(p).enumerate() {
+                    let (sum, size) = crate::vecmath::dot_and_size(column, &shares.step);
+                    share_sum[q] = sum + exact_decay[q];
+                    share_size[q] = size + exact_decay[q].abs();
+                }
+                let f1 = exact.f_end();
+                excess_by(mc, |q| {
+                    closing_sums(f0[q], f1[q], share_sum[q], share_size[q])
+                })
+            } else {
+                exact.increments(lprime, eta, c);
+                exact_increment.copy_from_slice(exact.increment());
+                excess(f0, exact.f_end(), exact_increment, exact_decay)
+            }
         });
         let f1 = self.exact.f_end();
         for (q, floor) in self.exact_floor.iter_mut().enumerate() {
-            *floor += rounding_floor(f0, f1, &self.exact_increment, &self.exact_decay, q);
+            *floor += if memory {
+                closing_sums(f0[q], f1[q], self.share_sum[q], self.share_size[q]).1
+            } else {
+                rounding_floor(f0, f1, &self.exact_increment, &self.exact_decay, q)
+            };
         }
-        crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
         crate::vecmath::add_assign(&mut self.exact_decay_term, &self.exact_decay);
+        let Some(buffers) = self.buffers.as_mut() else {
+            crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
+            return;
+        };
+        match pre {
+            Some(pk) if linear.pass != 0.0 => {
+                let pairs = self
+                    .gbar_pre
+                    .chunks_exact_mut(p)
+                    .zip(self.gbar.chunks_exact(p));
+                for (dst, src) in pairs {
+                    crate::vecmath::product_into(dst, src, pk);
+                }
+                buffers.add(EXACT, &self.gbar_pre, eta, linear);
+            }
+            _ => buffers.add_preconditioned(EXACT, &self.gbar, pre, eta, linear),
+        }
+    }
+
+    /// Completes the deferred sums after the run's `steps` steps: A and
+    /// A^e of every point, and the exact floor's share of their rounding
+    /// (γ_n of the pairs' magnitudes, n = P + 6 K + 8: proofs.md §12, 8.5).
+    pub fn finish(&mut self, steps: usize) {
+        let Some(buffers) = self.buffers.as_mut() else {
+            return;
+        };
+        buffers.finish();
+        self.coef_integral.copy_from_slice(buffers.total(DOMINGOS));
+        self.exact_coef_integral
+            .copy_from_slice(buffers.total(EXACT));
+        let roundings = (self.dims.0 + 6 * steps + 8) as f64;
+        let gamma = roundings * f64::EPSILON / (1.0 - roundings * f64::EPSILON);
+        for (floor, size) in self.exact_floor.iter_mut().zip(buffers.magnitude(EXACT)) {
+            *floor += gamma * size;
+        }
+    }
+}
+
+/// The deferred streams of `PointBuffers`: the Domingos form's query
+/// Jacobian and the exact form's gbar_k.
+const DOMINGOS: usize = 0;
+const EXACT: usize = 1;
+
+/// A stream of gradients carried through a buffer of its own
+/// (`Optimizer::carry`) to its step −eta_k P_k d: the coupled decay's
+/// λ_c w_k (to D_k), and the batch's summed shares (to Σ_i G_{k,i}).
+struct Carried {
+    input: Vec<f64>,
+    buffer: Vec<f64>,
+    direction: Vec<f64>,
+    step: Vec<f64>,
+}
+
+impl Carried {
+    fn new(p: usize) -> Carried {
+        Carried {
+            input: vec![0.0; p],
+            buffer: vec![0.0; p],
+            direction: vec![0.0; p],
+            step: vec![0.0; p],
+        }
+    }
+
+    /// One step of `input` (set by the caller): step = −eta P_k d.
+    fn carry(&mut self, opt: &dyn Optimizer, eta: f64) {
+        opt.carry(&mut self.buffer, &self.input, &mut self.direction);
+        self.step.copy_from_slice(&self.direction);
+        scale_share(&mut self.step, opt.preconditioner(), eta);
     }
 }
 

@@ -120,6 +120,7 @@ pub fn run(exp: &Experiment, progress: &mut (dyn FnMut(f64) + Send)) -> Result<O
         std::mem::swap(&mut w, &mut w_next);
         progress(t);
     }
+    terms.finish(batches.len());
     let (loss_end, y_end, tangent_kernel_end) = snapshot(&mut flow, &w, t)?;
     tracker.sample(model, &flow, t, tangent_kernel_end.as_slice());
     loss_trace.push(t, loss_end);

@@ -77,14 +77,15 @@ impl Spec {
             // sgd/adam (src/discrete): the exact form's query tape, two
             // P x (M C) Jacobians (at w_k, gbar_k) and the factors of up to 8
             // segment nodes; with momentum or Adam the per-point buffers and
-            // the batch's gradients (2 P N: the N x P buffers of SPEC §9)
-            // and their (M C) x N product; Adam's P x (N C) training
+            // the batch's gradients (2 P N: the N x P buffers of SPEC §9),
+            // the two deferred sums' running (M C) x P matrices and their
+            // (M C) x N parts and products (`discrete::buffers`); Adam's P x (N C) training
             // Jacobian and the two preconditioned query Jacobians.
             run += m * per_row + 8.0 * m * c * per_row + 2.0 * p * m * c + 3.0 * mn * c;
             let memory = self.flow.method == crate::spec::Method::Adam
                 || self.flow.momentum.is_some_and(|mu| mu != 0.0);
             if memory {
-                run += 2.0 * p * n + mn * c;
+                run += 2.0 * p * n + 2.0 * p * m * c + 6.0 * mn * c;
             }
             if self.flow.method == crate::spec::Method::Adam {
                 run += p * n * c + 2.0 * p * m * c;

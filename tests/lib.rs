@@ -17,6 +17,7 @@ mod learn;
 mod linalg;
 mod loss;
 mod mangled;
+mod memory;
 mod model;
 mod npz;
 mod optimizer;

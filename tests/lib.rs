@@ -4,6 +4,7 @@ mod bench;
 mod bounds;
 mod cli;
 mod common;
+mod conditions;
 mod counterexamples;
 mod data;
 mod datasets;

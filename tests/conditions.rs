@@ -144,3 +144,33 @@ fn differentiable_along_the_path_needs_each_part_smooth_or_uncrossed() {
     assert!(!case(false, 1, false, 0));
     assert!(!case(false, 0, false, 1));
 }
+
+/// `events` and `event_count` are written only for a run that located
+/// events (SPEC: absent without `flow.events`).
+#[test]
+fn events_are_reported_only_when_located() {
+    let fields = |c: &Conditions| serde_json::to_value(c).unwrap();
+    let plain = fields(&quiet());
+    assert!(plain.get("events").is_none(), "{plain}");
+    assert!(plain.get("event_count").is_none(), "{plain}");
+    let kink = Kink {
+        kind: "loss",
+        set: "train",
+        point: 2,
+        layer: None,
+        unit: 0,
+    };
+    let located = fields(&Conditions {
+        events: vec![KinkEvent {
+            t: 0.125,
+            event: Some("slide"),
+            kink,
+        }],
+        event_count: 3,
+        ..quiet()
+    });
+    assert_eq!(located["event_count"], 3);
+    assert_eq!(located["events"][0]["t"], 0.125);
+    assert_eq!(located["events"][0]["event"], "slide");
+    assert_eq!(located["events"][0]["point"], 2);
+}

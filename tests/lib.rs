@@ -32,6 +32,7 @@ mod reference_learn;
 mod replay;
 mod reproducible;
 mod robustness;
+mod search_detail;
 mod second_order;
 mod sliding;
 mod spec;

@@ -174,3 +174,27 @@ fn events_are_reported_only_when_located() {
     assert_eq!(located["events"][0]["event"], "slide");
     assert_eq!(located["events"][0]["point"], 2);
 }
+
+/// The optimizer's part names how many kernel entries flipped (those with
+/// at least one flip, not all of them), singular or plural.
+#[test]
+fn the_flip_count_names_the_entries_that_flipped() {
+    let flips = |per_pair: Vec<Vec<usize>>| {
+        OptimizerConditions {
+            preconditioned_kernel_sign_flips: per_pair.iter().flatten().sum(),
+            preconditioned_kernel_flips_per_pair: per_pair,
+            decay_term_ratio: Some(0.0),
+            ..OptimizerConditions::default()
+        }
+        .describe()
+    };
+    assert_eq!(
+        flips(vec![vec![2, 0], vec![1, 0]]),
+        ["the per-step kernel changed sign 3 times on 2 entries"]
+    );
+    assert_eq!(
+        flips(vec![vec![0, 1]]),
+        ["the per-step kernel changed sign 1 time on 1 entry"]
+    );
+    assert!(flips(vec![vec![0, 0]]).is_empty());
+}

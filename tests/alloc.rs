@@ -269,13 +269,32 @@ fn sample_conditions(text: &str) {
         for _ in 0..20 {
             flow.rhs(0.0, &y, &mut dy);
         }
-        let before = allocations();
-        for k in 0..20 {
+        let mut k = 0.0;
+        let steady = steady_allocations(|| {
             flow.rhs(0.0, &y, &mut dy);
-            tracker.sample(model, &flow, f64::from(k), flow.layout().path_kernel(&dy));
-        }
-        assert_eq!(allocations() - before, 0);
+            tracker.sample(model, &flow, k, flow.layout().path_kernel(&dy));
+            k += 1.0;
+        });
+        assert_eq!(steady, 0);
     });
+}
+
+/// The allocations of 20 calls of `step`, in the quieter of two windows.
+/// Under load, rayon's own queues (a work-stealing deque that grows, an
+/// epoch's deferred free) may allocate once when a piece is first stolen
+/// in a new pattern: that is the pool's set-up, not the hot path. An
+/// allocation per call shows in both windows, so the minimum still
+/// catches it (a planted `Vec` per sample gives 20).
+fn steady_allocations(mut step: impl FnMut()) -> usize {
+    let mut window = || {
+        let before = allocations();
+        for _ in 0..20 {
+            step();
+        }
+        allocations() - before
+    };
+    let first = window();
+    first.min(window())
 }
 
 /// The second-order term's Taylor pass allocates nothing after `new`, on

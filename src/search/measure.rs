@@ -172,6 +172,20 @@ fn order(spec: &Spec, first: &Outcome, interrupt: Option<&Arc<AtomicBool>>) -> E
         }
     }
     let out = finest.expect("at least one rerun");
+    // Two events closer than the finest step bound a step that no halving
+    // shortens: its error is a floor the same at every h (E14).
+    let finest_h = h / f64::from(1u32 << ORDER_HALVINGS);
+    let times: Vec<f64> = out.conditions.events.iter().map(|e| e.t).collect();
+    if let Some(w) = times
+        .windows(2)
+        .find(|w| w[1] > w[0] && w[1] - w[0] < finest_h)
+    {
+        return Evaluation::pass(format!(
+            "no evidence: events at t = {} and {} lie closer than the finest step {finest_h}, \
+             so the step between them is not refined",
+            w[0], w[1]
+        ));
+    }
     let floor = ORDER_FLOOR * scale(&out);
     let listed = format!(
         "max|r| at h, h/2, h/4, h/8 = {}",

@@ -419,6 +419,10 @@ impl OdeSystem for FlowProblem<'_> {
         self.kinks.lock(&mut self.tape, lambda);
     }
 
+    fn field_jumps(&self, j: usize) -> bool {
+        self.kinks.field_jumps(j, self.loss)
+    }
+
     /// Adds j to the sliding kinks when, with it, j's Filippov λ lies
     /// strictly inside (0, 1): at a crossing, both one-sided fields then
     /// point into j's surface. (Another kink's λ may then lie outside
@@ -427,7 +431,7 @@ impl OdeSystem for FlowProblem<'_> {
         let Some(s) = self.sliding.as_mut() else {
             return false;
         };
-        if s.switches.len() == MAX_SLIDING || !self.kinks.drives_flow(j) {
+        if s.switches.len() == MAX_SLIDING || !self.kinks.field_jumps(j, self.loss) {
             return false;
         }
         let kink = self.kinks.kink(j);

@@ -236,6 +236,16 @@ impl KinkMap {
         self.kink(j).set == "train"
     }
 
+    /// True when the field jumps across g_j, so a Filippov sliding mode can
+    /// hold it: a training point's relu-type pre-activation, or its margin
+    /// under absolute or hinge. squared_hinge's l' is continuous at its
+    /// kink: both one-sided fields agree on the surface, Filippov's set is
+    /// that one field, and fields that seem to point in from both sides are
+    /// a tangency read through rounding (proofs.md E5, E14).
+    pub fn field_jumps(&self, j: usize, loss: Loss) -> bool {
+        self.drives_flow(j) && (self.kink(j).layer.is_some() || loss != Loss::SquaredHinge)
+    }
+
     /// What kink function j is.
     pub fn kink(&self, j: usize) -> Kink {
         let mut start = 0;

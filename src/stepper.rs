@@ -45,6 +45,12 @@ pub trait OdeSystem {
     fn switches_at(&mut self, _t: f64, _y: &[f64], out: &mut [f64]) {
         self.switch_values(out)
     }
+    /// True when the field jumps across switch j's surface, so that going
+    /// straight back across it can be a sliding mode; false when the field
+    /// is continuous there (squared_hinge's margin).
+    fn field_jumps(&self, _j: usize) -> bool {
+        true
+    }
     /// At an event of switch j at (t, y): if both one-sided fields point
     /// into its surface, holds j there from now on (`rhs` is then Filippov's
     /// sliding field) and returns true.

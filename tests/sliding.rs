@@ -466,3 +466,34 @@ fn kinks_at_the_first_step_and_at_t0_are_handled() {
         );
     }
 }
+
+/// squared_hinge's l' is continuous at its kink, so no sliding mode can
+/// hold it (E5, E14): the field is one field on the surface. The search's
+/// draw (issue 12, E14's control) starts with training point 1's margin
+/// at exactly 0 and the flow tangent to it: its dopri5 runs "slid" on the
+/// margin (h = 1/4 from t = 4e-16, h = 1/8 from t = 0.063) and so followed
+/// another path, or, without the slide, stopped as "slides" by the
+/// straight-back rule. Now every step size runs (`run` expects success)
+/// with no slide event.
+#[test]
+fn a_squared_hinge_margin_never_slides() {
+    let spec = json!({"seed": 13097,
+        "data": {"source": "inline",
+            "train_x": [[1.0, -0.75, -0.25], [0.25, -0.75, -1.0], [0.25, -0.25, -0.75]],
+            "train_y": [1.0, -1.0, 1.0], "test_x": [[0.0, 0.25, -0.75], [-0.75, 0.0, 0.5]]},
+        "model": {"arch": "diag_linear", "init_scale": 0.08838834764831845},
+        "init": {"w0": [-1.5, 0.75, 0.75, 0.25, -0.5, 1.0]},
+        "loss": {"kind": "squared_hinge"}, "reduction": "sum",
+        "flow": {"t_end": 1.0, "method": "dopri5", "step": 0.125, "events": true}});
+    for h in [0.25, 0.125, 0.0625, 0.03125] {
+        let mut s = spec.clone();
+        s["flow"]["step"] = json!(h);
+        let (_, out) = run(&s);
+        let slides = out
+            .conditions
+            .events
+            .iter()
+            .filter(|e| e.event == Some("slide"));
+        assert_eq!(slides.count(), 0, "h = {h}: {:?}", out.conditions.events);
+    }
+}

@@ -8,7 +8,7 @@ use super::generalises::generalises;
 use super::sliding::sliding;
 use crate::conditions::{AVERAGE_TOL, LOSS_RISE_TOL};
 use crate::data::Dataset;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::experiment::{Experiment, Outcome, integration};
 use crate::spec::Spec;
 use nalgebra::{DMatrix, SymmetricEigen};
@@ -145,6 +145,18 @@ fn order(spec: &Spec, first: &Outcome, interrupt: Option<&Arc<AtomicBool>>) -> E
         return Evaluation::pass("no evidence: not a fixed-step spec");
     };
     let p = f64::from(integration(&spec.flow).0.order);
+    // With events, steps cut at kinks can carry a run through a base step
+    // at which the method itself is unstable: without events it diverges
+    // at h, so h, h/2, ... start outside the asymptotic range (E14).
+    if spec.flow.events {
+        let mut plain = spec.clone();
+        plain.flow.events = false;
+        if let Err(e @ Error::Run(RunError::Diverged { .. })) = run(&plain, interrupt) {
+            return Evaluation::pass(format!(
+                "no evidence: pre-asymptotic h: without events at h = {h}: {e}"
+            ));
+        }
+    }
     let mut residuals = vec![first.max_abs_residual()];
     let mut finest = None;
     for k in 1..=ORDER_HALVINGS {
@@ -160,6 +172,20 @@ fn order(spec: &Spec, first: &Outcome, interrupt: Option<&Arc<AtomicBool>>) -> E
         }
     }
     let out = finest.expect("at least one rerun");
+    // Two events closer than the finest step bound a step that no halving
+    // shortens: its error is a floor the same at every h (E14).
+    let finest_h = h / f64::from(1u32 << ORDER_HALVINGS);
+    let times: Vec<f64> = out.conditions.events.iter().map(|e| e.t).collect();
+    if let Some(w) = times
+        .windows(2)
+        .find(|w| w[1] > w[0] && w[1] - w[0] < finest_h)
+    {
+        return Evaluation::pass(format!(
+            "no evidence: events at t = {} and {} lie closer than the finest step {finest_h}, \
+             so the step between them is not refined",
+            w[0], w[1]
+        ));
+    }
     let floor = ORDER_FLOOR * scale(&out);
     let listed = format!(
         "max|r| at h, h/2, h/4, h/8 = {}",

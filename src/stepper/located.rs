@@ -178,8 +178,9 @@ impl RungeKutta {
                 };
                 // Back across in the step right after its event: the field
                 // on the new branch points back into the kink, as the old
-                // one did: a sliding mode (proofs.md §9).
-                if s != watch.side(j) && g.event_step[j] == index - 1 {
+                // one did: a sliding mode (proofs.md §9), if the field jumps
+                // there (else a tangency read through rounding, E14).
+                if s != watch.side(j) && g.event_step[j] == index - 1 && sys.field_jumps(j) {
                     return Err((StepFailure::Sliding { t, switch: j }, stats));
                 }
                 if event == Some(j) {

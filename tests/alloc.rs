@@ -14,18 +14,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+/// The pool whose threads count now: each `counted` call makes its own.
+static GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// Set on the threads of the pool the checks run in: only their
-    /// allocations count. The test harness's own threads allocate at any
-    /// time (printing another test's result, say), and a global count saw
-    /// them under load.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
+    /// The generation of the pool this thread belongs to: only the current
+    /// pool's allocations count. The test harness's own threads allocate at
+    /// any time (printing another test's result, say), and so do an earlier
+    /// check's pool threads while they shut down (rayon does not join them
+    /// on drop): under load both were counted.
+    static COUNTED: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
 fn count() {
     // try_with: the allocator may run while a thread's locals are torn down.
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+    let current = GENERATION.load(Ordering::Relaxed);
+    if COUNTED.try_with(Cell::get).is_ok_and(|g| g == current) {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -170,9 +174,10 @@ fn counted(check: impl FnOnce() + Send) {
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
-        .start_handler(|_| COUNTED.set(true))
+        .start_handler(move |_| COUNTED.set(generation))
         .build()
         .expect("a thread pool");
     // Each worker's matrix-product packing buffer is a thread-local,

@@ -186,6 +186,12 @@ fn order(spec: &Spec, first: &Outcome, interrupt: Option<&Arc<AtomicBool>>) -> E
             w[0], w[1]
         ));
     }
+    if let Some(t) = two_slides_at_one_point(&out) {
+        return Evaluation::pass(format!(
+            "no evidence: from t = {t} two kinks slide at one training point at once, \
+             whose sliding field is the linearised selection (E11), not claimed to full order"
+        ));
+    }
     let floor = ORDER_FLOOR * scale(&out);
     let listed = format!(
         "max|r| at h, h/2, h/4, h/8 = {}",
@@ -398,4 +404,28 @@ fn psd(out: &Outcome) -> Evaluation {
         violation,
         detail: format!("lambda_min = {lambda_min:.3e}, trace = {trace:.3e}"),
     }
+}
+
+/// The first time at which two activation kinks of one training point are
+/// held in sliding modes together (E11's linearised selection), if any.
+fn two_slides_at_one_point(out: &Outcome) -> Option<f64> {
+    let mut held: Vec<(usize, Option<usize>, usize)> = Vec::new();
+    for e in &out.conditions.events {
+        let k = &e.kink;
+        if k.kind != "activation" || k.set != "train" {
+            continue;
+        }
+        let id = (k.point, k.layer, k.unit);
+        match e.event {
+            Some("slide") => {
+                if held.iter().any(|h| h.0 == k.point && *h != id) {
+                    return Some(e.t);
+                }
+                held.push(id);
+            }
+            Some("release") => held.retain(|h| *h != id),
+            _ => {}
+        }
+    }
+    None
 }

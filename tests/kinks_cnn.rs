@@ -171,6 +171,44 @@ fn shift(w: &[f64], d: &[f64], s: f64) -> Vec<f64> {
     w.iter().zip(d).map(|(a, b)| a + s * b).collect()
 }
 
+/// The one kink at `points[at]` where the reference path (step `h_ref`)
+/// crosses it: t*, w*, the field ẇ there and w* ∓ δ ẇ (δ = 1e-5),
+/// asserted to lie on either side; with the kink function s.
+struct Straddle {
+    t_star: f64,
+    w: Vec<f64>,
+    v: Vec<f64>,
+    before: Vec<f64>,
+    after: Vec<f64>,
+}
+
+fn straddle<'a>(
+    case: &'a Case,
+    spec: &Spec,
+    h_ref: f64,
+    at: usize,
+) -> (Straddle, impl Fn(&[f64]) -> f64 + use<'a>) {
+    let exp = Experiment::new(spec.clone(), data_of(spec));
+    let path = fine_path(&exp, T + 1.0 / 16.0, h_ref);
+    let s = the_kink(&path, &case.points(), at);
+    let (t_star, w) = crossing(&path, &s);
+    let v = case.field(spec, &w);
+    let delta = 1e-5;
+    let (before, after) = (shift(&w, &v, -delta), shift(&w, &v, delta));
+    assert!(
+        s(&before) < 0.0 && s(&after) > 0.0,
+        "w* ± δẇ straddle the kink"
+    );
+    let straddle = Straddle {
+        t_star,
+        w,
+        v,
+        before,
+        after,
+    };
+    (straddle, s)
+}
+
 /// The conv layer's pre-activations z_{o,p}(w; x) = b_o + Σ_j W[o, 0, j]
 /// x[p + j] (SPEC §10: W (2, 1, 2) then b at the front of w), affine in w.
 fn feature_map(w: &[f64], x: &[f64]) -> Vec<f64> {
@@ -193,7 +231,7 @@ fn the_kink<'a>(
     path: &[(f64, Vec<f64>)],
     points: &[&'a [f64]],
     at: usize,
-) -> impl Fn(&[f64]) -> f64 + 'a {
+) -> impl Fn(&[f64]) -> f64 + use<'a> {
     let mut flips = Vec::new();
     for (i, x) in points.iter().enumerate() {
         for u in 0..feature_map(&path[0].1, x).len() {
@@ -238,19 +276,17 @@ fn the_kink<'a>(
 fn relu_conv_kink_at_a_query_point_costs_order_one() {
     let case = query_case();
     let spec = case.spec();
-    let exp = Experiment::new(spec.clone(), data_of(&spec));
-    let path = fine_path(&exp, T + 1.0 / 16.0, 1.0 / 4096.0);
-    let points = case.points();
-    let (q, query) = (points[2], 0);
-    let s = the_kink(&path, &points, 2);
-    let (t_star, w) = crossing(&path, &s);
-    let v = case.field(&spec, &w);
-    let delta = 1e-5;
-    let (before, after) = (shift(&w, &v, -delta), shift(&w, &v, delta));
-    assert!(
-        s(&before) < 0.0 && s(&after) > 0.0,
-        "w* ± δẇ straddle the kink"
-    );
+    let (q, query) = (case.points()[2], 0);
+    let (
+        Straddle {
+            t_star,
+            v,
+            before,
+            after,
+            ..
+        },
+        _,
+    ) = straddle(&case, &spec, 1.0 / 4096.0, 2);
     let jump = slope(&spec, &after, &v, q) - slope(&spec, &before, &v, q);
     type Phi = fn(f64) -> f64;
     let rk4: Phi = |th| {
@@ -310,18 +346,16 @@ fn relu_conv_kink_at_a_query_point_costs_order_one() {
 fn relu_conv_kink_at_a_training_point_costs_rk4_two_orders() {
     let case = train_case();
     let spec = case.spec();
-    let exp = Experiment::new(spec.clone(), data_of(&spec));
-    let path = fine_path(&exp, T + 1.0 / 16.0, 1.0 / 8192.0);
-    let points = case.points();
-    let s = the_kink(&path, &points, 0);
-    let (t_star, w) = crossing(&path, &s);
-    let v = case.field(&spec, &w);
-    let delta = 1e-5;
-    let (before, after) = (shift(&w, &v, -delta), shift(&w, &v, delta));
-    assert!(
-        s(&before) < 0.0 && s(&after) > 0.0,
-        "w* ± δẇ straddle the kink"
-    );
+    let (
+        Straddle {
+            t_star,
+            w,
+            before,
+            after,
+            ..
+        },
+        s,
+    ) = straddle(&case, &spec, 1.0 / 8192.0, 0);
     let (f_minus, f_plus) = (case.field(&spec, &before), case.field(&spec, &after));
     let d: Vec<f64> = f_plus.iter().zip(&f_minus).map(|(a, b)| a - b).collect();
     // s is affine in w, so ∇s · F = s(w + F) − s(w).

@@ -106,6 +106,12 @@ fn the_identity_on_a_sliding_segment_holds_with_filippovs_derivative() {
 }
 
 /// max_m |y_end − y0|, the scale of the residual bounds (C12).
+/// The run's max |residual| is at most `fraction` of max |y_end − y0|.
+fn assert_residual_within(out: &Outcome, fraction: f64) {
+    let r = out.max_abs_residual();
+    assert!(r <= fraction * spread(out), "residual {r:e}");
+}
+
 fn spread(out: &Outcome) -> f64 {
     out.y_end
         .iter()
@@ -176,12 +182,7 @@ fn issue_spec_integrates_its_sliding_modes() {
     let (spec, out) = run(&issue_spec(
         json!({"t_end": 1.0, "method": "dop853", "rtol": 1e-12, "atol": 1e-14, "events": true}),
     ));
-    let dy = spread(&out);
-    assert!(
-        out.max_abs_residual() <= 1e-10 * dy,
-        "{:e}",
-        out.max_abs_residual()
-    );
+    assert_residual_within(&out, 1e-10);
     let held = sliding_kinks(&spec, &out, (1e-12, 1e-14));
     assert_eq!(held.len(), 2, "two kinks slide at t = 1");
     assert!(held.iter().all(|(g, b)| g <= b), "{held:?}");
@@ -218,12 +219,7 @@ fn resmlp_integrates_its_sliding_modes() {
         .expect("a slide event");
     assert_eq!(slide.kink.layer, Some(1), "the second block's kink slides");
     assert!((slide.t - 0.3196).abs() < 1e-4, "t = {}", slide.t);
-    let dy = spread(&out);
-    assert!(
-        out.max_abs_residual() <= 1e-10 * dy,
-        "{:e}",
-        out.max_abs_residual()
-    );
+    assert_residual_within(&out, 1e-10);
     let held = sliding_kinks(&spec, &out, (1e-12, 1e-14));
     assert!(
         !held.is_empty() && held.iter().all(|(g, b)| g <= b && *g <= 1e-12),
@@ -249,12 +245,7 @@ fn sliding_modes_are_released_where_their_coefficient_leaves_the_unit_interval()
         .filter(|e| e.event == Some("release"))
         .count();
     assert!(releases >= 2, "{releases} releases");
-    let dy = spread(&out);
-    assert!(
-        out.max_abs_residual() <= 1e-6 * dy,
-        "{:e}",
-        out.max_abs_residual()
-    );
+    assert_residual_within(&out, 1e-6);
     let held = sliding_kinks(&spec, &out, (1e-8, 1e-10));
     assert!(
         !held.is_empty() && held.iter().all(|(g, b)| g <= b),

@@ -15,7 +15,7 @@
 //! field multilinearly (`multilinear`, proofs.md E15).
 mod multilinear;
 
-pub use multilinear::{MAX_SUBSETS, NEWTON_STEPS, RateSystem, same_point_subsets};
+pub use multilinear::{MAX_SUBSETS, NEWTON_STEPS, RateSystem, mobius, same_point_subsets, weight};
 
 use crate::kinks::Kink;
 use crate::loss::Loss;

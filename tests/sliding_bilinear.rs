@@ -7,7 +7,7 @@
 use pathkernel::data::Dataset;
 use pathkernel::error::RunError;
 use pathkernel::experiment::{Experiment, Outcome};
-use pathkernel::sliding::{RateSystem, same_point_subsets};
+use pathkernel::sliding::{RateSystem, mobius, same_point_subsets, weight};
 use pathkernel::spec::{Format, Spec};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -233,6 +233,56 @@ fn same_point_subsets_list_each_points_groups_by_size() {
     assert_eq!(sorted, [0b0101, 0b1001, 0b1100, 0b1101]);
     same_point_subsets(&[0, 1, 2], &mut out);
     assert!(out.is_empty());
+}
+
+/// Möbius differences recover a multilinear field in three slopes from
+/// its 2^3 corners (the subsets of size 3 subtract those of size 2): with
+/// G(λ) = Σ_S Π_S λ c_S (c_S per component), M_S = c_S and G_∅ + Σ_l λ_l
+/// (G_l − G_∅) + Σ_{|S|>=2} Π_S λ M_S = G(λ) at any λ, to rounding of
+/// O(1) sums (16 ε).
+#[test]
+fn mobius_differences_rebuild_a_trilinear_field() {
+    let c = |s: u8, d: usize| ((s as f64 + 1.0) * (d as f64 + 2.0)).sin();
+    let at = |mask: u8, d: usize| {
+        (0..8u8)
+            .filter(|t| t & mask == *t)
+            .map(|t| c(t, d))
+            .sum::<f64>()
+    };
+    let mut subsets = Vec::new();
+    same_point_subsets(&[0, 0, 0], &mut subsets);
+    let mut corners: Vec<Vec<f64>> = subsets
+        .iter()
+        .map(|&s| (0..3).map(|d| at(s, d)).collect())
+        .collect();
+    mobius(
+        &subsets,
+        &mut corners,
+        |d| at(0, d),
+        |l, d| at(1 << l, d) - at(0, d),
+    );
+    for (&s, m) in subsets.iter().zip(&corners) {
+        for (d, v) in m.iter().enumerate() {
+            assert!((v - c(s, d)).abs() <= 16.0 * EPS, "M_{s:b}[{d}] = {v}");
+        }
+    }
+    let lambda = [0.3, 0.7, 0.45];
+    for d in 0..3 {
+        let exact: f64 = (0..8u8).map(|s| weight(s, &lambda) * c(s, d)).sum();
+        let rebuilt = at(0, d)
+            + (0..3)
+                .map(|l| lambda[l] * (at(1 << l, d) - at(0, d)))
+                .sum::<f64>()
+            + subsets
+                .iter()
+                .zip(&corners)
+                .map(|(&s, m)| weight(s, &lambda) * m[d])
+                .sum::<f64>();
+        assert!(
+            (exact - rebuilt).abs() <= 16.0 * EPS,
+            "{exact} vs {rebuilt}"
+        );
+    }
 }
 
 /// r(λ) = r0 + S λ + m λ_a λ_b with the root `root`.

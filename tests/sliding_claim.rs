@@ -206,6 +206,17 @@ fn the_two_slide_order_draw_is_pre_asymptotic() {
         "{}",
         e.detail
     );
+    let new = run(&spec, false);
+    let data = Dataset::resolve(&spec, Path::new(".")).expect("inline data");
+    let mut old = Experiment::new(spec.clone(), data);
+    old.linearised_selection = true;
+    let old = old.run(&mut |_| {}).expect("runs");
+    let apart = old
+        .w_end
+        .iter()
+        .zip(&new.w_end)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(apart <= 1e-12, "the selections' w(T) differ by {apart:e}");
     let h = spec.flow.fixed_step().expect("fixed steps");
     let residuals: Vec<f64> = (6..=9)
         .map(|k| {

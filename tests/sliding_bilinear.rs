@@ -295,12 +295,22 @@ fn mobius_differences_rebuild_a_trilinear_field() {
     }
 }
 
-/// r(λ) = r0 + S λ + m λ_a λ_b with the root `root`.
-fn bilinear(singles: &[f64; 4], mixed: [f64; 4], root: [f64; 2]) -> ([f64; 2], [[f64; 4]; 1]) {
-    let r0 = std::array::from_fn(|j| {
+/// Newton's steps on r(λ) = r0 + S λ + m λ_a λ_b (S column-major 2 x 2)
+/// whose root is `root`, from `start`; asserts it lands within 4 ulps.
+fn newton_steps(singles: [f64; 4], mixed: [f64; 4], root: [f64; 2], start: [f64; 2]) -> usize {
+    let r0: [f64; 2] = std::array::from_fn(|j| {
         -(singles[j] * root[0] + singles[2 + j] * root[1] + mixed[j] * root[0] * root[1])
     });
-    (r0, [mixed])
+    let system = RateSystem {
+        r0: &r0,
+        singles: &singles,
+        subsets: &[0b11],
+        mixed: &[mixed],
+    };
+    let mut lambda = start;
+    let steps = system.newton(&mut lambda).expect("converges");
+    assert!(distance(&lambda, &root) <= 4.0 * EPS, "{lambda:?}");
+    steps
 }
 
 /// E15 (ii): Newton's method on a general bilinear system converges
@@ -311,29 +321,19 @@ fn bilinear(singles: &[f64; 4], mixed: [f64; 4], root: [f64; 2]) -> ([f64; 2], [
 #[test]
 fn newton_solves_multilinear_systems_to_rounding() {
     let root = [0.3, 0.6];
-    let singles = [1.0, 0.4, -0.5, 2.0];
-    let (r0, mixed) = bilinear(&singles, [0.8, -1.2, 0.0, 0.0], root);
-    let system = RateSystem {
-        r0: &r0,
-        singles: &singles,
-        subsets: &[0b11],
-        mixed: &mixed,
-    };
-    let mut lambda = [0.4, 0.5];
-    let steps = system.newton(&mut lambda).expect("converges");
-    assert!(steps <= 6, "{steps} steps");
-    assert!(distance(&lambda, &root) <= 4.0 * EPS, "{lambda:?}");
+    let general = newton_steps(
+        [1.0, 0.4, -0.5, 2.0],
+        [0.8, -1.2, 0.0, 0.0],
+        root,
+        [0.4, 0.5],
+    );
+    assert!(general <= 6, "{general} steps");
     // Triangular: r_a = r0_a − λ_a λ_b, r_b = r0_b + 2 λ_b.
-    let singles = [0.0, 0.0, 0.0, 2.0];
-    let (r0, mixed) = bilinear(&singles, [-1.0, 0.0, 0.0, 0.0], root);
-    let system = RateSystem {
-        r0: &r0,
-        singles: &singles,
-        subsets: &[0b11],
-        mixed: &mixed,
-    };
-    let mut lambda = [0.5, 0.5];
-    let steps = system.newton(&mut lambda).expect("converges");
-    assert!(steps <= 3, "{steps} steps");
-    assert!(distance(&lambda, &root) <= 4.0 * EPS, "{lambda:?}");
+    let triangular = newton_steps(
+        [0.0, 0.0, 0.0, 2.0],
+        [-1.0, 0.0, 0.0, 0.0],
+        root,
+        [0.5, 0.5],
+    );
+    assert!(triangular <= 3, "{triangular} steps");
 }

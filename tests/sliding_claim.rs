@@ -144,6 +144,20 @@ fn the_convention_residual_on_a_sliding_segment_is_e6_s_prediction() {
     assert_eq!(convention.w_end, filippov.w_end);
 }
 
+/// The `order` claim's space with relu and leaky_relu models and the
+/// squared, absolute, hinge and squared_hinge losses (E14's control).
+fn kinked_space() -> pathkernel::strategies::Space {
+    let mut space = Claim::Order.space();
+    space.activations = vec![Activation::Relu, Activation::LeakyRelu];
+    space.losses = vec![
+        Loss::Squared,
+        Loss::Absolute,
+        Loss::Hinge,
+        Loss::SquaredHinge,
+    ];
+    space
+}
+
 /// E14, the control: the `order` claim on relu and leaky_relu models and
 /// the kinked losses, run with events, holds (issue 12 item 5): 96 draws
 /// of its space (fixed steps, heun, rk4, dopri5) with kinked models and
@@ -153,15 +167,7 @@ fn the_convention_residual_on_a_sliding_segment_is_e6_s_prediction() {
 /// asks for a few with evidence.
 #[test]
 fn order_holds_on_kinked_models_with_events() {
-    let mut space = Claim::Order.space();
-    space.activations = vec![Activation::Relu, Activation::LeakyRelu];
-    space.losses = vec![
-        Loss::Squared,
-        Loss::Absolute,
-        Loss::Hinge,
-        Loss::SquaredHinge,
-    ];
-    let mut specs = draws(&space, 5, 96);
+    let mut specs = draws(&kinked_space(), 5, 96);
     specs.push(corpus("order.json"));
     let (mut evidence, mut failed) = (0, Vec::new());
     for mut spec in specs {
@@ -190,15 +196,7 @@ fn order_holds_on_kinked_models_with_events() {
 /// order 2 (within 0.1 over h/64 .. h/512, measured 1.95, 1.98, 1.99).
 #[test]
 fn the_two_slide_order_draw_is_pre_asymptotic() {
-    let mut space = Claim::Order.space();
-    space.activations = vec![Activation::Relu, Activation::LeakyRelu];
-    space.losses = vec![
-        Loss::Squared,
-        Loss::Absolute,
-        Loss::Hinge,
-        Loss::SquaredHinge,
-    ];
-    let mut spec = draws(&space, 5, 96).swap_remove(36);
+    let mut spec = draws(&kinked_space(), 5, 96).swap_remove(36);
     spec.flow.events = true;
     let e = Claim::Order.evaluate(&spec);
     assert!(

@@ -32,6 +32,9 @@ pub struct Experiment {
     /// K^p and A on sliding segments by SPEC §1's conventions instead of
     /// Filippov's weights (`FlowProblem::read_kernels_by_convention`).
     pub convention_kernel: bool,
+    /// Kinks held at one training point follow the linearised selection
+    /// (proofs.md E11), not the multilinear one (E15): for comparison only.
+    pub linearised_selection: bool,
 }
 
 /// What a run produces. Per-output vectors are example-major (entry
@@ -221,6 +224,7 @@ impl Experiment {
             interrupt: None,
             training_queries: false,
             convention_kernel: false,
+            linearised_selection: false,
         }
     }
 
@@ -263,6 +267,9 @@ impl Experiment {
         };
         if self.convention_kernel {
             flow.read_kernels_by_convention();
+        }
+        if self.linearised_selection {
+            flow.linearise_selection();
         }
         let layout = flow.layout();
         let (n, m, c) = (layout.n_train, layout.n_query, layout.n_outputs);

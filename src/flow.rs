@@ -12,7 +12,7 @@ use crate::kernel::{InputGrams, KernelPlan, Scratch};
 use crate::kinks::{Kink, KinkMap};
 use crate::loss::Loss;
 use crate::model::{Block, Model, Tape};
-use crate::sliding::{MAX_SLIDING, Sliding};
+use crate::sliding::{MAX_SLIDING, MAX_SUBSETS, Sliding};
 use crate::spec::Reduction;
 use crate::stepper::OdeSystem;
 use nalgebra::DMatrix;
@@ -208,6 +208,15 @@ impl<'m> FlowProblem<'m> {
     /// is neither branch.
     pub fn read_kernels_by_convention(&mut self) {
         self.convention = true;
+    }
+
+    /// Kinks held at one training point follow the linearised selection of
+    /// proofs.md E11 (G_0 and the G_l only), not the multilinear one (E15):
+    /// the field before E15, kept to compare the two.
+    pub fn linearise_selection(&mut self) {
+        if let Some(s) = self.sliding.as_mut() {
+            s.linearised = true;
+        }
     }
 
     /// Calls `each` with every kink whose sliding mode was released since
@@ -451,6 +460,7 @@ impl OdeSystem for FlowProblem<'_> {
         let own = s.lambda.last().copied().unwrap_or(f64::NAN);
         let engaged = solved && own > 0.0 && own < 1.0;
         if !engaged {
+            s.clear_failure();
             s.switches.pop();
             s.kinks.pop();
             self.locks[j] = previous;
@@ -474,6 +484,7 @@ impl OdeSystem for FlowProblem<'_> {
             s.switches.remove(l);
             s.kinks.remove(l);
             s.lambda.remove(l);
+            s.clear_failure();
             self.locks[j] = branch;
             self.released.push(j);
         }
@@ -525,7 +536,9 @@ impl FlowProblem<'_> {
     /// Filippov's sliding field into `dy` (proofs.md E5): G_0 (every
     /// sliding kink on its lower branch), each G_l (kink l alone on its
     /// upper one), their rates from a Taylor pass each, λ from the k x k
-    /// system, F = G_0 + Σ_l λ_l (G_l − G_0). False where λ is not
+    /// system, F = G_0 + Σ_l λ_l (G_l − G_0). Where held kinks share a
+    /// training point, also the corner G_S of each such subset S, λ from
+    /// the multilinear system and F = G(λ) (E15). False where λ is not
     /// available (no kink jets, a singular system): `dy` is then G_0.
     fn sliding_field(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> bool {
         let p = self.layout.n_params;
@@ -547,6 +560,10 @@ impl FlowProblem<'_> {
         for corner in &corners[..s.switches.len()] {
             ok &= s.corner(self.model, &y[..p], &corner[..p], self.loss);
         }
+        let mixed = !s.same_point_subsets().is_empty();
+        if mixed {
+            ok &= self.mixed_corners(&mut s, t, y, dy, &corners);
+        }
         ok = ok && s.solve();
         if ok {
             let combined = if self.convention { p } else { dy.len() };
@@ -559,9 +576,48 @@ impl FlowProblem<'_> {
                         .map(|(l, g)| l * (g[d] - base))
                         .sum::<f64>();
             }
+            if mixed {
+                s.add_mixed(dy, combined);
+            }
         }
         s.corners = corners;
         self.sliding = Some(s);
+        ok
+    }
+
+    /// The corner field G_S of every subset S of held kinks at one training
+    /// point (S's kinks on their upper branch, the others on their lower),
+    /// one evaluation and one Taylor pass each, then their Möbius
+    /// differences (`g0` = G_0, `corners` the G_l).
+    fn mixed_corners(
+        &mut self,
+        s: &mut Sliding,
+        t: f64,
+        y: &[f64],
+        g0: &[f64],
+        corners: &[Vec<f64>],
+    ) -> bool {
+        let p = self.layout.n_params;
+        let mut mixed = s.take_mixed_corners();
+        let mut ok = true;
+        let mut masks = [0; MAX_SUBSETS];
+        let n = s.subsets().len();
+        masks[..n].copy_from_slice(s.subsets());
+        for (&mask, corner) in masks[..n].iter().zip(mixed.iter_mut()) {
+            for (l, &j) in s.switches.iter().enumerate() {
+                self.locks[j] = f64::from(mask >> l & 1);
+            }
+            self.kinks.lock(&mut self.tape, &self.locks);
+            self.field(t, y, corner);
+            s.extra_evals += 1;
+        }
+        for &j in &s.switches {
+            self.locks[j] = 0.0;
+        }
+        for (i, corner) in mixed[..n].iter().enumerate() {
+            ok &= s.mixed_corner(i, self.model, &y[..p], &corner[..p], self.loss);
+        }
+        s.mobius(mixed, g0, corners);
         ok
     }
 }

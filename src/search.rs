@@ -21,6 +21,7 @@ mod generalises;
 mod measure;
 mod runner;
 mod sliding;
+mod stiffness;
 mod summary;
 
 pub use claims::{

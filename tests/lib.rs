@@ -37,6 +37,7 @@ mod robustness;
 mod search_detail;
 mod second_order;
 mod sliding;
+mod sliding_bilinear;
 mod sliding_claim;
 mod spec;
 mod stepper;

@@ -155,6 +155,10 @@ impl RungeKutta {
             let mut kind = EventKind::Crossing;
             let mut release = None;
             let (reached, used, event) = match (event, sys.sliding()) {
+                // No λ: the held kinks' system has no solution here (E15).
+                (_, Some((j, lambda))) if lambda.is_nan() => {
+                    return Err((StepFailure::Sliding { t, switch: j }, stats));
+                }
                 (None, Some((j, lambda))) if !(0.0..=1.0).contains(&lambda) => {
                     let bound = if lambda > 1.0 { 1.0 } else { 0.0 };
                     let lambdas = (lambda0[j], lambda);

@@ -12,6 +12,7 @@ mod dense_output;
 mod events;
 mod fuzz_replay;
 mod golden;
+mod held_kinks;
 mod identity;
 mod kinked_segments;
 mod kinks_cnn;

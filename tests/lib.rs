@@ -12,7 +12,6 @@ mod dense_output;
 mod events;
 mod fuzz_replay;
 mod golden;
-mod held_kinks;
 mod identity;
 mod kinked_segments;
 mod kinks_cnn;
@@ -45,6 +44,7 @@ mod study;
 mod sweep;
 mod symmetric;
 mod tableau;
+mod tracker;
 mod vecmath;
 mod vector;
 

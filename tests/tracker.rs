@@ -145,3 +145,23 @@ fn a_kernel_entry_at_zero_has_no_sign() {
         assert_eq!(out.conditions.kernel_sign_changes, 0, "q = {q:?}");
     }
 }
+
+/// Absolute loss has three branches (l' = −1, 0, +1): a training point that
+/// starts exactly on its kink (0) and leaves it has crossed once. Linear
+/// model on x_1 = 1 (y* = 1) and three points x = 0 (y* = 10), w0 = (1,
+/// 0): f(x_1) = 1 = y* at w0 (l'_1 = 0 there), the three push c up at
+/// rate 3 while x_1's own l' = +1 pulls f(x_1) down at rate 2 once above,
+/// so f(x_1) leaves upward at rate 1 and stays above: one change, shown
+/// by the first step's sample.
+#[test]
+fn leaving_an_absolute_kink_is_a_crossing() {
+    let out = run(&json!({
+        "data": {"source": "inline", "train_x": [[1.0], [0.0], [0.0], [0.0]],
+                 "train_y": [1.0, 10.0, 10.0, 10.0], "test_x": [[2.0]]},
+        "model": {"arch": "linear"}, "init": {"w0": [1.0, 0.0]},
+        "loss": {"kind": "absolute"}, "reduction": "sum",
+        "flow": {"t_end": 1.0, "method": "rk4", "step": 0.125}}));
+    let c = &out.conditions;
+    assert_eq!(c.loss_kink_crossings, 1);
+    assert_eq!(c.kink_crossing_times, [0.125]);
+}

@@ -29,6 +29,10 @@
 //! With `flow.events` every crossing ends a step (proofs.md §9), so each is
 //! seen; the steps that ended at a kink are recorded apart, with the kink
 //! they ended at ([`Tracker::event`]), and appear in a report only then.
+//! A kink held in a sliding mode sits at zero, so its sign at a sample is
+//! rounding: from its slide to the first sample after its release it is
+//! not compared, and that sample only re-reads its branch (a slide and its
+//! release are events, not crossings; proofs.md E16).
 pub mod optimizer;
 
 use crate::flow::FlowProblem;
@@ -62,7 +66,8 @@ pub struct Conditions {
     pub samples: usize,
     /// relu / leaky_relu pre-activations, at training or query points, whose
     /// branch (z > 0 or not) changed between consecutive samples, counted
-    /// once per change.
+    /// once per change (a kink held in a sliding mode is not compared; see
+    /// the module doc).
     pub activation_kink_crossings: usize,
     /// Training points whose loss branch changed between consecutive
     /// samples (hinge: active or not; absolute: sign of y − y*).
@@ -107,6 +112,10 @@ pub struct Conditions {
     /// Every event located (the list keeps the first ones); absent when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub event_count: usize,
+    /// Sliding modes engaged (the "slide" events, all of them): kinks the
+    /// path reached and held instead of crossing; absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sliding_modes: usize,
     /// sgd/adam: batch coverage, the per-step kernel's sign flips, the decay
     /// term's share and Adam's spread (`optimizer`); absent for the flow.
     #[serde(flatten)]
@@ -139,7 +148,8 @@ pub struct Tracker {
     target_columns: usize,
     model_smooth: bool,
     kinks: KinkSource,
-    /// Activation branches, then loss branches, at the previous sample.
+    /// Activation branches, then loss branches, at the previous sample;
+    /// [`UNREAD`] before the first, and after a hold, [`HELD`] during one.
     branches: Vec<i8>,
     samples: usize,
     activation_crossings: usize,
@@ -154,7 +164,13 @@ pub struct Tracker {
     max_increase: f64,
     events: Vec<KinkEvent>,
     event_count: usize,
+    sliding_modes: usize,
 }
+
+/// A branch not read yet: the next sample stores it without counting.
+const UNREAD: i8 = i8::MIN;
+/// A kink held in a sliding mode at this sample: neither read nor counted.
+const HELD: i8 = i8::MAX;
 
 impl Tracker {
     /// A tracker for runs of `flow`, whose model is `model`.
@@ -170,7 +186,7 @@ impl Tracker {
             target_columns: flow.target_columns(),
             model_smooth: model.is_smooth(),
             kinks,
-            branches: vec![0; units + loss_units],
+            branches: vec![UNREAD; units + loss_units],
             samples: 0,
             activation_crossings: 0,
             loss_crossings: 0,
@@ -183,12 +199,14 @@ impl Tracker {
             max_increase: f64::NEG_INFINITY,
             events: Vec::with_capacity(MAX_CROSSING_TIMES),
             event_count: 0,
+            sliding_modes: 0,
         }
     }
 
     /// Records a step that ended at `kink` at time t.
     pub fn event(&mut self, t: f64, kink: Kink, event: Option<&'static str>) {
         self.event_count += 1;
+        self.sliding_modes += usize::from(event == Some("slide"));
         if self.events.len() < MAX_CROSSING_TIMES {
             self.events.push(KinkEvent { t, event, kink });
         }
@@ -213,12 +231,19 @@ impl Tracker {
         for (s, &k) in self.signs.iter_mut().zip(kernel) {
             *s |= u8::from(k > 0.0) | (u8::from(k < 0.0) << 1);
         }
+        // The flow numbers its kinks as the branches are laid out (its
+        // squared_hinge margins, never held, have no branch here).
+        for j in flow.held_kinks() {
+            if let Some(b) = self.branches.get_mut(j) {
+                *b = HELD;
+            }
+        }
         let tape = flow.tape();
         let mut slot = 0;
         let mut activation = 0;
         let branches = &mut self.branches;
         self.kinks.each(model, tape, |z| {
-            activation += update(branches, &mut slot, z, first);
+            activation += update(branches, &mut slot, z);
         });
         let mut crossed_loss = 0;
         if !self.loss.is_smooth() {
@@ -233,9 +258,13 @@ impl Tracker {
                     // hinge: active (gap < 0) or not; at the kink l' = 0
                     _ => (gap < 0.0) as i8,
                 };
-                crossed_loss += usize::from(!first && self.branches[slot] != branch);
-                self.branches[slot] = branch;
+                crossed_loss += store(&mut self.branches[slot], branch);
                 slot += 1;
+            }
+        }
+        for j in flow.held_kinks() {
+            if let Some(b) = self.branches.get_mut(j) {
+                *b = UNREAD;
             }
         }
         self.activation_crossings += activation;
@@ -296,6 +325,7 @@ impl Tracker {
             loss_increase: finite_or_max(loss_increase),
             events: self.events,
             event_count: self.event_count,
+            sliding_modes: self.sliding_modes,
             optimizer: None,
             verdict: String::new(),
         };
@@ -304,17 +334,31 @@ impl Tracker {
     }
 }
 
-/// Compares each entry's branch (z > 0 or not) with the stored one, stores
-/// it, and returns how many changed (none on the first sample).
-fn update(branches: &mut [i8], slot: &mut usize, z: &DMatrix<f64>, first: bool) -> usize {
+/// Stores each entry's branch (z > 0 or not) and returns how many changed
+/// ([`store`]).
+fn update(branches: &mut [i8], slot: &mut usize, z: &DMatrix<f64>) -> usize {
     let mut changed = 0;
     for (b, &v) in branches[*slot..*slot + z.len()].iter_mut().zip(z.iter()) {
-        let branch = (v > 0.0) as i8;
-        changed += usize::from(!first && *b != branch);
-        *b = branch;
+        changed += store(b, (v > 0.0) as i8);
     }
     *slot += z.len();
     changed
+}
+
+/// Stores `branch` in `stored` and returns 1 if it changed: 0 when the
+/// stored one is [`UNREAD`], and a [`HELD`] one is left as it is.
+fn store(stored: &mut i8, branch: i8) -> usize {
+    match *stored {
+        HELD => 0,
+        UNREAD => {
+            *stored = branch;
+            0
+        }
+        old => {
+            *stored = branch;
+            usize::from(old != branch)
+        }
+    }
 }
 
 /// num / den, None when den is 0 (0 when both are), clamped finite.
@@ -411,10 +455,11 @@ pub fn block_weighted_average_excess(
 
 impl Conditions {
     /// True when f and l were differentiable along the sampled path: smooth,
-    /// or no kink crossed.
+    /// or no kink crossed and none held in a sliding mode.
     pub fn differentiable_along_path(&self) -> bool {
         (self.model_smooth || self.activation_kink_crossings == 0)
             && (self.loss_smooth || self.loss_kink_crossings == 0)
+            && self.sliding_modes == 0
     }
 
     /// The conditions with an optimizer's part added, and the verdict

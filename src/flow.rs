@@ -229,6 +229,14 @@ impl<'m> FlowProblem<'m> {
         self.released.clear();
     }
 
+    /// The kink functions held at zero at the last step's end: those in a
+    /// sliding mode and those released there (still at zero), until
+    /// [`FlowProblem::drain_released`]. Their signs are rounding.
+    pub fn held_kinks(&self) -> impl Iterator<Item = usize> + '_ {
+        let sliding = self.sliding.iter().flat_map(|s| &s.switches);
+        sliding.chain(&self.released).copied()
+    }
+
     /// What switching function j of the flow is (see [`KinkMap`]).
     pub fn kink(&self, j: usize) -> Kink {
         self.kinks.kink(j)

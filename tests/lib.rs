@@ -45,6 +45,7 @@ mod study;
 mod sweep;
 mod symmetric;
 mod tableau;
+mod tracker;
 mod vecmath;
 mod vector;
 

@@ -3,7 +3,7 @@
 use approx::assert_relative_eq;
 use pathkernel::conditions::AVERAGE_TOL;
 use pathkernel::search::Claim;
-use pathkernel::spec::Spec;
+use pathkernel::spec::{Format, Spec};
 use std::path::Path;
 
 fn counterexample(name: &str) -> Spec {
@@ -43,10 +43,35 @@ fn number_after(text: &str, key: &str) -> f64 {
 /// range of −l' by exactly the excess the violation reports (the worst one,
 /// not merely some coefficient outside), to the 7 digits printed. With one
 /// output it is A / K^p of the named pair (each rounded to 7 digits).
+/// In the two counterexamples the worst entry is also the only or last
+/// one compared. In `late_worst` (four queries, one training point, range
+/// [−1.78, 0.0039], so scale 1.78) queries 0-2 lie outside by 0.209 of the
+/// scale and query 3 by 0.650: a running maximum that stored its ratio
+/// times scale² (0.66) instead of the ratio would keep naming query 0
+/// (notes/mutants.md, measure.rs).
 #[test]
 fn weighted_average_names_its_worst_coefficient() {
-    for name in ["weighted-average.json", "weighted-average-vector.json"] {
-        let eval = Claim::WeightedAverage.evaluate(&counterexample(name));
+    let late_worst = Spec::parse(
+        r#"{"seed": 26425, "data": {"source": "inline", "train_x": [[0.5, -0.25]],
+            "train_y": [-0.5], "test_x": [[0.5, 0.25], [-1, -0.5], [1, 0.5], [-0.25, -0.25]]},
+            "model": {"arch": "diag_linear", "init_scale": 1.0},
+            "init": {"w0": [1.75, 1.0, 0.0, 0.0]}, "loss": {"kind": "squared"},
+            "reduction": "sum", "flow": {"t_end": 1.0, "method": "gd", "lr": 0.5}}"#,
+        Format::Json,
+    )
+    .unwrap();
+    for (name, spec) in [
+        (
+            "weighted-average.json",
+            counterexample("weighted-average.json"),
+        ),
+        (
+            "weighted-average-vector.json",
+            counterexample("weighted-average-vector.json"),
+        ),
+        ("late_worst", late_worst),
+    ] {
+        let eval = Claim::WeightedAverage.evaluate(&spec);
         let d = &eval.detail;
         assert!(eval.fails() && d.starts_with("outside: a_"), "{name}: {d}");
         // "outside: a_i(q_m)[_k] = coef = ..., against [lo, hi], ..."

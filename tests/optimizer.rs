@@ -473,6 +473,7 @@ proptest! {
     /// mu), so the buffer's transient after each change of batch is a small
     /// part of the batch's steps. diag_linear is left out: at its start u =
     /// v its leading coefficient cancels (proofs.md C57).
+    #[test]
     fn momentum_residuals_fall_at_orders_one_and_two(
         (model, seed) in smooth_model()
             .prop_filter("a cancels", |(m, _)| m["model"]["arch"] != "diag_linear"),
@@ -492,6 +493,7 @@ proptest! {
     /// coupled and decoupled decay and every batch option; 4 steps of lr ≤
     /// 0.3 / 4 refined to 256, 512 and 1024 steps, each batch spanning at
     /// least 6.4 / (1 − beta) steps for both betas (proofs.md C57).
+    #[test]
     fn adam_residuals_fall_at_orders_one_and_two(
         (model, seed) in smooth_model(),
         flow in flow_of(Just(true)),

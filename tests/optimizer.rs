@@ -417,6 +417,41 @@ pub(crate) fn with_model(flow: Value, fields: Value, seed: u64) -> Value {
     spec
 }
 
+/// The exact form's closing check with memory (proofs.md §12 8.5, C33):
+/// a step's floor is φ_k(q) = 64 ε (|f_k| + |f_{k+1}| + Σ_p |gbar_k(p, q)
+/// Σ_i G_{k,i}(p)| + |ΔD_k|), and the run's `exact_floor` is Σ_k φ_k plus
+/// the deferred sums' γ_n B ≥ 0. On a line without decay gbar_k = ∇f(q) =
+/// (q, 1) and Σ_i G_{k,i} = Δ_k = w_1 − w_0 exactly in real numbers, so one
+/// Adam step's floor is at least φ_0 by hand. Near a fit (|g| = 5e-3
+/// here) Adam's step is lr sign(g): a check that summed the shares without
+/// P_k would weigh a step of lr |g|, 5e-3 of this one, with f_0(q) = 0.
+#[test]
+fn adams_closing_floor_weighs_the_preconditioned_step() {
+    let (_, out) = run(&json!({
+        "seed": 1,
+        "data": {"source": "inline", "train_x": [[1.0], [2.0]], "train_y": [2.001, 3.001], "test_x": [[-1.0]]},
+        "model": {"arch": "linear"},
+        "init": {"w0": [1.0, 1.0]},
+        "loss": {"kind": "squared"},
+        "reduction": "sum",
+        "flow": {"method": "adam", "lr": 0.25, "steps": 1, "shuffle": "none"},
+    }));
+    let (dv, dc) = (out.w_end[0] - 1.0, out.w_end[1] - 1.0);
+    // f(w; −1) = c − v: 0 at w0.
+    let f1 = out.w_end[1] - out.w_end[0];
+    let phi = 64.0 * EPS * (f1.abs() + dv.abs() + dc.abs());
+    // (dv, dc computed from w_end carry a relative rounding of ε each.)
+    let floor = out.optimizer.as_ref().unwrap().exact_floor[0];
+    assert!(
+        floor >= phi * (1.0 - 4.0 * EPS),
+        "floor {floor:e} < φ_0 = {phi:e}"
+    );
+    assert!(
+        (dv - 0.25).abs() < 1e-3 && (dc - 0.25).abs() < 1e-3,
+        "a sign-like step: {dv}, {dc}"
+    );
+}
+
 proptest! {
     #![proptest_config(crate::cases(24))]
 

@@ -417,6 +417,34 @@ pub(crate) fn with_model(flow: Value, fields: Value, seed: u64) -> Value {
     spec
 }
 
+/// `converge`'s refinement (issue 11 item 4): lr halved, each of the run's
+/// batches used for two consecutive half steps, the schedule's step
+/// counts doubled, mu kept per step. The order properties cannot see the
+/// batches' order (C57: a refinement that pairs each batch with another
+/// one still gives orders 1 and 2 on these short paths), so it is pinned here.
+#[test]
+fn refined_uses_each_batch_for_two_half_steps() {
+    let spec = Spec::parse(
+        &small_mlp(json!({"method": "sgd", "lr": 0.1, "steps": 3, "batch_size": 2, "momentum": 0.5,
+                          "schedule": {"kind": "step", "step_size": 2, "gamma": 0.5, "warmup_steps": 1}}))
+        .to_string(),
+        Format::Json,
+    )
+    .unwrap();
+    let batches = vec![vec![0, 1], vec![2, 3], vec![4, 5]];
+    let finer = pathkernel::optimizer::refined(&spec.flow, &batches);
+    let twice = [[0, 1], [0, 1], [2, 3], [2, 3], [4, 5], [4, 5]]
+        .map(Vec::from)
+        .to_vec();
+    assert_eq!(finer.batches, Some(twice));
+    assert_eq!(
+        (finer.lr, finer.steps, finer.momentum),
+        (Some(0.05), Some(6), Some(0.5))
+    );
+    let schedule = finer.schedule.as_ref().unwrap();
+    assert_eq!((schedule.step_size, schedule.warmup_steps), (Some(4), 2));
+}
+
 /// The exact form's closing check with memory (proofs.md §12 8.5, C33):
 /// a step's floor is φ_k(q) = 64 ε (|f_k| + |f_{k+1}| + Σ_p |gbar_k(p, q)
 /// Σ_i G_{k,i}(p)| + |ΔD_k|), and the run's `exact_floor` is Σ_k φ_k plus

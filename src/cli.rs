@@ -1,7 +1,7 @@
 //! The command line (SPEC §6): argument parsing, the commands, and the
 //! human-readable summaries. Exit codes: 0 success, 2 bad input, 1 a
 //! failure while running, 130 interrupted by Ctrl-C.
-use crate::converge::{Level, refine};
+use crate::converge::{Level, Transient, refine};
 use crate::data::Dataset;
 use crate::error::{Error, InputError};
 use crate::experiment::{Experiment, Outcome};
@@ -613,12 +613,14 @@ fn converge(
     let mut spec = spec;
     let mut previous: Option<Level> = None;
     let mut levels = Vec::new();
+    let mut transient = None;
     for k in 0..=halvings {
         let exp = interruptible(spec.clone(), data.clone());
         let outcome = run_with_progress(&exp)?;
         let level = Level::new(&exp.spec, &outcome);
         if previous.is_none() {
             emit(&level.header());
+            transient = Transient::of(&exp.spec, &outcome);
         }
         emit(&level.line(previous.as_ref()));
         levels.push(level.clone());
@@ -626,6 +628,9 @@ fn converge(
         if k < halvings {
             spec = refine(&exp.spec, &outcome);
         }
+    }
+    if let Some(note) = transient.zip(previous).and_then(|(t, l)| t.note(l.steps)) {
+        emit(&note);
     }
     if let Some(path) = plot {
         let flow = &spec.flow;

@@ -109,6 +109,64 @@ impl Level {
     }
 }
 
+/// How many of its memories (`optimizer::memory_steps`) each batch must
+/// span before `converge`'s orders are asymptotic: proofs.md C57's fit
+/// holds from 6.4, and its measured orders are within 0.1 of 1 and 2 from
+/// about 10.
+pub const MEMORY_MULTIPLE: f64 = 10.0;
+
+/// Whether a study's finest run is still inside its optimizer's memory
+/// transient: each of the first run's batches is used for 2^k consecutive
+/// steps at the k-th halving, and the refined runs approach their limit
+/// only once that span is many times the memory (proofs.md C57).
+pub struct Transient {
+    memory: f64,
+    first_steps: usize,
+    /// Every batch the same multiset (full batches): the gradient does not
+    /// jump between them, so the whole run counts as one batch's span.
+    one_batch: bool,
+}
+
+impl Transient {
+    /// From the study's first spec and run; None for an optimizer without
+    /// memory or another method.
+    pub fn of(spec: &Spec, run: &Outcome) -> Option<Transient> {
+        let memory = crate::optimizer::memory_steps(&spec.flow)?;
+        let batches = &run.optimizer.as_ref()?.batches;
+        let sorted = |b: &Vec<usize>| {
+            let mut b = b.clone();
+            b.sort_unstable();
+            b
+        };
+        let first = batches.first().map(sorted);
+        Some(Transient {
+            memory,
+            first_steps: batches.len().max(1),
+            one_batch: batches.iter().all(|b| Some(sorted(b)) == first),
+        })
+    }
+
+    /// The line under the table when the finest run (`steps` steps) gives
+    /// each batch fewer than [`MEMORY_MULTIPLE`] memories.
+    pub fn note(&self, steps: usize) -> Option<String> {
+        let span = if self.one_batch {
+            steps
+        } else {
+            steps / self.first_steps
+        };
+        let needed = MEMORY_MULTIPLE * self.memory;
+        (span as f64 <= needed).then(|| {
+            format!(
+                "note: the finest run spans each batch with {span} steps, not more than \
+                 {MEMORY_MULTIPLE} times the optimizer's memory 1 / (1 - beta) = {:.1}: it is \
+                 still inside the memory's transient, and the orders need not be asymptotic \
+                 (proofs.md C57)\n",
+                self.memory
+            )
+        })
+    }
+}
+
 /// log2(r(h) / r(h/2)), the order at which r falls as the step halves.
 pub fn observed_order(coarse: f64, fine: f64) -> f64 {
     (coarse / fine).log2()

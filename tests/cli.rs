@@ -745,6 +745,7 @@ fn converge_rows(text: &str) -> Vec<(f64, u64, Vec<Residual>)> {
         "{header}"
     );
     lines
+        .filter(|l| !l.starts_with("note:"))
         .map(|l| {
             let c: Vec<&str> = l.split_whitespace().collect();
             assert!(c.len() >= 5 && c.len() % 2 == 1, "{l}");
@@ -838,5 +839,48 @@ fn converge_refines_sgd_with_its_batches() {
     }
     for (_, _, residuals) in &rows {
         assert!(residuals[2].0 < 1e-13, "exact residual {}", residuals[2].0);
+    }
+}
+
+/// `converge` on optimizers with memory says, under the table, when the
+/// finest run spans each batch with at most 10 times the memory 1 / (1 −
+/// beta) steps (proofs.md C57): Adam's default beta2 = 0.999 at 64 steps
+/// of 8 batches does, momentum 0.5 on full batches (32 steps of one batch
+/// against 10 · 2) does not, nor does plain sgd (no memory).
+#[test]
+fn converge_notes_a_finest_run_inside_the_optimizers_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |flow: Value| {
+        let mut spec = report_specs()[3].1.clone();
+        spec["flow"] = flow;
+        std::fs::write(dir.path().join("s.json"), spec.to_string()).unwrap();
+        let path = dir.path().join("s.json");
+        let out = pathkernel(
+            &["converge", path.to_str().unwrap(), "--halvings", "3"],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout(&out)
+    };
+    let adam =
+        spec(json!({"method": "adam", "lr": 0.02, "steps": 8, "batch_size": 2, "shuffle": "none"}));
+    let note = adam.lines().last().unwrap();
+    assert!(
+        note.starts_with("note: the finest run spans each batch with 8 steps")
+            && note.contains("1 / (1 - beta) = 1000"),
+        "{adam}"
+    );
+    assert_eq!(converge_rows(&adam).len(), 4);
+    for flow in [
+        json!({"method": "sgd", "lr": 0.05, "steps": 4, "momentum": 0.5}),
+        json!({"method": "sgd", "lr": 0.1, "steps": 8, "batch_size": 2}),
+    ] {
+        let table = spec(flow);
+        assert!(!table.contains("note:"), "{table}");
     }
 }

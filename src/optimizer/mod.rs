@@ -75,6 +75,20 @@ pub fn decays(flow: &FlowSpec) -> (f64, f64) {
     }
 }
 
+/// The steps an optimizer's buffers remember, 1 / (1 − beta) for the
+/// slowest of its decays (sgd's momentum; Adam's beta1 and beta2), of a
+/// parsed flow (defaults written out); None without memory (plain sgd, gd
+/// and the integrators). `converge`'s refined runs reach their orders only
+/// once each batch spans many times this (proofs.md C57).
+pub fn memory_steps(flow: &FlowSpec) -> Option<f64> {
+    let beta = match flow.method {
+        Method::Sgd => flow.momentum.unwrap_or(0.0),
+        Method::Adam => flow.beta1.unwrap_or(0.0).max(flow.beta2.unwrap_or(0.0)),
+        _ => 0.0,
+    };
+    (beta > 0.0).then(|| 1.0 / (1.0 - beta))
+}
+
 /// The refinement `converge` runs: lr halved, twice the steps, each batch
 /// of `batches` (the run's) used for two consecutive half steps, and the
 /// schedule's step counts doubled, so that the refined runs approach the

@@ -381,7 +381,9 @@ pub fn product_into(out: &mut [f64], a: &[f64], b: &[f64]) {
 /// dst (+)= scale Σ_s d_s u_sᵀ, dst row-major (d_s.len() x u_s.len()), for
 /// the `nodes` rows d_s of `d` and u_s of `u` (a weighted sum of a dense
 /// block's per-example Jacobians, `crate::jacobian`); nodes = 0 writes 0.
-/// Each row of dst stays in cache while the nodes are added into it.
+/// dst holds the block's entries from `start` on (row-major index), so that
+/// a block can be formed a piece at a time where it is read. Each row of
+/// dst stays in cache while the nodes are added into it.
 #[multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512dq",
     "x86_64+avx2+avx+fma",
@@ -393,6 +395,7 @@ pub fn outer_sum(
     u: &[f64],
     scale: f64,
     nodes: usize,
+    start: usize,
     accumulate: bool,
 ) {
     let fan_in = u.len() / nodes.max(1);
@@ -403,16 +406,31 @@ pub fn outer_sum(
         }
         return;
     }
-    for (a, row) in dst.chunks_exact_mut(fan_in).enumerate().take(fan_out) {
+    let mut at = start;
+    for row in split_rows(dst, start, fan_in) {
+        let (a, b) = (at / fan_in, at % fan_in);
+        debug_assert!(a < fan_out, "past the block's end");
         for (s, us) in u.chunks_exact(fan_in).enumerate() {
             let c = scale * d[s * fan_out + a];
+            let us = &us[b..b + row.len()];
             if s == 0 && !accumulate {
                 row.iter_mut().zip(us).for_each(|(x, &u)| *x = c * u);
             } else {
                 row.iter_mut().zip(us).for_each(|(x, &u)| *x += c * u);
             }
         }
+        at += row.len();
     }
+}
+
+/// `dst`, the entries from `start` on of a row-major matrix with rows of
+/// `width`, cut where its rows end.
+fn split_rows(dst: &mut [f64], start: usize, width: usize) -> impl Iterator<Item = &mut [f64]> {
+    let first = (width - start % width).min(dst.len());
+    let (head, rest) = dst.split_at_mut(first);
+    std::iter::once(head)
+        .filter(|h| !h.is_empty())
+        .chain(rest.chunks_mut(width))
 }
 
 /// x ∘= c elementwise (x = c x).

@@ -4,6 +4,7 @@
 //! share G_{k,i} formed, Lᵀ G_k summed directly. The two are the same sums
 //! reassociated, so they agree to the forward-error bound of 8.5.
 use pathkernel::discrete::buffers::{PointBuffers, REBASE_BELOW};
+use pathkernel::discrete::query::Query;
 use pathkernel::optimizer::Linear;
 use proptest::prelude::*;
 
@@ -203,8 +204,7 @@ proptest! {
             for (col, &i) in inputs.chunks_exact_mut(p).zip(&rows) {
                 col.copy_from_slice(&s.x[i * p..(i + 1) * p]);
             }
-            buffers.advance(l);
-            buffers.add(0, &s.l, s.eta, l);
+            buffers.step(l, s.eta, &[(Query::Formed(&s.l), None)]);
             if !(s.settle || at + 1 == k) {
                 continue;
             }

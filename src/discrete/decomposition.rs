@@ -17,6 +17,7 @@
 //! then uses the shares' sum Σ_i G_{k,i}, carried through a buffer of its
 //! own as the decay's D_k is.
 use super::buffers::PointBuffers;
+use super::query::{BLOCK_ROWS, Query};
 use crate::exact::{ExactPathKernel, NODES, closing_sums, excess, excess_by, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
@@ -55,6 +56,8 @@ pub struct Decomposition<'m> {
     shares: Carried,
     share_sum: Vec<f64>,
     share_size: Vec<f64>,
+    /// A block of gbar_k formed from its factors for the check.
+    scratch: Vec<f64>,
     /// The decay's input λ_c w_k carried to D_k (before λ_d's part).
     decay: Carried,
     /// K^g (P_k-weighted) at w_k, and this step's increments.
@@ -102,6 +105,7 @@ impl<'m> Decomposition<'m> {
             shares: Carried::new(if memory { p } else { 0 }),
             share_sum: sized(memory, m * c),
             share_size: sized(memory, m * c),
+            scratch: sized(memory, BLOCK_ROWS),
             decay: Carried::new(p),
             kernel: vec![0.0; l.kernel_len()],
             increment: vec![0.0; l.coef_len()],
@@ -194,34 +198,26 @@ impl<'m> Decomposition<'m> {
                 crate::vecmath::add_assign(&mut self.shares.input, x);
             }
             self.shares.carry(opt, eta);
-            buffers.advance(linear);
             if direct {
-                let (jac, rows, tape) = (&mut self.jac, &self.query_rows, flow.tape());
-                buffers.add_with(DOMINGOS, eta, linear, |r, c| {
-                    jac.add_jacobian(tape, rows, c, r)
-                });
-            } else {
-                let pl = if pre.is_some() {
-                    &self.jq_pre
-                } else {
-                    &self.jq
-                };
-                buffers.add(DOMINGOS, pl, eta, linear);
+                // Held as factors: `step_buffers` forms it a block at a time.
+                self.jac.begin_sum(&self.query_rows);
+                self.jac.add_node(flow.tape(), 1.0, None, &mut []);
             }
         } else {
             coefficient_rates(&mut self.increment, &self.kernel, lprime, c);
             self.increment.iter_mut().for_each(|v| *v *= eta);
             crate::vecmath::add_assign(&mut self.coef_integral, &self.increment);
         }
-        self.add_exact(flow, (pre, linear), lprime, eta, w, w_next);
+        self.add_exact(flow, linear, lprime, eta, w, w_next);
+        self.step_buffers((pre, linear), eta, direct);
     }
 
-    /// The exact sums over the segment from w to w_next; `pre` and
-    /// `linear`: the step's P_k and map (`Optimizer`).
+    /// The exact sums over the segment from w to w_next; `linear`: the
+    /// step's map (`Optimizer`).
     fn add_exact(
         &mut self,
         flow: &FlowProblem<'_>,
-        (pre, linear): (Option<&[f64]>, Linear),
+        linear: Linear,
         lprime: &[f64],
         eta: f64,
         w: &[f64],
@@ -244,6 +240,7 @@ impl<'m> Decomposition<'m> {
             share_size,
             exact_increment,
             exact_decay,
+            scratch,
             ..
         } = self;
         exact.begin_segment(w, w_next);
@@ -256,7 +253,10 @@ impl<'m> Decomposition<'m> {
                 }
             };
             exact.integrate_segment(flow.tape(), n, w, w_next, pieces, !memory, &mut at_node);
-            if need_gbar {
+            // With memory and no decay or pass term, nothing reads gbar_k
+            // whole: it stays in its nodes' factors (`query`) unless the
+            // nodes outgrew them.
+            if need_gbar && (decays || linear.pass != 0.0 || !node_sum.held()) {
                 node_sum.finish(gbar);
             }
             if decays {
@@ -269,8 +269,9 @@ impl<'m> Decomposition<'m> {
             if memory {
                 // Σ_i gbar_k · G_{k,i} = gbar_k · Σ_i G_{k,i}: the points'
                 // own sums are deferred (`buffers`).
-                for (q, column) in gbar.chunks_exact(p).enumerate() {
-                    let (sum, size) = crate::vecmath::dot_and_size(column, &shares.step);
+                let gbar = gbar_query(node_sum, gbar);
+                for q in 0..mc {
+                    let (sum, size) = gbar.dot_and_size(q, &shares.step, scratch);
                     share_sum[q] = sum + exact_decay[q];
                     share_size[q] = size + exact_decay[q].abs();
                 }
@@ -293,23 +294,37 @@ impl<'m> Decomposition<'m> {
             };
         }
         crate::vecmath::add_assign(&mut self.exact_decay_term, &self.exact_decay);
-        let Some(buffers) = self.buffers.as_mut() else {
+        if self.buffers.is_none() {
             crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
+        }
+    }
+
+    /// The step of the point buffers (with memory): the Domingos form's
+    /// query Jacobian (held as factors when `direct`, else formed, with
+    /// P_k applied) and the exact form's gbar_k enter their running sums.
+    fn step_buffers(&mut self, (pre, linear): (Option<&[f64]>, Linear), eta: f64, direct: bool) {
+        let Some(buffers) = self.buffers.as_mut() else {
             return;
         };
-        match pre {
+        let domingos = match (direct, pre) {
+            (true, _) => Query::Factors(&self.jac),
+            (false, Some(_)) => Query::Formed(&self.jq_pre),
+            (false, None) => Query::Formed(&self.jq),
+        };
+        let exact = match pre {
             Some(pk) if linear.pass != 0.0 => {
                 let pairs = self
                     .gbar_pre
-                    .chunks_exact_mut(p)
-                    .zip(self.gbar.chunks_exact(p));
+                    .chunks_exact_mut(self.dims.0)
+                    .zip(self.gbar.chunks_exact(self.dims.0));
                 for (dst, src) in pairs {
                     crate::vecmath::product_into(dst, src, pk);
                 }
-                buffers.add(EXACT, &self.gbar_pre, eta, linear);
+                (Query::Formed(&self.gbar_pre), None)
             }
-            _ => buffers.add_preconditioned(EXACT, &self.gbar, pre, eta, linear),
-        }
+            _ => (gbar_query(&self.node_sum, &self.gbar), pre),
+        };
+        buffers.step(linear, eta, &[(domingos, None), exact]);
     }
 
     /// Completes the deferred sums after the run's `steps` steps: A and
@@ -328,6 +343,15 @@ impl<'m> Decomposition<'m> {
         for (floor, size) in self.exact_floor.iter_mut().zip(buffers.magnitude(EXACT)) {
             *floor += gamma * size;
         }
+    }
+}
+
+/// gbar_k as its nodes' factors while they are all held, else formed.
+fn gbar_query<'a>(node_sum: &'a Jacobians, gbar: &'a [f64]) -> Query<'a> {
+    if node_sum.held() {
+        Query::Factors(node_sum)
+    } else {
+        Query::Formed(gbar)
     }
 }
 

@@ -262,7 +262,13 @@ impl Jacobians {
                     Block::Bias { offset, delta } => {
                         let fan_out = delta_widths[delta];
                         let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
-                        node_sum(&mut column[offset..offset + fan_out], d, fan_out, 0..fan_out, acc);
+                        node_sum(
+                            &mut column[offset..offset + fan_out],
+                            d,
+                            fan_out,
+                            0..fan_out,
+                            acc,
+                        );
                     }
                     Block::Explicit { offset, jac } => {
                         let len = explicit_widths[jac];
@@ -279,7 +285,13 @@ impl Jacobians {
 
 /// dst (+)= Σ_s stack[s][part] for the node rows of `stack` (each `len`
 /// long; dst is `part` long).
-fn node_sum(dst: &mut [f64], stack: &[f64], len: usize, part: std::ops::Range<usize>, accumulate: bool) {
+fn node_sum(
+    dst: &mut [f64],
+    stack: &[f64],
+    len: usize,
+    part: std::ops::Range<usize>,
+    accumulate: bool,
+) {
     if !accumulate {
         dst.fill(0.0);
     }

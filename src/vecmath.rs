@@ -410,18 +410,49 @@ pub fn outer_sum(
     for row in split_rows(dst, start, fan_in) {
         let (a, b) = (at / fan_in, at % fan_in);
         debug_assert!(a < fan_out, "past the block's end");
+        // ROW_LANES entries at a time in registers across the nodes: one
+        // store per entry, not one per node.
+        let len = row.len();
+        let coef = |s: usize| scale * d[s * fan_out + a];
+        let mut lanes = row.chunks_exact_mut(ROW_LANES);
+        for (i, chunk) in (&mut lanes).enumerate() {
+            let chunk: &mut [f64; ROW_LANES] = chunk.try_into().expect("ROW_LANES long");
+            let from = b + i * ROW_LANES;
+            let mut acc = [0.0; ROW_LANES];
+            for s in 0..nodes {
+                let (c, us) = (coef(s), &u[s * fan_in + from..][..ROW_LANES]);
+                let us: &[f64; ROW_LANES] = us.try_into().expect("ROW_LANES long");
+                for l in 0..ROW_LANES {
+                    acc[l] = if s == 0 {
+                        if accumulate {
+                            chunk[l] + c * us[l]
+                        } else {
+                            c * us[l]
+                        }
+                    } else {
+                        acc[l] + c * us[l]
+                    };
+                }
+            }
+            *chunk = acc;
+        }
+        let tail = lanes.into_remainder();
+        let from = b + len - tail.len();
         for (s, us) in u.chunks_exact(fan_in).enumerate() {
-            let c = scale * d[s * fan_out + a];
-            let us = &us[b..b + row.len()];
+            let (c, us) = (coef(s), &us[from..from + tail.len()]);
             if s == 0 && !accumulate {
-                row.iter_mut().zip(us).for_each(|(x, &u)| *x = c * u);
+                tail.iter_mut().zip(us).for_each(|(x, &u)| *x = c * u);
             } else {
-                row.iter_mut().zip(us).for_each(|(x, &u)| *x += c * u);
+                tail.iter_mut().zip(us).for_each(|(x, &u)| *x += c * u);
             }
         }
-        at += row.len();
+        at += len;
     }
 }
+
+/// Entries of a row that [`outer_sum`] keeps in registers at once (four
+/// AVX-512 vectors).
+const ROW_LANES: usize = 32;
 
 /// `dst`, the entries from `start` on of a row-major matrix with rows of
 /// `width`, cut where its rows end.

@@ -22,7 +22,7 @@
 //! memory once, multiplied with the batch's rows (R_{k−1}ᵀ x) and then
 //! updated (R_k = R_{k−1} + c_k Π_k L_k) while it is in cache, with L_k's
 //! block formed there from its factors when it is not stored (`query`).
-use super::query::{BLOCK_ROWS, Query, blocks};
+use super::query::{BLOCK_COLUMNS, BLOCK_ROWS, Query, blocks};
 use crate::linalg::{gemm_deep as gemm, slice_view, slice_view_mut};
 use crate::optimizer::Linear;
 use crate::vecmath::{axpy, axpy_norm, axpy_product_norm};
@@ -57,8 +57,8 @@ pub struct PointBuffers {
     empty: bool,
     /// A product over the batch or over all N, `width` x N.
     product: Vec<f64>,
-    /// Parameters per block of a step's pass, and a block of L formed.
-    block: usize,
+    /// A step's tiles, (rows, columns), and a block of L formed.
+    block: (usize, usize),
     scratch: Vec<f64>,
     streams: Vec<Stream>,
 }
@@ -98,7 +98,7 @@ impl PointBuffers {
             width,
             empty: true,
             product: vec![0.0; width * n],
-            block: BLOCK_ROWS,
+            block: (BLOCK_ROWS, BLOCK_COLUMNS),
             scratch: vec![0.0; BLOCK_ROWS],
             streams: streams
                 .iter()
@@ -117,11 +117,12 @@ impl PointBuffers {
         }
     }
 
-    /// The same buffers with a step's pass in blocks of `rows` parameters
-    /// (the tests' way to cross block boundaries with few parameters).
-    pub fn with_block_rows(mut self, rows: usize) -> PointBuffers {
-        self.block = rows.max(1);
-        self.scratch = vec![0.0; self.block];
+    /// The same buffers with a step's pass in tiles of `rows` parameters
+    /// by `columns` (the tests' way to cross tile boundaries with few
+    /// parameters).
+    pub fn with_tiles(mut self, rows: usize, columns: usize) -> PointBuffers {
+        self.block = (rows.max(1), columns.max(1));
+        self.scratch = vec![0.0; rows.max(1)];
         self
     }
 
@@ -147,7 +148,8 @@ impl PointBuffers {
         } else {
             self.scale = next;
         }
-        let (p, b, width, block) = (self.p, self.batch.len(), self.width, self.block);
+        let (p, b, width) = (self.p, self.batch.len(), self.width);
+        let (block, group) = self.block;
         let c = -eta * l.keep * self.scale;
         let products = !self.empty && b > 0;
         let PointBuffers {
@@ -159,18 +161,27 @@ impl PointBuffers {
             ..
         } = self;
         let x = slice_view(&inputs[..p * b], p, b);
+        // Tiles of `block` rows by `group` columns: a tile of R is read
+        // once, multiplied and updated while in cache; the batch's rows
+        // and the factors of a block's columns are reused from cache.
         for rows in blocks(p, block) {
-            if products {
-                // R_{k−1}ᵀ x over this block, before the block moves on.
-                let (len, all) = (rows.len(), slice_view(running, p, width));
-                let dst = slice_view_mut(&mut product[..width * b], width, b).transpose_mut();
-                let lhs = x.subrows(rows.start, len).transpose();
-                gemm(dst, rows.start > 0, lhs, all.subrows(rows.start, len), 1.0);
-            }
-            for (s, &(query, pre)) in streams.iter_mut().zip(queries) {
-                for q in 0..s.width {
+            for columns in blocks(width, group) {
+                let len = rows.len();
+                if products {
+                    // R_{k−1}ᵀ x over this tile, before the tile moves on.
+                    let all = slice_view(running, p, width).subcols(columns.start, columns.len());
+                    let dst = slice_view_mut(&mut product[..width * b], width, b);
+                    let dst = dst.subrows_mut(columns.start, columns.len());
+                    let lhs = x.subrows(rows.start, len).transpose();
+                    let rhs = all.subrows(rows.start, len);
+                    gemm(dst.transpose_mut(), rows.start > 0, lhs, rhs, 1.0);
+                }
+                for column in columns {
+                    let (s, q) = stream_of(streams, column);
+                    let (query, pre) = queries[s];
+                    let s = &mut streams[s];
                     let l = query.rows(p, q, rows.clone(), scratch);
-                    let r = &mut running[(s.offset + q) * p..][rows.clone()];
+                    let r = &mut running[column * p..][rows.clone()];
                     let pre = pre.map(|d| &d[rows.clone()]);
                     let size = match pre {
                         None if s.running_size.is_some() => axpy_norm(r, c, l),
@@ -268,7 +279,10 @@ impl PointBuffers {
             for s in &mut self.streams {
                 let (w, o) = (s.width, s.offset);
                 let columns = self.product.chunks_exact(width).map(|c| &c[o..o + w]);
-                let pairs = s.total.chunks_exact_mut(w).zip(s.opened.chunks_exact_mut(w));
+                let pairs = s
+                    .total
+                    .chunks_exact_mut(w)
+                    .zip(s.opened.chunks_exact_mut(w));
                 for ((t, z), v) in pairs.zip(columns) {
                     for ((t, z), &v) in t.iter_mut().zip(z.iter_mut()).zip(v) {
                         *t += v - *z;
@@ -290,6 +304,15 @@ impl PointBuffers {
         crate::vecmath::scale(&mut self.magnitude, folded.abs());
         self.scale = 1.0;
     }
+}
+
+/// The stream of `column` (of R's side-by-side columns), and its column there.
+fn stream_of(streams: &[Stream], column: usize) -> (usize, usize) {
+    let s = streams
+        .iter()
+        .position(|s| column < s.offset + s.width)
+        .expect("a column of some stream");
+    (s, column - streams[s].offset)
 }
 
 /// out = Lᵀ X, (width x cols), for L (P x width) and X (P x cols): formed

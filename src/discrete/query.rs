@@ -6,10 +6,14 @@
 use crate::jacobian::Jacobians;
 use std::ops::Range;
 
-/// Parameters per block: a block of both streams' running sums ((M C)
-/// columns each), of the batch's gradients and of the factors' stacks
-/// stays in a core's L2 (2 MiB here) while a step updates and reads it.
-pub const BLOCK_ROWS: usize = 256;
+/// A step's tiles (`buffers`): `BLOCK_ROWS` parameters by `BLOCK_COLUMNS`
+/// query columns of the running sums (256 KB), with the batch's gradients
+/// over the same parameters (512 KB at a batch of 32) and the factors of
+/// the tile's columns, stay in a core's L2 (2 MiB here) while the step
+/// multiplies and updates them; the factors of all columns (1 MB on the
+/// bench specs, 8 nodes) are read once per block of rows.
+pub const BLOCK_ROWS: usize = 2048;
+pub const BLOCK_COLUMNS: usize = 16;
 
 /// A stream's L_k.
 #[derive(Clone, Copy)]

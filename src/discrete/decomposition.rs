@@ -17,7 +17,7 @@
 //! then uses the shares' sum Σ_i G_{k,i}, carried through a buffer of its
 //! own as the decay's D_k is.
 use super::buffers::PointBuffers;
-use super::query::{BLOCK_ROWS, Query};
+use super::query::{BLOCK_ROWS, PRODUCT_ROWS, Query};
 use crate::exact::{ExactPathKernel, NODES, closing_sums, excess, excess_by, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
@@ -43,8 +43,10 @@ pub struct Decomposition<'m> {
     jq: Vec<f64>,
     /// P_k ∇f(w_k; q) (preconditioned optimizers), P x (M C).
     jq_pre: Vec<f64>,
-    /// ∇f(w_k; x_i) for the preconditioned kernel, P x (N C).
-    jtr: Vec<f64>,
+    /// ∇f(w_k; q) held as factors (the buffers' sum, P_k's kernel).
+    query_factors: Jacobians,
+    /// Blocks of both Jacobians for P_k's kernel (`query::weighted_product`).
+    product_blocks: Vec<f64>,
     /// gbar_k and P_k gbar_k: P x (M C).
     gbar: Vec<f64>,
     gbar_pre: Vec<f64>,
@@ -98,7 +100,8 @@ impl<'m> Decomposition<'m> {
             segment_rows: (0..m).collect(),
             jq: vec![0.0; p * m * c],
             jq_pre: sized(preconditioned, p * m * c),
-            jtr: sized(preconditioned, p * n * c),
+            query_factors: Jacobians::new(model, flow.tape(), m, 1),
+            product_blocks: sized(preconditioned, PRODUCT_ROWS * (m + n) * c),
             gbar: vec![0.0; p * m * c],
             gbar_pre: sized(preconditioned && memory, p * m * c),
             buffers: memory.then(|| PointBuffers::new(p, n, &[(m * c, false), (m * c, true)])),
@@ -149,29 +152,31 @@ impl<'m> Decomposition<'m> {
         let decays = self.decay.step.iter().any(|&d| d != 0.0);
         let linear = opt.linear();
         // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's
-        // kernel; for the buffers' sum alone it is added to it directly.
-        let direct = pre.is_none() && !decays && linear.pass == 0.0;
-        if (self.buffers.is_some() && !direct) || pre.is_some() || decays {
+        // kernel; where only the buffers' sum and the kernel read it, it
+        // is held as factors and formed a block at a time (`query`).
+        let direct = !decays && linear.pass == 0.0;
+        if (self.buffers.is_some() && !direct) || decays {
             self.jac
                 .jacobian(flow.tape(), &self.query_rows, &mut self.jq);
+        }
+        if self.buffers.is_some() || pre.is_some() {
+            let tape = flow.tape();
+            self.query_factors.begin_sum(&self.query_rows);
+            self.query_factors.add_node(tape, 1.0, None, &mut []);
         }
         // The kernel at w_k: K^g, or ∇f(q)ᵀ P_k ∇f(x).
         match pre {
             None => flow.tangent_kernel(&mut self.kernel),
             Some(pk) => {
                 let tape = flow.tape();
-                self.jac.jacobian(tape, &self.train_rows, &mut self.jtr);
-                for (dst, src) in self.jq_pre.chunks_exact_mut(p).zip(self.jq.chunks_exact(p)) {
-                    crate::vecmath::product_into(dst, src, pk);
-                }
-                let a = slice_view(&self.jq_pre, p, mc).transpose();
-                let b = slice_view(&self.jtr, p, n * c);
-                gemm(
-                    slice_view_mut(&mut self.kernel, mc, n * c),
-                    false,
-                    a,
-                    b,
-                    1.0,
+                self.jac.begin_sum(&self.train_rows);
+                self.jac.add_node(tape, 1.0, None, &mut []);
+                super::query::weighted_product(
+                    &mut self.kernel,
+                    (Query::Factors(&self.query_factors), mc),
+                    pk,
+                    (Query::Factors(&self.jac), n * c),
+                    &mut self.product_blocks,
                 );
             }
         }
@@ -198,11 +203,6 @@ impl<'m> Decomposition<'m> {
                 crate::vecmath::add_assign(&mut self.shares.input, x);
             }
             self.shares.carry(opt, eta);
-            if direct {
-                // Held as factors: `step_buffers` forms it a block at a time.
-                self.jac.begin_sum(&self.query_rows);
-                self.jac.add_node(flow.tape(), 1.0, None, &mut []);
-            }
         } else {
             coefficient_rates(&mut self.increment, &self.kernel, lprime, c);
             self.increment.iter_mut().for_each(|v| *v *= eta);
@@ -307,9 +307,18 @@ impl<'m> Decomposition<'m> {
             return;
         };
         let domingos = match (direct, pre) {
-            (true, _) => Query::Factors(&self.jac),
-            (false, Some(_)) => Query::Formed(&self.jq_pre),
-            (false, None) => Query::Formed(&self.jq),
+            (true, _) => (Query::Factors(&self.query_factors), pre),
+            (false, Some(pk)) => {
+                let pairs = self
+                    .jq_pre
+                    .chunks_exact_mut(self.dims.0)
+                    .zip(self.jq.chunks_exact(self.dims.0));
+                for (dst, src) in pairs {
+                    crate::vecmath::product_into(dst, src, pk);
+                }
+                (Query::Formed(&self.jq_pre), None)
+            }
+            (false, None) => (Query::Formed(&self.jq), None),
         };
         let exact = match pre {
             Some(pk) if linear.pass != 0.0 => {
@@ -324,7 +333,7 @@ impl<'m> Decomposition<'m> {
             }
             _ => (gbar_query(&self.node_sum, &self.gbar), pre),
         };
-        buffers.step(linear, eta, &[(domingos, None), exact]);
+        buffers.step(linear, eta, &[domingos, exact]);
     }
 
     /// Completes the deferred sums after the run's `steps` steps: A and

@@ -43,7 +43,8 @@ fn bench_optimizers(c: &mut Criterion) {
 fn bench_kernel_product(c: &mut Criterion) {
     let (m, p, n) = (128, 17_793, 256);
     let mut g = c.benchmark_group("adam_kernel_product");
-    g.sample_size(20).throughput(Throughput::Elements(2 * (m * p * n) as u64));
+    g.sample_size(20)
+        .throughput(Throughput::Elements(2 * (m * p * n) as u64));
     // Fixed, ordinary numbers (no denormals): the product's rate does not
     // depend on them.
     let fill = |len: usize, k: f64| (0..len).map(|i| ((i as f64) * k).sin()).collect::<Vec<_>>();
@@ -52,7 +53,13 @@ fn bench_kernel_product(c: &mut Criterion) {
     g.bench_function("gemm", |bench| {
         bench.iter(|| {
             let dst = slice_view_mut(&mut out, m, n);
-            gemm_deep(dst, false, slice_view(&a, p, m).transpose(), slice_view(&b, p, n), 1.0)
+            gemm_deep(
+                dst,
+                false,
+                slice_view(&a, p, m).transpose(),
+                slice_view(&b, p, n),
+                1.0,
+            )
         })
     });
     let mut blocks = vec![0.0; PRODUCT_ROWS * (m + n)];

@@ -99,15 +99,6 @@ impl Jacobians {
         self.finish(out);
     }
 
-    /// out += weight · the Jacobian of [`Jacobians::jacobian`]: a running
-    /// sum of Jacobians that never forms one (an (M C) x P pass saved).
-    pub fn add_jacobian(&mut self, tape: &Tape, rows: &[usize], weight: f64, out: &mut [f64]) {
-        self.begin(rows, self.outputs);
-        self.written = true;
-        self.add_node(tape, weight, None, out);
-        self.finish(out);
-    }
-
     /// Starts `out` = Σ_s weight_s ∇_w f(w_s; x_r) over the tapes that
     /// [`Jacobians::add_node`] sees, columns as [`Jacobians::jacobian`]'s.
     pub fn begin_sum(&mut self, rows: &[usize]) {

@@ -556,9 +556,13 @@ proptest! {
     /// coupled and decoupled decay and every batch option; 4 steps of lr ≤
     /// 0.3 / 4 refined to 256, 512 and 1024 steps, each batch spanning at
     /// least 6.4 / (1 − beta) steps for both betas (proofs.md C57).
+    /// diag_linear is left out as for momentum (its leading coefficient
+    /// cancels at u = v; a draw at PROPTEST_CASES = 1000, beta1 = 0 with
+    /// coupled decay, finest order 0.56 on residuals of 1e-7).
     #[test]
     fn adam_residuals_fall_at_orders_one_and_two(
-        (model, seed) in smooth_model(),
+        (model, seed) in smooth_model()
+            .prop_filter("a cancels", |(m, _)| m["model"]["arch"] != "diag_linear"),
         flow in flow_of(Just(true)),
         u in 0.0..1.0f64,
         beta2 in 0.0..0.9f64,

@@ -83,14 +83,14 @@ pub enum RunError {
     /// With events, a kink the flow slides along whose sliding mode could
     /// not be integrated (proofs.md §9, E6).
     #[error(
-        "the flow reaches a sliding mode at t = {t}: {kink} crossed its zero and came straight \
-         back, so the vector fields on both sides point into this kink (a Filippov sliding \
-         mode), which `flow.events` could not integrate here (at most 4 kinks slide at once) \
-         ({loss})"
+        "the flow reaches a sliding mode at t = {t} that `flow.events` cannot integrate: \
+         {kink} {cause} ({loss})"
     )]
     Sliding {
         t: f64,
         kink: String,
+        /// Why the sliding mode could not be followed.
+        cause: &'static str,
         loss: LastLoss,
     },
     /// Ctrl-C: the run stopped at the next step and wrote nothing.

@@ -459,9 +459,21 @@ fn run_error(
             hint,
             loss,
         },
-        StepFailure::Sliding { t, switch } => RunError::Sliding {
+        StepFailure::Sliding {
+            t,
+            switch,
+            unsolved,
+        } => RunError::Sliding {
             t,
             kink: kink(switch),
+            cause: if unsolved {
+                "is held with other kinks of its training point, and their sliding system \
+                 (proofs.md E15) has no solution here (Newton's method failed)"
+            } else {
+                "crossed its zero and came straight back, so the vector fields on both sides \
+                 point into this kink (a Filippov sliding mode), which could not be held here \
+                 (at most 4 kinks slide at once)"
+            },
             loss,
         },
     }

@@ -125,10 +125,13 @@ pub enum StepFailure {
     /// With events: switching function `switch` came back across its zero
     /// in the step right after its event at t, so the fields on both sides
     /// point into the kink: a sliding mode that could not be integrated
-    /// (more than `sliding::MAX_SLIDING` at once, no kink rates).
+    /// (more than `sliding::MAX_SLIDING` at once, no kink rates); or, with
+    /// `unsolved`, a held kink whose training point's multilinear sliding
+    /// system has no solution there (proofs.md E15).
     Sliding {
         t: f64,
         switch: usize,
+        unsolved: bool,
     },
 }
 

@@ -177,7 +177,15 @@ fn two_relu_units_sliding_at_one_point_follow_the_smoothed_limit() {
     let mut old = experiment(&adaptive());
     old.linearised_selection = true;
     match old.run(&mut |_| {}) {
-        Err(RunError::Sliding { t, .. }) => {
+        Err(err @ RunError::Sliding { t, .. }) => {
+            // The old selection cannot hold the second kink: it comes back
+            // across, which the message says (not Newton's failure, E15).
+            let message = err.to_string();
+            assert!(message.contains("came straight back"), "{message}");
+            assert!(
+                message.contains("unit 0 in kinked layer 1 at training point 0"),
+                "{message}"
+            );
             assert!(
                 t >= slides[1].2 - 1e-3 && t <= slides[1].2 + 1e-3,
                 "t = {t}"

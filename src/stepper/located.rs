@@ -157,7 +157,12 @@ impl RungeKutta {
             let (reached, used, event) = match (event, sys.sliding()) {
                 // No λ: the held kinks' system has no solution here (E15).
                 (_, Some((j, lambda))) if lambda.is_nan() => {
-                    return Err((StepFailure::Sliding { t, switch: j }, stats));
+                    let failure = StepFailure::Sliding {
+                        t,
+                        switch: j,
+                        unsolved: true,
+                    };
+                    return Err((failure, stats));
                 }
                 (None, Some((j, lambda))) if !(0.0..=1.0).contains(&lambda) => {
                     let bound = if lambda > 1.0 { 1.0 } else { 0.0 };
@@ -185,7 +190,12 @@ impl RungeKutta {
                 // one did: a sliding mode (proofs.md §9), if the field jumps
                 // there (else a tangency read through rounding, E14).
                 if s != watch.side(j) && g.event_step[j] == index - 1 && sys.field_jumps(j) {
-                    return Err((StepFailure::Sliding { t, switch: j }, stats));
+                    let failure = StepFailure::Sliding {
+                        t,
+                        switch: j,
+                        unsolved: false,
+                    };
+                    return Err((failure, stats));
                 }
                 if event == Some(j) {
                     g.event_step[j] = index;

@@ -8,7 +8,9 @@
 //! written out so the test does not depend on the init's draws.
 //! Every tolerance is derived in a comment from the bound proofs.md gives.
 use crate::events::orders;
-use crate::identity::{crossing, data_of, fine_path, parse, residual_at};
+use crate::identity::{
+    assert_query_kink_costs_order_one, crossing, data_of, fine_path, parse, residual_at,
+};
 use num_dual::Dual64;
 use pathkernel::experiment::Experiment;
 use pathkernel::model::reference;
@@ -288,42 +290,7 @@ fn relu_conv_kink_at_a_query_point_costs_order_one() {
         _,
     ) = straddle(&case, &spec, 1.0 / 4096.0, 2);
     let jump = slope(&spec, &after, &v, q) - slope(&spec, &before, &v, q);
-    type Phi = fn(f64) -> f64;
-    let rk4: Phi = |th| {
-        if th < 0.5 {
-            1.0 / 6.0 - th
-        } else {
-            5.0 / 6.0 - th
-        }
-    };
-    let heun: Phi = |th| 0.5 - th;
-    for (method, phi) in [("rk4", rk4), ("heun", heun)] {
-        for theta in [0.1, 0.25, 0.4, 0.6, 0.75, 0.9] {
-            let h = t_star / (32.0 + theta);
-            let r = residual_at(&spec, method, h, T)[query];
-            assert!(
-                (r / (jump * h) - phi(theta)).abs() < 0.01,
-                "{method} θ = {theta}: r/(J h) = {}, predicted {}",
-                r / (jump * h),
-                phi(theta)
-            );
-        }
-        let hs: Vec<f64> = [32.0, 64.0, 128.0]
-            .iter()
-            .map(|k| t_star / (k + 0.25))
-            .collect();
-        let r: Vec<f64> = hs
-            .iter()
-            .map(|&h| residual_at(&spec, method, h, T)[query])
-            .collect();
-        for i in 0..2 {
-            let order = (r[i] / r[i + 1]).ln() / (hs[i] / hs[i + 1]).ln();
-            assert!(
-                (order - 1.0).abs() < 0.05,
-                "{method}: observed order {order}"
-            );
-        }
-    }
+    assert_query_kink_costs_order_one(&spec, (t_star, jump, 32.0), T, query);
 }
 
 /// C13 (b) on the conv net: a relu unit of the feature map at training

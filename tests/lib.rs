@@ -3,7 +3,6 @@ mod activation;
 mod bench;
 mod bounds;
 mod cli;
-mod column_rows;
 mod common;
 mod conditions;
 mod counterexamples;

@@ -99,15 +99,6 @@ impl Jacobians {
         self.finish(out);
     }
 
-    /// out += weight · the Jacobian of [`Jacobians::jacobian`]: a running
-    /// sum of Jacobians that never forms one (an (M C) x P pass saved).
-    pub fn add_jacobian(&mut self, tape: &Tape, rows: &[usize], weight: f64, out: &mut [f64]) {
-        self.begin(rows, self.outputs);
-        self.written = true;
-        self.add_node(tape, weight, None, out);
-        self.finish(out);
-    }
-
     /// Starts `out` = Σ_s weight_s ∇_w f(w_s; x_r) over the tapes that
     /// [`Jacobians::add_node`] sees, columns as [`Jacobians::jacobian`]'s.
     pub fn begin_sum(&mut self, rows: &[usize]) {
@@ -168,6 +159,63 @@ impl Jacobians {
         }
     }
 
+    /// Whether every node since [`Jacobians::begin_sum`] is still held
+    /// (none written to `out`): then [`Jacobians::column_rows`] can form
+    /// the sum a piece at a time.
+    pub fn held(&self) -> bool {
+        !self.written
+    }
+
+    /// out = the entries `rows` (parameter indices) of column j of the
+    /// held nodes' sum, the same numbers [`Jacobians::finish`] would write:
+    /// a column formed where it is read, piece by piece, never stored
+    /// whole (`crate::discrete::buffers`). Needs [`Jacobians::held`].
+    pub fn column_rows(&self, j: usize, rows: std::ops::Range<usize>, out: &mut [f64]) {
+        assert!(self.held(), "the nodes were written out");
+        let k = j / self.per_row;
+        let (s, cap) = (self.nodes, self.capacity);
+        let [in_widths, delta_widths, explicit_widths] = &self.widths;
+        for block in &self.blocks {
+            let (offset, len) = match *block {
+                Block::Dense {
+                    offset,
+                    input,
+                    delta,
+                    ..
+                } => (offset, in_widths[input] * delta_widths[delta]),
+                Block::Bias { offset, delta } => (offset, delta_widths[delta]),
+                Block::Explicit { offset, jac } => (offset, explicit_widths[jac]),
+            };
+            let (lo, hi) = (offset.max(rows.start), (offset + len).min(rows.end));
+            if lo >= hi {
+                continue;
+            }
+            let dst = &mut out[lo - rows.start..hi - rows.start];
+            let part = lo - offset..hi - offset;
+            match *block {
+                Block::Dense {
+                    input,
+                    delta,
+                    scale,
+                    ..
+                } => {
+                    let (fan_in, fan_out) = (in_widths[input], delta_widths[delta]);
+                    let u = &self.inputs[input][k * cap * fan_in..][..s * fan_in];
+                    let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
+                    crate::vecmath::outer_sum(dst, d, u, scale, s, part.start, false);
+                }
+                Block::Bias { delta, .. } => {
+                    let stack = &self.deltas[delta][j * cap * len..][..s * len];
+                    node_sum(dst, stack, len, part, false);
+                }
+                Block::Explicit { jac, .. } => {
+                    let stack = &self.explicit[jac][j * cap * len..][..s * len];
+                    node_sum(dst, stack, len, part, false);
+                }
+            }
+        }
+    }
+
     fn begin(&mut self, rows: &[usize], per_row: usize) {
         assert!(
             rows.len() <= self.max_rows,
@@ -200,17 +248,23 @@ impl Jacobians {
                         let u = &self.inputs[input][k * cap * fan_in..][..s * fan_in];
                         let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
                         let dst = &mut column[offset..offset + fan_out * fan_in];
-                        crate::vecmath::outer_sum(dst, d, u, scale, s, acc);
+                        crate::vecmath::outer_sum(dst, d, u, scale, s, 0, acc);
                     }
                     Block::Bias { offset, delta } => {
                         let fan_out = delta_widths[delta];
                         let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
-                        node_sum(&mut column[offset..offset + fan_out], d, acc);
+                        node_sum(
+                            &mut column[offset..offset + fan_out],
+                            d,
+                            fan_out,
+                            0..fan_out,
+                            acc,
+                        );
                     }
                     Block::Explicit { offset, jac } => {
                         let len = explicit_widths[jac];
                         let e = &self.explicit[jac][j * cap * len..][..s * len];
-                        node_sum(&mut column[offset..offset + len], e, acc);
+                        node_sum(&mut column[offset..offset + len], e, len, 0..len, acc);
                     }
                 }
             }
@@ -220,16 +274,19 @@ impl Jacobians {
     }
 }
 
-/// dst (+)= Σ_s stack[s] for the node rows of `stack` (each dst.len() long).
-fn node_sum(dst: &mut [f64], stack: &[f64], accumulate: bool) {
-    if stack.is_empty() && !accumulate {
+/// dst (+)= Σ_s stack[s][part] for the node rows of `stack` (each `len`
+/// long; dst is `part` long).
+fn node_sum(
+    dst: &mut [f64],
+    stack: &[f64],
+    len: usize,
+    part: std::ops::Range<usize>,
+    accumulate: bool,
+) {
+    if !accumulate {
         dst.fill(0.0);
     }
-    for (s, row) in stack.chunks_exact(dst.len()).enumerate() {
-        if s == 0 && !accumulate {
-            dst.copy_from_slice(row);
-        } else {
-            crate::vecmath::add_assign(dst, row);
-        }
+    for row in stack.chunks_exact(len) {
+        crate::vecmath::add_assign(dst, &row[part.clone()]);
     }
 }

@@ -381,7 +381,9 @@ pub fn product_into(out: &mut [f64], a: &[f64], b: &[f64]) {
 /// dst (+)= scale Σ_s d_s u_sᵀ, dst row-major (d_s.len() x u_s.len()), for
 /// the `nodes` rows d_s of `d` and u_s of `u` (a weighted sum of a dense
 /// block's per-example Jacobians, `crate::jacobian`); nodes = 0 writes 0.
-/// Each row of dst stays in cache while the nodes are added into it.
+/// dst holds the block's entries from `start` on (row-major index), so that
+/// a block can be formed a piece at a time where it is read. Each row of
+/// dst stays in cache while the nodes are added into it.
 #[multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512dq",
     "x86_64+avx2+avx+fma",
@@ -393,6 +395,7 @@ pub fn outer_sum(
     u: &[f64],
     scale: f64,
     nodes: usize,
+    start: usize,
     accumulate: bool,
 ) {
     let fan_in = u.len() / nodes.max(1);
@@ -403,16 +406,62 @@ pub fn outer_sum(
         }
         return;
     }
-    for (a, row) in dst.chunks_exact_mut(fan_in).enumerate().take(fan_out) {
+    let mut at = start;
+    for row in split_rows(dst, start, fan_in) {
+        let (a, b) = (at / fan_in, at % fan_in);
+        debug_assert!(a < fan_out, "past the block's end");
+        // ROW_LANES entries at a time in registers across the nodes: one
+        // store per entry, not one per node.
+        let len = row.len();
+        let coef = |s: usize| scale * d[s * fan_out + a];
+        let mut lanes = row.chunks_exact_mut(ROW_LANES);
+        for (i, chunk) in (&mut lanes).enumerate() {
+            let chunk: &mut [f64; ROW_LANES] = chunk.try_into().expect("ROW_LANES long");
+            let from = b + i * ROW_LANES;
+            let mut acc = [0.0; ROW_LANES];
+            for s in 0..nodes {
+                let (c, us) = (coef(s), &u[s * fan_in + from..][..ROW_LANES]);
+                let us: &[f64; ROW_LANES] = us.try_into().expect("ROW_LANES long");
+                for l in 0..ROW_LANES {
+                    acc[l] = if s == 0 {
+                        if accumulate {
+                            chunk[l] + c * us[l]
+                        } else {
+                            c * us[l]
+                        }
+                    } else {
+                        acc[l] + c * us[l]
+                    };
+                }
+            }
+            *chunk = acc;
+        }
+        let tail = lanes.into_remainder();
+        let from = b + len - tail.len();
         for (s, us) in u.chunks_exact(fan_in).enumerate() {
-            let c = scale * d[s * fan_out + a];
+            let (c, us) = (coef(s), &us[from..from + tail.len()]);
             if s == 0 && !accumulate {
-                row.iter_mut().zip(us).for_each(|(x, &u)| *x = c * u);
+                tail.iter_mut().zip(us).for_each(|(x, &u)| *x = c * u);
             } else {
-                row.iter_mut().zip(us).for_each(|(x, &u)| *x += c * u);
+                tail.iter_mut().zip(us).for_each(|(x, &u)| *x += c * u);
             }
         }
+        at += len;
     }
+}
+
+/// Entries of a row that [`outer_sum`] keeps in registers at once (four
+/// AVX-512 vectors).
+const ROW_LANES: usize = 32;
+
+/// `dst`, the entries from `start` on of a row-major matrix with rows of
+/// `width`, cut where its rows end.
+fn split_rows(dst: &mut [f64], start: usize, width: usize) -> impl Iterator<Item = &mut [f64]> {
+    let first = (width - start % width).min(dst.len());
+    let (head, rest) = dst.split_at_mut(first);
+    std::iter::once(head)
+        .filter(|h| !h.is_empty())
+        .chain(rest.chunks_mut(width))
 }
 
 /// x ∘= c elementwise (x = c x).

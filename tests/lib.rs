@@ -3,6 +3,7 @@ mod activation;
 mod bench;
 mod bounds;
 mod cli;
+mod column_rows;
 mod common;
 mod conditions;
 mod counterexamples;

@@ -4,6 +4,7 @@
 //! share G_{k,i} formed, Lᵀ G_k summed directly. The two are the same sums
 //! reassociated, so they agree to the forward-error bound of 8.5.
 use pathkernel::discrete::buffers::{PointBuffers, REBASE_BELOW};
+use pathkernel::discrete::query::Query;
 use pathkernel::optimizer::Linear;
 use proptest::prelude::*;
 
@@ -31,6 +32,8 @@ struct Case {
     gain: f64,
     pass: f64,
     steps: Vec<Step>,
+    /// A step's tiles (parameters, columns of both streams side by side).
+    tiles: (usize, usize),
 }
 
 impl Case {
@@ -58,8 +61,9 @@ fn case() -> impl Strategy<Value = Case> {
         0.0..1.0f64
     ];
     let fixed = (decay, 0.01..1.0f64, prop_oneof![Just(0.0), Just(1.0)]);
-    (1..12usize, 1..7usize, 1..4usize, 1..41usize, fixed).prop_flat_map(
-        |(p, n, width, k, (decay, gain, pass))| {
+    let tiles = (1..12usize, 1..7usize);
+    (1..12usize, 1..7usize, 1..4usize, 1..41usize, fixed, tiles).prop_flat_map(
+        |(p, n, width, k, (decay, gain, pass), tiles)| {
             let step = (
                 prop::collection::vec(any::<bool>(), n),
                 prop::collection::vec(-1.0..1.0f64, p * n),
@@ -84,6 +88,7 @@ fn case() -> impl Strategy<Value = Case> {
                 gain,
                 pass,
                 steps,
+                tiles,
             })
         },
     )
@@ -186,11 +191,14 @@ proptest! {
     /// C48: after every settle and at the end, |deferred − eager| ≤ 3 γ_n
     /// Σ|terms| with n = P + 6K + 8 (proofs.md §12, 8.5), and the bound the
     /// buffers report is at least twice the magnitudes' sum over the points
-    /// (plus the pass terms once).
+    /// (plus the pass terms once). A second stream, without a bound, adds
+    /// 2 L_k (so its sums are twice the first's) beside it in the same
+    /// tiles, which are drawn small so that a step crosses their edges.
     #[test]
     fn deferred_sums_give_the_eager_sums(c in case()) {
         let (p, n, w) = (c.p, c.n, c.width);
-        let mut buffers = PointBuffers::new(p, n, &[(w, true)]);
+        let mut buffers = PointBuffers::new(p, n, &[(w, true), (w, false)])
+            .with_tiles(c.tiles.0, c.tiles.1);
         let k = c.steps.len();
         let roundings = (p + 6 * k + 8) as f64;
         let gamma = roundings * f64::EPSILON / (1.0 - roundings * f64::EPSILON);
@@ -203,17 +211,22 @@ proptest! {
             for (col, &i) in inputs.chunks_exact_mut(p).zip(&rows) {
                 col.copy_from_slice(&s.x[i * p..(i + 1) * p]);
             }
-            buffers.advance(l);
-            buffers.add(0, &s.l, s.eta, l);
+            let twice: Vec<f64> = s.l.iter().map(|v| 2.0 * v).collect();
+            let queries = [(Query::Formed(&s.l), None), (Query::Formed(&twice), None)];
+            buffers.step(l, s.eta, &queries);
             if !(s.settle || at + 1 == k) {
                 continue;
             }
             buffers.finish();
-            let got = buffers.total(0);
-            for ((g, v), m) in got.iter().zip(&want[at]).zip(&size[at]) {
-                prop_assert!((g - v).abs() <= 3.0 * gamma * m, "step {at}: {g} vs {v} (terms {m})");
+            for (stream, times) in [(0, 1.0), (1, 2.0)] {
+                let got = buffers.total(stream);
+                for ((g, v), m) in got.iter().zip(&want[at]).zip(&size[at]) {
+                    let (v, m) = (times * v, times * m);
+                    prop_assert!((g - v).abs() <= 3.0 * gamma * m, "step {at}, stream {stream}: {g} vs {v} (terms {m})");
+                }
             }
         }
+        prop_assert!(buffers.magnitude(1).iter().all(|&b| b == 0.0), "a stream without a bound reports one");
         // The reported bound: 2 Σ_i of the pair magnitudes + the pass terms.
         let mut pairs = vec![0.0; w];
         let mut passes = vec![0.0; w];

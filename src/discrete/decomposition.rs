@@ -17,6 +17,7 @@
 //! then uses the shares' sum Σ_i G_{k,i}, carried through a buffer of its
 //! own as the decay's D_k is.
 use super::buffers::PointBuffers;
+use super::query::{BLOCK_ROWS, PRODUCT_ROWS, Query};
 use crate::exact::{ExactPathKernel, NODES, closing_sums, excess, excess_by, rounding_floor};
 use crate::flow::{FlowProblem, coefficient_rates};
 use crate::jacobian::Jacobians;
@@ -42,8 +43,10 @@ pub struct Decomposition<'m> {
     jq: Vec<f64>,
     /// P_k ∇f(w_k; q) (preconditioned optimizers), P x (M C).
     jq_pre: Vec<f64>,
-    /// ∇f(w_k; x_i) for the preconditioned kernel, P x (N C).
-    jtr: Vec<f64>,
+    /// ∇f(w_k; q) held as factors (the buffers' sum, P_k's kernel).
+    query_factors: Jacobians,
+    /// Blocks of both Jacobians for P_k's kernel (`query::weighted_product`).
+    product_blocks: Vec<f64>,
     /// gbar_k and P_k gbar_k: P x (M C).
     gbar: Vec<f64>,
     gbar_pre: Vec<f64>,
@@ -55,6 +58,8 @@ pub struct Decomposition<'m> {
     shares: Carried,
     share_sum: Vec<f64>,
     share_size: Vec<f64>,
+    /// A block of gbar_k formed from its factors for the check.
+    scratch: Vec<f64>,
     /// The decay's input λ_c w_k carried to D_k (before λ_d's part).
     decay: Carried,
     /// K^g (P_k-weighted) at w_k, and this step's increments.
@@ -95,13 +100,15 @@ impl<'m> Decomposition<'m> {
             segment_rows: (0..m).collect(),
             jq: vec![0.0; p * m * c],
             jq_pre: sized(preconditioned, p * m * c),
-            jtr: sized(preconditioned, p * n * c),
+            query_factors: Jacobians::new(model, flow.tape(), m, 1),
+            product_blocks: sized(preconditioned, PRODUCT_ROWS * (m + n) * c),
             gbar: vec![0.0; p * m * c],
             gbar_pre: sized(preconditioned && memory, p * m * c),
             buffers: memory.then(|| PointBuffers::new(p, n, &[(m * c, false), (m * c, true)])),
             shares: Carried::new(if memory { p } else { 0 }),
             share_sum: sized(memory, m * c),
             share_size: sized(memory, m * c),
+            scratch: sized(memory, BLOCK_ROWS),
             decay: Carried::new(p),
             kernel: vec![0.0; l.kernel_len()],
             increment: vec![0.0; l.coef_len()],
@@ -145,29 +152,31 @@ impl<'m> Decomposition<'m> {
         let decays = self.decay.step.iter().any(|&d| d != 0.0);
         let linear = opt.linear();
         // ∇f(w_k; q) enters the buffers' and the decay's sums, and P_k's
-        // kernel; for the buffers' sum alone it is added to it directly.
-        let direct = pre.is_none() && !decays && linear.pass == 0.0;
-        if (self.buffers.is_some() && !direct) || pre.is_some() || decays {
+        // kernel; where only the buffers' sum and the kernel read it, it
+        // is held as factors and formed a block at a time (`query`).
+        let direct = !decays && linear.pass == 0.0;
+        if (self.buffers.is_some() && !direct) || decays {
             self.jac
                 .jacobian(flow.tape(), &self.query_rows, &mut self.jq);
+        }
+        if self.buffers.is_some() || pre.is_some() {
+            let tape = flow.tape();
+            self.query_factors.begin_sum(&self.query_rows);
+            self.query_factors.add_node(tape, 1.0, None, &mut []);
         }
         // The kernel at w_k: K^g, or ∇f(q)ᵀ P_k ∇f(x).
         match pre {
             None => flow.tangent_kernel(&mut self.kernel),
             Some(pk) => {
                 let tape = flow.tape();
-                self.jac.jacobian(tape, &self.train_rows, &mut self.jtr);
-                for (dst, src) in self.jq_pre.chunks_exact_mut(p).zip(self.jq.chunks_exact(p)) {
-                    crate::vecmath::product_into(dst, src, pk);
-                }
-                let a = slice_view(&self.jq_pre, p, mc).transpose();
-                let b = slice_view(&self.jtr, p, n * c);
-                gemm(
-                    slice_view_mut(&mut self.kernel, mc, n * c),
-                    false,
-                    a,
-                    b,
-                    1.0,
+                self.jac.begin_sum(&self.train_rows);
+                self.jac.add_node(tape, 1.0, None, &mut []);
+                super::query::weighted_product(
+                    &mut self.kernel,
+                    (Query::Factors(&self.query_factors), mc),
+                    pk,
+                    (Query::Factors(&self.jac), n * c),
+                    &mut self.product_blocks,
                 );
             }
         }
@@ -194,34 +203,21 @@ impl<'m> Decomposition<'m> {
                 crate::vecmath::add_assign(&mut self.shares.input, x);
             }
             self.shares.carry(opt, eta);
-            buffers.advance(linear);
-            if direct {
-                let (jac, rows, tape) = (&mut self.jac, &self.query_rows, flow.tape());
-                buffers.add_with(DOMINGOS, eta, linear, |r, c| {
-                    jac.add_jacobian(tape, rows, c, r)
-                });
-            } else {
-                let pl = if pre.is_some() {
-                    &self.jq_pre
-                } else {
-                    &self.jq
-                };
-                buffers.add(DOMINGOS, pl, eta, linear);
-            }
         } else {
             coefficient_rates(&mut self.increment, &self.kernel, lprime, c);
             self.increment.iter_mut().for_each(|v| *v *= eta);
             crate::vecmath::add_assign(&mut self.coef_integral, &self.increment);
         }
-        self.add_exact(flow, (pre, linear), lprime, eta, w, w_next);
+        self.add_exact(flow, linear, lprime, eta, w, w_next);
+        self.step_buffers((pre, linear), eta, direct);
     }
 
-    /// The exact sums over the segment from w to w_next; `pre` and
-    /// `linear`: the step's P_k and map (`Optimizer`).
+    /// The exact sums over the segment from w to w_next; `linear`: the
+    /// step's map (`Optimizer`).
     fn add_exact(
         &mut self,
         flow: &FlowProblem<'_>,
-        (pre, linear): (Option<&[f64]>, Linear),
+        linear: Linear,
         lprime: &[f64],
         eta: f64,
         w: &[f64],
@@ -244,6 +240,7 @@ impl<'m> Decomposition<'m> {
             share_size,
             exact_increment,
             exact_decay,
+            scratch,
             ..
         } = self;
         exact.begin_segment(w, w_next);
@@ -256,7 +253,10 @@ impl<'m> Decomposition<'m> {
                 }
             };
             exact.integrate_segment(flow.tape(), n, w, w_next, pieces, !memory, &mut at_node);
-            if need_gbar {
+            // With memory and no decay or pass term, nothing reads gbar_k
+            // whole: it stays in its nodes' factors (`query`) unless the
+            // nodes outgrew them.
+            if need_gbar && (decays || linear.pass != 0.0 || !node_sum.held()) {
                 node_sum.finish(gbar);
             }
             if decays {
@@ -269,8 +269,9 @@ impl<'m> Decomposition<'m> {
             if memory {
                 // Σ_i gbar_k · G_{k,i} = gbar_k · Σ_i G_{k,i}: the points'
                 // own sums are deferred (`buffers`).
-                for (q, column) in gbar.chunks_exact(p).enumerate() {
-                    let (sum, size) = crate::vecmath::dot_and_size(column, &shares.step);
+                let gbar = gbar_query(node_sum, gbar);
+                for q in 0..mc {
+                    let (sum, size) = gbar.dot_and_size(q, &shares.step, scratch);
                     share_sum[q] = sum + exact_decay[q];
                     share_size[q] = size + exact_decay[q].abs();
                 }
@@ -293,23 +294,46 @@ impl<'m> Decomposition<'m> {
             };
         }
         crate::vecmath::add_assign(&mut self.exact_decay_term, &self.exact_decay);
-        let Some(buffers) = self.buffers.as_mut() else {
+        if self.buffers.is_none() {
             crate::vecmath::add_assign(&mut self.exact_coef_integral, &self.exact_increment);
+        }
+    }
+
+    /// The step of the point buffers (with memory): the Domingos form's
+    /// query Jacobian (held as factors when `direct`, else formed, with
+    /// P_k applied) and the exact form's gbar_k enter their running sums.
+    fn step_buffers(&mut self, (pre, linear): (Option<&[f64]>, Linear), eta: f64, direct: bool) {
+        let Some(buffers) = self.buffers.as_mut() else {
             return;
         };
-        match pre {
-            Some(pk) if linear.pass != 0.0 => {
+        let domingos = match (direct, pre) {
+            (true, _) => (Query::Factors(&self.query_factors), pre),
+            (false, Some(pk)) => {
                 let pairs = self
-                    .gbar_pre
-                    .chunks_exact_mut(p)
-                    .zip(self.gbar.chunks_exact(p));
+                    .jq_pre
+                    .chunks_exact_mut(self.dims.0)
+                    .zip(self.jq.chunks_exact(self.dims.0));
                 for (dst, src) in pairs {
                     crate::vecmath::product_into(dst, src, pk);
                 }
-                buffers.add(EXACT, &self.gbar_pre, eta, linear);
+                (Query::Formed(&self.jq_pre), None)
             }
-            _ => buffers.add_preconditioned(EXACT, &self.gbar, pre, eta, linear),
-        }
+            (false, None) => (Query::Formed(&self.jq), None),
+        };
+        let exact = match pre {
+            Some(pk) if linear.pass != 0.0 => {
+                let pairs = self
+                    .gbar_pre
+                    .chunks_exact_mut(self.dims.0)
+                    .zip(self.gbar.chunks_exact(self.dims.0));
+                for (dst, src) in pairs {
+                    crate::vecmath::product_into(dst, src, pk);
+                }
+                (Query::Formed(&self.gbar_pre), None)
+            }
+            _ => (gbar_query(&self.node_sum, &self.gbar), pre),
+        };
+        buffers.step(linear, eta, &[domingos, exact]);
     }
 
     /// Completes the deferred sums after the run's `steps` steps: A and
@@ -328,6 +352,15 @@ impl<'m> Decomposition<'m> {
         for (floor, size) in self.exact_floor.iter_mut().zip(buffers.magnitude(EXACT)) {
             *floor += gamma * size;
         }
+    }
+}
+
+/// gbar_k as its nodes' factors while they are all held, else formed.
+fn gbar_query<'a>(node_sum: &'a Jacobians, gbar: &'a [f64]) -> Query<'a> {
+    if node_sum.held() {
+        Query::Factors(node_sum)
+    } else {
+        Query::Formed(gbar)
     }
 }
 

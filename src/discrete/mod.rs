@@ -5,6 +5,7 @@
 //! sgd and adam; gd keeps the flow's path (Euler on the augmented state).
 pub mod buffers;
 pub mod decomposition;
+pub mod query;
 
 use crate::batches;
 use crate::conditions::Tracker;

@@ -172,6 +172,13 @@ impl Jacobians {
     /// whole (`crate::discrete::buffers`). Needs [`Jacobians::held`].
     pub fn column_rows(&self, j: usize, rows: std::ops::Range<usize>, out: &mut [f64]) {
         assert!(self.held(), "the nodes were written out");
+        self.add_rows(j, rows, out, false);
+    }
+
+    /// out (+= when `accumulate`, else =) the entries `rows` of column j of
+    /// the held nodes' sum: the one loop behind [`Jacobians::column_rows`]
+    /// and [`Jacobians::write`]'s whole columns.
+    fn add_rows(&self, j: usize, rows: std::ops::Range<usize>, out: &mut [f64], accumulate: bool) {
         let k = j / self.per_row;
         let (s, cap) = (self.nodes, self.capacity);
         let [in_widths, delta_widths, explicit_widths] = &self.widths;
@@ -202,15 +209,15 @@ impl Jacobians {
                     let (fan_in, fan_out) = (in_widths[input], delta_widths[delta]);
                     let u = &self.inputs[input][k * cap * fan_in..][..s * fan_in];
                     let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
-                    crate::vecmath::outer_sum(dst, d, u, scale, s, part.start, false);
+                    crate::vecmath::outer_sum(dst, d, u, scale, s, part.start, accumulate);
                 }
                 Block::Bias { delta, .. } => {
                     let stack = &self.deltas[delta][j * cap * len..][..s * len];
-                    node_sum(dst, stack, len, part, false);
+                    node_sum(dst, stack, len, part, accumulate);
                 }
                 Block::Explicit { jac, .. } => {
                     let stack = &self.explicit[jac][j * cap * len..][..s * len];
-                    node_sum(dst, stack, len, part, false);
+                    node_sum(dst, stack, len, part, accumulate);
                 }
             }
         }
@@ -232,42 +239,8 @@ impl Jacobians {
     fn write(&mut self, out: &mut [f64]) {
         let columns = self.rows.len() * self.per_row;
         let p = out.len() / columns.max(1);
-        let (s, cap, acc) = (self.nodes, self.capacity, self.written);
-        let [in_widths, delta_widths, explicit_widths] = &self.widths;
         for (j, column) in out.chunks_exact_mut(p).enumerate().take(columns) {
-            let k = j / self.per_row;
-            for block in &self.blocks {
-                match *block {
-                    Block::Dense {
-                        offset,
-                        input,
-                        delta,
-                        scale,
-                    } => {
-                        let (fan_in, fan_out) = (in_widths[input], delta_widths[delta]);
-                        let u = &self.inputs[input][k * cap * fan_in..][..s * fan_in];
-                        let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
-                        let dst = &mut column[offset..offset + fan_out * fan_in];
-                        crate::vecmath::outer_sum(dst, d, u, scale, s, 0, acc);
-                    }
-                    Block::Bias { offset, delta } => {
-                        let fan_out = delta_widths[delta];
-                        let d = &self.deltas[delta][j * cap * fan_out..][..s * fan_out];
-                        node_sum(
-                            &mut column[offset..offset + fan_out],
-                            d,
-                            fan_out,
-                            0..fan_out,
-                            acc,
-                        );
-                    }
-                    Block::Explicit { offset, jac } => {
-                        let len = explicit_widths[jac];
-                        let e = &self.explicit[jac][j * cap * len..][..s * len];
-                        node_sum(&mut column[offset..offset + len], e, len, 0..len, acc);
-                    }
-                }
-            }
+            self.add_rows(j, 0..p, column, self.written);
         }
         self.nodes = 0;
         self.written = true;
